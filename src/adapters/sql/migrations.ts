@@ -1,0 +1,29 @@
+import type { SqlClient } from './store.ts';
+
+/**
+ * Versioned migrations of a service's schema, applied in order at start-up; each runs once,
+ * in a transaction, and is recorded in `<schema>.migrations`.
+ */
+const migrations: readonly ((s: string) => string)[] = [
+  (s) => `
+    create table ${s}.docs (key text primary key, version int not null, doc jsonb not null);
+    create table ${s}.inbox (id text primary key, at timestamptz not null default now());
+    create index on ${s}.inbox (at);
+    create table ${s}.outbox (seq bigserial primary key, id text not null unique, envelope jsonb not null);
+    create table ${s}.dead_letters (id text primary key, consumer text not null, envelope jsonb not null, error text not null, at timestamptz not null default now());
+  `,
+];
+
+export async function migrate(client: SqlClient, schema: string): Promise<void> {
+  await client.exec(`create schema if not exists ${schema}; create table if not exists ${schema}.migrations (version int primary key, at timestamptz not null default now())`);
+  await client.transaction(async (tx) => {
+    // One migrator at a time per schema, even with several replicas starting together.
+    await tx.query(`lock table ${schema}.migrations in exclusive mode`);
+    const { rows } = await tx.query<{ version: number }>(`select coalesce(max(version), 0) as version from ${schema}.migrations`);
+    const current = rows[0]?.version ?? 0;
+    for (let v = current; v < migrations.length; v++) {
+      await tx.exec(migrations[v]!(schema));
+      await tx.query(`insert into ${schema}.migrations (version) values ($1)`, [v + 1]);
+    }
+  });
+}

@@ -1,0 +1,192 @@
+import type { Envelope } from '../../core/message.ts';
+import { ConflictError, type Commit, type Snapshot, type Store } from '../../ports/store.ts';
+import { migrate } from './migrations.ts';
+
+/** The little of a PostgreSQL driver the store needs; PGlite and node-postgres both fit. */
+export interface SqlClient {
+  query<R = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<{ rows: R[]; rowCount: number }>;
+  transaction<T>(fn: (tx: SqlClient) => Promise<T>): Promise<T>;
+  /** Runs several statements (migrations). */
+  exec(sql: string): Promise<void>;
+}
+
+const MAX_ATTEMPTS = 50;
+
+class Conflict extends Error {}
+
+/**
+ * The store on PostgreSQL SQL: each service its own schema with `docs`, `inbox`, `outbox`
+ * and `dead_letters`. Documents read in a transaction are locked (`FOR UPDATE`) and every
+ * write checks the version it read, so no update is ever lost, whatever runs at once.
+ */
+export async function openSqlStore(client: SqlClient, service: string): Promise<Store> {
+  if (!/^[a-z][a-z0-9_]*$/.test(service)) throw new Error(`Bad service name for a schema: ${service}`);
+  const s = service;
+  await migrate(client, s);
+  let pendingDelivered: string[] = [];
+  let flushing: Promise<void> | undefined;
+
+  async function flushDelivered(): Promise<void> {
+    if (pendingDelivered.length === 0) return;
+    const ids = pendingDelivered;
+    pendingDelivered = [];
+    await client.query(`delete from ${s}.outbox where id = any($1::text[])`, [ids]);
+  }
+
+  async function attempt<T>(keys: readonly string[], messageIds: readonly string[], decide: (snapshot: Snapshot) => Commit<T>): Promise<T> {
+    return client.transaction(async (tx) => {
+      const { rows } = await tx.query<{ key: string; version: number; doc: unknown }>(
+        `select key, version, doc from ${s}.docs where key = any($1::text[]) order by key for update`,
+        [keys],
+      );
+      const versions = new Map<string, number>();
+      const docs = new Map<string, unknown>();
+      for (const row of rows) {
+        versions.set(row.key, row.version);
+        docs.set(row.key, row.doc);
+      }
+      const seen = new Set<string>();
+      if (messageIds.length > 0) {
+        const inbox = await tx.query<{ id: string }>(`select id from ${s}.inbox where id = any($1::text[])`, [messageIds]);
+        for (const row of inbox.rows) seen.add(row.id);
+      }
+      const commit = decide({ docs, seen });
+      await write(tx, s, commit, versions, new Set(keys));
+      if (commit.cancel.length > 0) await tx.query(`delete from ${s}.outbox where id = any($1::text[])`, [commit.cancel]);
+      return commit.result;
+    });
+  }
+
+  return {
+    service,
+
+    async transact(keys, messageIds, decide) {
+      for (let n = 1; ; n++) {
+        try {
+          return await attempt(keys, messageIds, decide);
+        } catch (error) {
+          if (!(error instanceof Conflict || isSerializationFailure(error))) throw error;
+          if (n >= MAX_ATTEMPTS) throw new ConflictError(service, n);
+          await sleep(Math.min(50, n * n) * Math.random());
+        }
+      }
+    },
+
+    async read(keys) {
+      const { rows } = await client.query<{ key: string; doc: unknown }>(`select key, doc from ${s}.docs where key = any($1::text[])`, [keys]);
+      return new Map(rows.map((r) => [r.key, r.doc]));
+    },
+
+    async scan(prefix, limit, after = '') {
+      const { rows } = await client.query<{ key: string; doc: unknown }>(
+        `select key, doc from ${s}.docs where starts_with(key, $1) and key > $2 order by key limit $3`,
+        [prefix, after, limit],
+      );
+      return rows.map((r) => [r.key, r.doc] as const);
+    },
+
+    async outbox() {
+      const { rows } = await client.query<{ envelope: Envelope }>(`select envelope from ${s}.outbox order by seq`);
+      return rows.map((r) => r.envelope);
+    },
+
+    delivered(ids) {
+      pendingDelivered.push(...ids);
+      // Batched: one delete for everything delivered in the next few milliseconds.
+      flushing ??= sleep(20).then(() => {
+        flushing = undefined;
+        return flushDelivered();
+      });
+      return flushing;
+    },
+
+    async deadLetter(message, consumer, error) {
+      await client.transaction(async (tx) => {
+        await tx.query(
+          `insert into ${s}.dead_letters (id, consumer, envelope, error) values ($1, $2, $3::jsonb, $4) on conflict do nothing`,
+          [message.id, consumer, JSON.stringify(message), error],
+        );
+      });
+    },
+
+    async pruneInbox(olderThanMs) {
+      const { rowCount } = await client.query(`delete from ${s}.inbox where at < now() - make_interval(secs => $1::double precision / 1000)`, [olderThanMs]);
+      return rowCount;
+    },
+
+    async close() {
+      await flushing;
+      await flushDelivered();
+    },
+  };
+}
+
+/** Writes a commit's documents, inbox marks and outbox messages; throws Conflict if a read document changed. */
+async function write<T>(tx: SqlClient, s: string, commit: Commit<T>, versions: ReadonlyMap<string, number>, read: ReadonlySet<string>): Promise<void> {
+  const updates: { key: string; version: number; doc: unknown }[] = [];
+  const inserts: { key: string; doc: unknown }[] = [];
+  const upserts: { key: string; doc: unknown }[] = [];
+  const deletes: { key: string; version: number }[] = [];
+  for (const [key, doc] of commit.writes) {
+    const version = versions.get(key);
+    if (doc === null) {
+      if (version !== undefined) deletes.push({ key, version });
+    } else if (version !== undefined) updates.push({ key, version, doc });
+    else if (read.has(key)) inserts.push({ key, doc });
+    else upserts.push({ key, doc });
+  }
+  if (updates.length > 0) {
+    const { rowCount } = await tx.query(
+      `update ${s}.docs d set doc = x.doc, version = x.version + 1
+       from jsonb_to_recordset($1::jsonb) as x(key text, version int, doc jsonb)
+       where d.key = x.key and d.version = x.version`,
+      [JSON.stringify(updates)],
+    );
+    if (rowCount !== updates.length) throw new Conflict();
+  }
+  if (inserts.length > 0) {
+    const { rowCount } = await tx.query(
+      `insert into ${s}.docs (key, version, doc) select key, 1, doc from jsonb_to_recordset($1::jsonb) as x(key text, doc jsonb)
+       on conflict (key) do nothing`,
+      [JSON.stringify(inserts)],
+    );
+    if (rowCount !== inserts.length) throw new Conflict();
+  }
+  for (let i = 0; i < upserts.length; i += 10_000) {
+    await tx.query(
+      `insert into ${s}.docs (key, version, doc) select key, 1, doc from jsonb_to_recordset($1::jsonb) as x(key text, doc jsonb)
+       on conflict (key) do update set doc = excluded.doc, version = ${s}.docs.version + 1`,
+      [JSON.stringify(upserts.slice(i, i + 10_000))],
+    );
+  }
+  if (deletes.length > 0) {
+    const { rowCount } = await tx.query(
+      `delete from ${s}.docs d using jsonb_to_recordset($1::jsonb) as x(key text, version int) where d.key = x.key and d.version = x.version`,
+      [JSON.stringify(deletes)],
+    );
+    if (rowCount !== deletes.length) throw new Conflict();
+  }
+  if (commit.consumed.length > 0) {
+    const { rowCount } = await tx.query(
+      `insert into ${s}.inbox (id) select unnest($1::text[]) on conflict do nothing`,
+      [commit.consumed],
+    );
+    if (rowCount !== commit.consumed.length) throw new Conflict();
+  }
+  if (commit.outbox.length > 0) {
+    await tx.query(
+      `insert into ${s}.outbox (id, envelope) select x->>'id', x from jsonb_array_elements($1::jsonb) as x on conflict (id) do nothing`,
+      [JSON.stringify(commit.outbox)],
+    );
+  }
+}
+
+/** PostgreSQL's serialization failure and deadlock codes: retrying the transaction is right. */
+function isSerializationFailure(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === '40001' || code === '40P01';
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

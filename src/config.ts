@@ -1,0 +1,48 @@
+import { resolve } from 'node:path';
+
+/** Settings of a process, read once from the environment at start-up. */
+export type Config = Readonly<{
+  host: string;
+  port: number;
+  dataDir: string;
+  logLevel: string;
+  /** How long a checkout request waits for its saga before answering 504. */
+  checkoutWaitMs: number;
+  /** Saga step time-out before a retry or compensation. */
+  sagaStepTimeoutMs: number;
+  /** Most messages committed per transaction. */
+  maxBatch: number;
+}>;
+
+export class ConfigError extends Error {}
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+export function loadConfig(env: Env = process.env): Config {
+  return Object.freeze({
+    host: env.HOST ?? '127.0.0.1',
+    port: int(env, 'PORT', 8000, 0, 65535),
+    dataDir: resolve(env.ORDERLY_DATA_DIR ?? './data'),
+    logLevel: oneOf(env, 'LOG_LEVEL', 'info', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
+    checkoutWaitMs: int(env, 'ORDERLY_CHECKOUT_WAIT_MS', 60_000, 1, 3_600_000),
+    sagaStepTimeoutMs: int(env, 'ORDERLY_SAGA_STEP_TIMEOUT_MS', 10_000, 10, 3_600_000),
+    maxBatch: int(env, 'ORDERLY_MAX_BATCH', 256, 1, 100_000),
+  });
+}
+
+function int(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!/^[0-9]+$/.test(raw) || n < min || n > max) {
+    throw new ConfigError(`${name}=${raw} is not valid: use a whole number from ${min} to ${max} (default ${fallback}).`);
+  }
+  return n;
+}
+
+function oneOf(env: Env, name: string, fallback: string, allowed: readonly string[]): string {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (!allowed.includes(raw)) throw new ConfigError(`${name}=${raw} is not valid: use one of ${allowed.join(', ')}.`);
+  return raw;
+}

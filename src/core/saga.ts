@@ -1,0 +1,265 @@
+/**
+ * The saga state machine, as pure functions: (definition, state, message, now) → transition.
+ *
+ * A saga runs its steps in order. Each step sends a command and waits for its reply; a
+ * business failure (a reply of the step's `failure` type) compensates the steps that
+ * succeeded, in reverse order. Steps from `pivot` on are past the point of no return:
+ * they cannot fail, so they are retried until they succeed and never compensated.
+ *
+ * A saga has one timer at a time. When it fires without progress since it was set, a step
+ * before the pivot is retried up to `maxAttempts` and then compensated *including itself*
+ * (a step that timed out may still have happened: its compensation must be harmless when it
+ * did not); a step after the pivot, or a compensation, is retried with backoff for ever.
+ *
+ * Duplicate, late and reordered replies match no pending step and produce nothing.
+ */
+import type { Outgoing } from './message.ts';
+
+export type Command = Readonly<{ type: string; payload: unknown }>;
+
+export interface SagaStep<C> {
+  readonly name: string;
+  readonly action: (ctx: C) => Command;
+  /** Reply type meaning the step succeeded. */
+  readonly success: string;
+  /** Reply type meaning a business failure; absent when the step cannot fail. */
+  readonly failure?: string;
+  readonly compensation?: Readonly<{ command: (ctx: C) => Command; done: string }>;
+}
+
+export interface SagaPolicy {
+  /** Time without progress after which the current step is retried or given up. */
+  readonly stepTimeoutMs: number;
+  /** Tries of a step before the pivot before it is compensated (at least 1). */
+  readonly maxAttempts: number;
+  /** Delay before each retry; the last value repeats. */
+  readonly backoffMs: readonly number[];
+}
+
+export interface SagaDefinition<C> {
+  readonly name: string;
+  readonly steps: readonly SagaStep<C>[];
+  /** Index of the first step that can no longer be compensated. */
+  readonly pivot: number;
+  readonly policy: SagaPolicy;
+}
+
+export type StepEvent = Readonly<{
+  step: string;
+  event: 'started' | 'succeeded' | 'failed' | 'retried' | 'timed-out' | 'compensating' | 'compensated';
+  at: number;
+  detail?: string;
+}>;
+
+type Common<C> = Readonly<{
+  id: string;
+  ctx: C;
+  startedAt: number;
+  history: readonly StepEvent[];
+}>;
+
+type Active = Readonly<{
+  /** Counts transitions; a timer set at one `seq` is stale at another. */
+  seq: number;
+  /** When the saga last made progress. */
+  since: number;
+  /** Tries of the current command so far (1 = first send). */
+  tries: number;
+  /** Outbox id of the live timer. */
+  timer: string;
+}>;
+
+export type SagaState<C> =
+  | (Common<C> & Active & { status: 'running'; step: number })
+  | (Common<C> & Active & { status: 'compensating'; pending: readonly number[]; reason: string })
+  | (Common<C> & { status: 'completed'; endedAt: number })
+  | (Common<C> & { status: 'failed'; reason: string; endedAt: number });
+
+export type ActiveSaga<C> = Extract<SagaState<C>, { status: 'running' | 'compensating' }>;
+
+export type SagaOutcome = Readonly<{ status: 'completed' } | { status: 'failed'; reason: string }>;
+
+export type Transition<C> = Readonly<{
+  state: SagaState<C>;
+  /** Commands and timers to send (with saga id and step set). */
+  send: readonly Outgoing[];
+  /** Timer ids to cancel. */
+  cancel: readonly string[];
+  outcome?: SagaOutcome;
+}>;
+
+/** The message a saga's timer delivers to its owner. */
+export const SAGA_TIMER = 'SagaTimerFired';
+export type SagaTimerPayload = Readonly<{ seq: number }>;
+
+export function startSaga<C>(def: SagaDefinition<C>, id: string, ctx: C, now: number): Transition<C> {
+  const first = stepAt(def, 0);
+  const timer = timerId(id, 0);
+  return {
+    state: {
+      status: 'running', id, ctx, startedAt: now, step: 0, seq: 0, since: now, tries: 1, timer,
+      history: [{ step: first.name, event: 'started', at: now }],
+    },
+    send: [command(id, first.name, first.action(ctx)), timerMessage(id, timer, 0, now + def.policy.stepTimeoutMs)],
+    cancel: [],
+  };
+}
+
+/** Applies a participant's reply; `undefined` when it matches nothing pending (duplicate or late). */
+export function onReply<C>(
+  def: SagaDefinition<C>,
+  state: SagaState<C>,
+  reply: Readonly<{ type: string; step: string; detail?: string }>,
+  now: number,
+): Transition<C> | undefined {
+  switch (state.status) {
+    case 'running': {
+      const step = stepAt(def, state.step);
+      if (reply.step !== step.name) return undefined;
+      if (reply.type === step.success) {
+        const history = [...state.history, { step: step.name, event: 'succeeded' as const, at: now }];
+        return advance(def, { ...state, history }, state.step + 1, now);
+      }
+      if (step.failure !== undefined && reply.type === step.failure) {
+        const history = [...state.history, event(step.name, 'failed', now, reply.detail)];
+        const reason = reply.detail ?? reply.type;
+        return compensate(def, { ...state, history }, compensable(def, state.step - 1), reason, now);
+      }
+      return undefined;
+    }
+    case 'compensating': {
+      const index = state.pending[0];
+      if (index === undefined) return undefined;
+      const step = stepAt(def, index);
+      if (reply.step !== step.name || reply.type !== step.compensation?.done) return undefined;
+      const history = [...state.history, { step: step.name, event: 'compensated' as const, at: now }];
+      return compensate(def, { ...state, history }, state.pending.slice(1), state.reason, now);
+    }
+    case 'completed':
+    case 'failed':
+      return undefined;
+  }
+}
+
+/** Applies the saga's timer firing; `undefined` when the timer is stale or the saga ended. */
+export function onTimer<C>(def: SagaDefinition<C>, state: SagaState<C>, timer: string, seq: number, now: number): Transition<C> | undefined {
+  if (state.status === 'completed' || state.status === 'failed' || timer !== state.timer) return undefined;
+  const deadline = state.since + delayFor(def.policy, state.tries);
+  if (seq !== state.seq || deadline > now) {
+    // Progress since the timer was set: wait the rest of the current step's time.
+    return rearm(state, now, Math.max(deadline, now + 1), []);
+  }
+  if (state.status === 'running') {
+    const step = stepAt(def, state.step);
+    const pastPivot = state.step >= def.pivot;
+    if (pastPivot || state.tries < def.policy.maxAttempts) {
+      const history = [...state.history, event(step.name, 'retried', now, `try ${state.tries + 1}`)];
+      const next = { ...state, history, tries: state.tries + 1, since: now };
+      return rearm(next, now, now + delayFor(def.policy, next.tries), [command(state.id, step.name, step.action(state.ctx))]);
+    }
+    const history = [...state.history, event(step.name, 'timed-out', now, `no reply after ${state.tries} tries`)];
+    return compensate(def, { ...state, history }, compensable(def, state.step), `step ${step.name} timed out`, now);
+  }
+  const index = state.pending[0]!;
+  const step = stepAt(def, index);
+  const history = [...state.history, event(step.name, 'retried', now, `compensation try ${state.tries + 1}`)];
+  const next = { ...state, history, tries: state.tries + 1, since: now };
+  return rearm(next, now, now + delayFor(def.policy, next.tries), [command(state.id, step.name, step.compensation!.command(state.ctx))]);
+}
+
+/** Gives up a saga that has not passed its pivot (cancel button, reservation TTL). */
+export function abortSaga<C>(def: SagaDefinition<C>, state: SagaState<C>, reason: string, now: number): Transition<C> | undefined {
+  if (state.status !== 'running' || state.step >= def.pivot) return undefined;
+  return compensate(def, state, compensable(def, state.step), reason, now);
+}
+
+export function isActive<C>(state: SagaState<C>): state is ActiveSaga<C> {
+  return state.status === 'running' || state.status === 'compensating';
+}
+
+function advance<C>(def: SagaDefinition<C>, state: Extract<SagaState<C>, { status: 'running' }>, next: number, now: number): Transition<C> {
+  const seq = state.seq + 1;
+  if (next >= def.steps.length) {
+    return {
+      state: { status: 'completed', id: state.id, ctx: state.ctx, startedAt: state.startedAt, history: state.history, endedAt: now },
+      send: [],
+      cancel: [state.timer],
+      outcome: { status: 'completed' },
+    };
+  }
+  const step = stepAt(def, next);
+  const history = [...state.history, { step: step.name, event: 'started' as const, at: now }];
+  return {
+    state: { ...state, history, step: next, seq, since: now, tries: 1 },
+    send: [command(state.id, step.name, step.action(state.ctx))],
+    cancel: [],
+  };
+}
+
+/** Moves to compensating the given steps (in that order), or to failed when none is left. */
+function compensate<C>(def: SagaDefinition<C>, state: ActiveSaga<C>, pending: readonly number[], reason: string, now: number): Transition<C> {
+  const base = { id: state.id, ctx: state.ctx, startedAt: state.startedAt };
+  const index = pending[0];
+  if (index === undefined) {
+    return {
+      state: { ...base, status: 'failed', reason, endedAt: now, history: state.history },
+      send: [],
+      cancel: [state.timer],
+      outcome: { status: 'failed', reason },
+    };
+  }
+  const step = stepAt(def, index);
+  const history = [...state.history, { step: step.name, event: 'compensating' as const, at: now }];
+  return {
+    state: { ...base, status: 'compensating', pending, reason, history, seq: state.seq + 1, since: now, tries: 1, timer: state.timer },
+    send: [command(state.id, step.name, step.compensation!.command(state.ctx))],
+    cancel: [],
+  };
+}
+
+/** Replaces the saga's timer with one firing at `at`. */
+function rearm<C>(state: ActiveSaga<C>, now: number, at: number, send: readonly Outgoing[]): Transition<C> {
+  const n = Number(state.timer.slice(state.timer.lastIndexOf('/') + 1)) + 1;
+  const timer = timerId(state.id, n);
+  return {
+    state: { ...state, timer },
+    send: [...send, timerMessage(state.id, timer, state.seq, Math.max(at, now + 1))],
+    cancel: [],
+  };
+}
+
+/** Indices of the steps up to `last` that have a compensation, latest first. */
+function compensable<C>(def: SagaDefinition<C>, last: number): number[] {
+  const indices: number[] = [];
+  for (let i = Math.min(last, def.pivot - 1); i >= 0; i--) if (stepAt(def, i).compensation) indices.push(i);
+  return indices;
+}
+
+function stepAt<C>(def: SagaDefinition<C>, index: number): SagaStep<C> {
+  const step = def.steps[index];
+  if (!step) throw new Error(`Saga ${def.name} has no step ${index}`);
+  return step;
+}
+
+function delayFor(policy: SagaPolicy, tries: number): number {
+  if (tries <= 1) return policy.stepTimeoutMs;
+  const backoff = policy.backoffMs;
+  return policy.stepTimeoutMs + (backoff[Math.min(tries - 2, backoff.length - 1)] ?? 0);
+}
+
+function command(sagaId: string, step: string, cmd: Command): Outgoing {
+  return { type: cmd.type, payload: cmd.payload, sagaId, step };
+}
+
+function timerMessage(sagaId: string, id: string, seq: number, at: number): Outgoing {
+  const payload: SagaTimerPayload = { seq };
+  return { id, type: SAGA_TIMER, payload, sagaId, step: '', deliverAt: at };
+}
+
+function timerId(sagaId: string, n: number): string {
+  return `${sagaId}/timer/${n}`;
+}
+
+function event(step: string, kind: StepEvent['event'], at: number, detail: string | undefined): StepEvent {
+  return detail === undefined ? { step, event: kind, at } : { step, event: kind, at, detail };
+}

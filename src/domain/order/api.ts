@@ -1,0 +1,96 @@
+import type { FastifyInstance } from 'fastify';
+import { execute, newId } from '../../http/commands.ts';
+import { Problem } from '../../http/problems.ts';
+import { batchSize, count, id, idempotencyKey } from '../../http/validate.ts';
+import type { SagaOutcomes } from '../../runtime/outcomes.ts';
+import type { ServiceRuntime } from '../../runtime/service.ts';
+import { findAccount } from '../payment/api.ts';
+import { findItem } from '../stock/api.ts';
+import type { CheckoutAnswer } from './businessLogic.ts';
+import { isPaid, orderKey, orderStatus, type Order, type OrderApiCommand } from './order.ts';
+
+type Params = Record<string, string | undefined>;
+
+export type OrderApiDeps = Readonly<{
+  orders: ServiceRuntime;
+  stock: ServiceRuntime;
+  payment: ServiceRuntime;
+  outcomes: SagaOutcomes;
+  /** How long a checkout request waits for its saga before answering 504. */
+  checkoutWaitMs: number;
+}>;
+
+/** The course API of the order service, under /orders. */
+export function orderApi(deps: OrderApiDeps) {
+  const { orders } = deps;
+  const run = (command: OrderApiCommand, key?: string) =>
+    execute(orders, command, { idempotencyKey: key, correlationId: 'orderId' in command ? command.orderId : '' });
+
+  return async (app: FastifyInstance) => {
+    app.post<{ Params: Params }>('/create/:userId', async (req) => {
+      const userId = id(req.params.userId, 'user_id');
+      const key = idempotencyKey(req.headers['idempotency-key']);
+      await findAccount(deps.payment, userId);
+      return run({ type: 'CreateOrder', orderId: newId(), userId }, key);
+    });
+
+    app.get<{ Params: Params }>('/find/:orderId', async (req) => {
+      const orderId = id(req.params.orderId, 'order_id');
+      const order = await findOrder(orders, orderId);
+      return { order_id: orderId, paid: isPaid(order), items: order.lines, user_id: order.userId, total_cost: order.totalCost, status: orderStatus(order) };
+    });
+
+    app.post<{ Params: Params }>('/addItem/:orderId/:itemId/:quantity', async (req) => {
+      const orderId = id(req.params.orderId, 'order_id');
+      const itemId = id(req.params.itemId, 'item_id');
+      const quantity = count(req.params.quantity, 'quantity', { min: 1 });
+      const key = idempotencyKey(req.headers['idempotency-key']);
+      const item = await findItem(deps.stock, itemId);
+      return run({ type: 'AddItem', orderId, itemId, quantity, price: item.price }, key);
+    });
+
+    app.post<{ Params: Params }>('/checkout/:orderId', async (req, reply) => {
+      const orderId = id(req.params.orderId, 'order_id');
+      const key = idempotencyKey(req.headers['idempotency-key']);
+      const waiter = deps.outcomes.expect(orderId);
+      let answer: CheckoutAnswer;
+      try {
+        answer = (await run({ type: 'Checkout', orderId }, key)) as CheckoutAnswer;
+      } catch (error) {
+        waiter.cancel();
+        throw error;
+      }
+      if (answer.paid) {
+        waiter.cancel();
+        return { order_id: orderId, paid: true };
+      }
+      const outcome = await waiter.wait(answer.sagaId, deps.checkoutWaitMs);
+      if (outcome === 'timeout') {
+        throw new Problem('checkout-pending', `Checkout ${answer.sagaId} is still running; GET /orders/find/${orderId} shows when it ends.`);
+      }
+      if (outcome.status === 'failed') throw new Problem('checkout-failed', `Checkout of order ${orderId} failed: ${outcome.reason}. Nothing was charged or taken.`);
+      return reply.send({ order_id: orderId, paid: true });
+    });
+
+    app.post<{ Params: Params }>('/batch_init/:n/:nItems/:nUsers/:itemPrice', async (req) => {
+      const command = {
+        type: 'InitOrders',
+        count: batchSize(req.params.n, 'n'),
+        items: batchSize(req.params.nItems, 'n_items'),
+        users: batchSize(req.params.nUsers, 'n_users'),
+        price: count(req.params.itemPrice, 'item_price', { max: Math.floor(Number.MAX_SAFE_INTEGER / 2) }),
+        seed: Math.floor(Math.random() * 2 ** 32),
+      } as const;
+      if (command.count > 0 && (command.items === 0 || command.users === 0)) {
+        throw new Problem('invalid-number', 'n_items and n_users must be at least 1 when n is.');
+      }
+      return run(command);
+    });
+  };
+}
+
+async function findOrder(orders: ServiceRuntime, orderId: string): Promise<Order> {
+  const order = (await orders.store.read([orderKey(orderId)])).get(orderKey(orderId)) as Order | undefined;
+  if (!order) throw new Problem('order-not-found', `Order ${orderId} does not exist.`);
+  return order;
+}

@@ -1,0 +1,153 @@
+import { assertNever, fail, ok, type Decider, type Decision, type Read } from '../../core/decider.ts';
+import type { Envelope, Outgoing } from '../../core/message.ts';
+import {
+  isActive, onReply, onTimer, SAGA_TIMER, startSaga,
+  type SagaDefinition, type SagaTimerPayload, type Transition,
+} from '../../core/saga.ts';
+import { MAX_AMOUNT } from '../limits.ts';
+import type { Line } from '../stock/stock.ts';
+import { sagaReplyTypes } from './checkoutSaga.ts';
+import {
+  OrderEvents, orderKey, sagaIdOf,
+  type CheckoutContext, type CheckoutFailed, type Order, type OrderApiCommand,
+} from './order.ts';
+
+/** What a checkout command answers: the order is paid already, or a saga is under way. */
+export type CheckoutAnswer = Readonly<{ paid: true } | { paid: false; sagaId: string }>;
+
+/**
+ * The order service: it owns orders and orchestrates each checkout with the saga core.
+ * Replies and timers of the saga are matched to the order by correlation id (the order id);
+ * those of an older attempt match nothing.
+ */
+export function orderDecider(saga: SagaDefinition<CheckoutContext>): Decider {
+  return {
+    consumes: [...sagaReplyTypes(saga), SAGA_TIMER],
+
+    keys(message) {
+      if (message.type === SAGA_TIMER || message.sagaId !== '') return [orderKey(message.correlationId)];
+      return apiKeys(message.payload as OrderApiCommand);
+    },
+
+    decide(message, read, now) {
+      if (message.type === SAGA_TIMER || message.sagaId !== '') return sagaMessage(saga, message, read, now);
+      return api(saga, message.payload as OrderApiCommand, read, now);
+    },
+  };
+}
+
+function sagaMessage(saga: SagaDefinition<CheckoutContext>, message: Envelope, read: Read, now: number): Decision {
+  const key = orderKey(message.correlationId);
+  const order = read<Order>(key);
+  const state = order?.checkout;
+  if (!order || !state || state.id !== message.sagaId) return {};
+  const transition = message.type === SAGA_TIMER
+    ? onTimer(saga, state, message.id, (message.payload as SagaTimerPayload).seq, now)
+    : onReply(saga, state, { type: message.type, step: message.step, detail: detailOf(message.payload) }, now);
+  return transition ? apply(key, order, transition) : {};
+}
+
+function apply(key: string, order: Order, transition: Transition<CheckoutContext>): Decision {
+  const send: Outgoing[] = [...transition.send];
+  const outcome = transition.outcome;
+  if (outcome?.status === 'completed') send.push({ type: OrderEvents.completed, payload: {} });
+  if (outcome?.status === 'failed') send.push({ type: OrderEvents.failed, payload: { reason: outcome.reason } satisfies CheckoutFailed });
+  const next: Order = { ...order, checkout: transition.state };
+  return { writes: { [key]: next }, send, cancel: transition.cancel };
+}
+
+function detailOf(payload: unknown): string | undefined {
+  const detail = (payload as { detail?: unknown } | null)?.detail;
+  return typeof detail === 'string' ? detail : undefined;
+}
+
+function apiKeys(command: OrderApiCommand): string[] {
+  switch (command.type) {
+    case 'CreateOrder':
+    case 'AddItem':
+    case 'Checkout':
+      return [orderKey(command.orderId)];
+    case 'InitOrders':
+      return [];
+    default:
+      return assertNever(command);
+  }
+}
+
+function api(saga: SagaDefinition<CheckoutContext>, command: OrderApiCommand, read: Read, now: number): Decision {
+  switch (command.type) {
+    case 'CreateOrder': {
+      const order: Order = { userId: command.userId, lines: [], totalCost: 0, attempts: 0 };
+      return { writes: { [orderKey(command.orderId)]: order }, reply: ok({ order_id: command.orderId }) };
+    }
+    case 'AddItem': {
+      const order = read<Order>(orderKey(command.orderId));
+      if (!order) return { reply: fail('order-not-found', `Order ${command.orderId} does not exist.`) };
+      if (order.checkout && order.checkout.status !== 'failed') {
+        return { reply: fail('order-locked', `Order ${command.orderId} is ${order.checkout.status === 'completed' ? 'already paid' : 'being checked out'}; items can no longer be added.`) };
+      }
+      const cost = command.quantity * command.price;
+      if (order.totalCost + cost > MAX_AMOUNT) {
+        return { reply: fail('amount-too-large', `The total cost of order ${command.orderId} would exceed ${MAX_AMOUNT}.`) };
+      }
+      const line: Line = [command.itemId, command.quantity];
+      const next: Order = { ...order, lines: [...order.lines, line], totalCost: order.totalCost + cost };
+      return { writes: { [orderKey(command.orderId)]: next }, reply: ok({ total_cost: next.totalCost }) };
+    }
+    case 'Checkout':
+      return checkout(saga, command.orderId, read, now);
+    case 'InitOrders':
+      return initOrders(command);
+    default:
+      return assertNever(command);
+  }
+}
+
+/** Starts a checkout attempt unless the order is paid or one is under way (then joins it). */
+function checkout(saga: SagaDefinition<CheckoutContext>, orderId: string, read: Read, now: number): Decision {
+  const key = orderKey(orderId);
+  const order = read<Order>(key);
+  if (!order) return { reply: fail('order-not-found', `Order ${orderId} does not exist.`) };
+  const current = order.checkout;
+  if (current?.status === 'completed') return { reply: ok({ paid: true } satisfies CheckoutAnswer) };
+  if (current && isActive(current)) return { reply: ok({ paid: false, sagaId: current.id } satisfies CheckoutAnswer) };
+  const attempts = order.attempts + 1;
+  const sagaId = sagaIdOf(orderId, attempts);
+  const ctx: CheckoutContext = { orderId, userId: order.userId, lines: order.lines, amount: order.totalCost };
+  const transition = startSaga(saga, sagaId, ctx, now);
+  const next: Order = { ...order, attempts, checkout: transition.state };
+  return {
+    writes: { [key]: next },
+    send: transition.send.map((out) => ({ ...out, correlationId: orderId })),
+    reply: ok({ paid: false, sagaId } satisfies CheckoutAnswer),
+  };
+}
+
+/** Orders "0" … "count-1", each with two random items and a random user, from a seeded generator. */
+function initOrders(command: Extract<OrderApiCommand, { type: 'InitOrders' }>): Decision {
+  const random = mulberry32(command.seed);
+  const pick = (n: number) => String(Math.floor(random() * n));
+  const writes: Record<string, unknown> = {};
+  for (let i = 0; i < command.count; i++) {
+    const order: Order = {
+      userId: pick(command.users),
+      lines: [[pick(command.items), 1], [pick(command.items), 1]],
+      totalCost: 2 * command.price,
+      attempts: 0,
+    };
+    writes[orderKey(String(i))] = order;
+  }
+  return { writes, reply: ok({ msg: `Batch init for ${command.count} orders successful` }) };
+}
+
+/** A small seeded pseudo-random generator, so the decision stays a pure function of its input. */
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}

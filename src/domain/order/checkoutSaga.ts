@@ -1,0 +1,53 @@
+import type { SagaDefinition, SagaPolicy } from '../../core/saga.ts';
+import { PaymentCommands, PaymentReplies, type Charge } from '../payment/payment.ts';
+import { StockCommands, StockReplies, type StockLines } from '../stock/stock.ts';
+import type { CheckoutContext } from './order.ts';
+
+const lines = (ctx: CheckoutContext): StockLines => ({ lines: ctx.lines });
+const charge = (ctx: CheckoutContext): Charge => ({ userId: ctx.userId, amount: ctx.amount });
+
+export const defaultCheckoutPolicy: SagaPolicy = { stepTimeoutMs: 10_000, maxAttempts: 2, backoffMs: [1_000, 5_000, 30_000] };
+
+/**
+ * The course checkout: hold the stock, hold the money, then take both. Once the money is
+ * held (the pivot) nothing can fail any more, so capture and commit are only retried.
+ */
+export function checkoutSaga(policy: SagaPolicy = defaultCheckoutPolicy): SagaDefinition<CheckoutContext> {
+  return {
+    name: 'checkout',
+    pivot: 2,
+    policy,
+    steps: [
+      {
+        name: 'reserveStock',
+        action: (ctx) => ({ type: StockCommands.reserve, payload: lines(ctx) }),
+        success: StockReplies.reserved,
+        failure: StockReplies.reservationFailed,
+        compensation: { command: (ctx) => ({ type: StockCommands.release, payload: lines(ctx) }), done: StockReplies.released },
+      },
+      {
+        name: 'authorizePayment',
+        action: (ctx) => ({ type: PaymentCommands.authorize, payload: charge(ctx) }),
+        success: PaymentReplies.authorized,
+        failure: PaymentReplies.declined,
+        compensation: { command: (ctx) => ({ type: PaymentCommands.void, payload: charge(ctx) }), done: PaymentReplies.voided },
+      },
+      {
+        name: 'capturePayment',
+        action: (ctx) => ({ type: PaymentCommands.capture, payload: charge(ctx) }),
+        success: PaymentReplies.captured,
+      },
+      {
+        name: 'commitStock',
+        action: (ctx) => ({ type: StockCommands.commit, payload: lines(ctx) }),
+        success: StockReplies.committed,
+      },
+    ],
+  };
+}
+
+/** Every reply type the checkout saga listens to. */
+export function sagaReplyTypes(def: SagaDefinition<CheckoutContext>): string[] {
+  const types = def.steps.flatMap((s) => [s.success, s.failure, s.compensation?.done]);
+  return [...new Set(types.filter((t): t is string => t !== undefined))];
+}

@@ -1,0 +1,51 @@
+/** Orders: what the customer buys, and the state of its checkout saga. */
+import { assertNever } from '../../core/decider.ts';
+import type { SagaState } from '../../core/saga.ts';
+import type { Line } from '../stock/stock.ts';
+
+export type CheckoutContext = Readonly<{ orderId: string; userId: string; lines: readonly Line[]; amount: number }>;
+
+export type Order = Readonly<{
+  userId: string;
+  lines: readonly Line[];
+  totalCost: number;
+  /** Checkout attempts so far; the saga id of attempt n is `<orderId>.<n>`. */
+  attempts: number;
+  /** The latest checkout attempt. */
+  checkout?: SagaState<CheckoutContext>;
+}>;
+
+export type OrderStatus = 'CREATED' | 'RESERVED' | 'PAYMENT_PENDING' | 'PAID' | 'CONFIRMED' | 'FAILED';
+
+export const orderKey = (orderId: string) => `order:${orderId}`;
+export const sagaIdOf = (orderId: string, attempt: number) => `${orderId}.${attempt}`;
+
+/** Events the order service publishes about checkouts. */
+export const OrderEvents = { completed: 'CheckoutCompleted', failed: 'CheckoutFailed' } as const;
+export type CheckoutFailed = Readonly<{ reason: string }>;
+
+export type OrderApiCommand =
+  | Readonly<{ type: 'CreateOrder'; orderId: string; userId: string }>
+  | Readonly<{ type: 'AddItem'; orderId: string; itemId: string; quantity: number; price: number }>
+  | Readonly<{ type: 'Checkout'; orderId: string }>
+  | Readonly<{ type: 'InitOrders'; count: number; items: number; users: number; price: number; seed: number }>;
+
+/** The order's place in the lifecycle, derived from its checkout saga. */
+export function orderStatus(order: Order): OrderStatus {
+  const saga = order.checkout;
+  if (!saga) return 'CREATED';
+  switch (saga.status) {
+    case 'completed':
+      return 'CONFIRMED';
+    case 'failed':
+      return 'FAILED';
+    case 'compensating':
+      return 'PAYMENT_PENDING';
+    case 'running':
+      return (['CREATED', 'PAYMENT_PENDING', 'PAYMENT_PENDING', 'PAID'] as const)[saga.step] ?? 'PAID';
+    default:
+      return assertNever(saga);
+  }
+}
+
+export const isPaid = (order: Order) => order.checkout?.status === 'completed';

@@ -1,0 +1,148 @@
+import { assertNever, fail, ok, type Decider, type Decision, type Read } from '../../core/decider.ts';
+import type { Envelope } from '../../core/message.ts';
+import { MAX_AMOUNT } from '../limits.ts';
+import {
+  accountKey, holdKey, PaymentCommands, PaymentReplies,
+  type Account, type Charge, type Hold, type PaymentApiCommand,
+} from './payment.ts';
+
+/**
+ * Payment's decisions. Like stock, every saga step is idempotent by the saga id through the
+ * hold document; a void that arrives before its authorize leaves a tombstone so the late
+ * authorize is declined and takes nothing.
+ */
+export const paymentDecider: Decider = {
+  consumes: Object.values(PaymentCommands),
+
+  keys(message) {
+    if (isSagaCommand(message.type)) {
+      return [holdKey(message.sagaId), accountKey((message.payload as Charge).userId)];
+    }
+    return apiKeys(message.payload as PaymentApiCommand);
+  },
+
+  decide(message, read, _now) {
+    switch (message.type) {
+      case PaymentCommands.authorize:
+        return authorize(message as Envelope<Charge>, read);
+      case PaymentCommands.capture:
+        return settle(message as Envelope<Charge>, read, 'authorized', 'captured', PaymentReplies.captured);
+      case PaymentCommands.void:
+        return settle(message as Envelope<Charge>, read, 'authorized', 'voided', PaymentReplies.voided);
+      case PaymentCommands.refund:
+        return settle(message as Envelope<Charge>, read, 'captured', 'refunded', PaymentReplies.refunded);
+      default:
+        return api(message.payload as PaymentApiCommand, read);
+    }
+  },
+};
+
+function isSagaCommand(type: string): boolean {
+  return (Object.values(PaymentCommands) as string[]).includes(type);
+}
+
+function authorize(message: Envelope<Charge>, read: Read): Decision {
+  const key = holdKey(message.sagaId);
+  const existing = read<Hold>(key);
+  if (existing) {
+    const granted = existing.status === 'authorized' || existing.status === 'captured';
+    return { send: [granted ? authorized() : declined(`payment already ${existing.status}`)] };
+  }
+  const { userId, amount } = message.payload;
+  const account = read<Account>(accountKey(userId));
+  if (!account || account.credit < amount) {
+    const detail = account ? `user ${userId} has credit ${account.credit}, ${amount} needed` : `user ${userId} does not exist`;
+    const hold: Hold = { status: 'declined', userId, amount };
+    return { writes: { [key]: hold }, send: [declined(detail)] };
+  }
+  const hold: Hold = { status: 'authorized', userId, amount };
+  const next: Account = { credit: account.credit - amount, held: account.held + amount };
+  return { writes: { [key]: hold, [accountKey(userId)]: next }, send: [authorized()] };
+}
+
+/**
+ * Moves a hold from `from` to `to`, adjusting the account; answers `reply` whether or not
+ * anything changed, so repeats are harmless. A hold that does not exist yet is recorded as
+ * `to` (a tombstone), so the step it undoes can no longer happen.
+ */
+function settle(message: Envelope<Charge>, read: Read, from: Hold['status'], to: Hold['status'], reply: string): Decision {
+  const key = holdKey(message.sagaId);
+  const existing = read<Hold>(key);
+  const send = [{ type: reply, payload: {} }];
+  if (!existing) {
+    if (to === 'captured') return { send: [] }; // nothing to capture: the saga's authorize never happened
+    const tombstone: Hold = { status: to, userId: message.payload.userId, amount: 0 };
+    return { writes: { [key]: tombstone }, send };
+  }
+  if (existing.status !== from) return { send };
+  const account = read<Account>(accountKey(existing.userId))!;
+  const next = adjust(account, to, existing.amount);
+  return { writes: { [key]: { ...existing, status: to }, [accountKey(existing.userId)]: next }, send };
+}
+
+function adjust(account: Account, to: Hold['status'], amount: number): Account {
+  switch (to) {
+    case 'captured':
+      return { ...account, held: account.held - amount };
+    case 'voided':
+      return { credit: account.credit + amount, held: account.held - amount };
+    case 'refunded':
+      return { ...account, credit: account.credit + amount };
+    case 'authorized':
+    case 'declined':
+      throw new Error(`A hold cannot be settled to ${to}`);
+    default:
+      return assertNever(to);
+  }
+}
+
+const authorized = () => ({ type: PaymentReplies.authorized, payload: {} });
+const declined = (detail: string) => ({ type: PaymentReplies.declined, payload: { reason: 'insufficient-credit', detail } });
+
+function apiKeys(command: PaymentApiCommand): string[] {
+  switch (command.type) {
+    case 'CreateUser':
+    case 'AddFunds':
+    case 'Pay':
+      return [accountKey(command.userId)];
+    case 'InitUsers':
+      return [];
+    default:
+      return assertNever(command);
+  }
+}
+
+function api(command: PaymentApiCommand, read: Read): Decision {
+  switch (command.type) {
+    case 'CreateUser': {
+      const account: Account = { credit: 0, held: 0 };
+      return { writes: { [accountKey(command.userId)]: account }, reply: ok({ user_id: command.userId }) };
+    }
+    case 'AddFunds': {
+      const account = read<Account>(accountKey(command.userId));
+      if (!account) return { reply: fail('user-not-found', `User ${command.userId} does not exist.`) };
+      if (account.credit + command.amount > MAX_AMOUNT) {
+        return { reply: fail('amount-too-large', `Credit of user ${command.userId} would exceed ${MAX_AMOUNT}.`) };
+      }
+      const next: Account = { ...account, credit: account.credit + command.amount };
+      return { writes: { [accountKey(command.userId)]: next }, reply: ok({ credit: next.credit }) };
+    }
+    case 'Pay': {
+      const account = read<Account>(accountKey(command.userId));
+      if (!account) return { reply: fail('user-not-found', `User ${command.userId} does not exist.`) };
+      if (account.credit < command.amount) {
+        return { reply: fail('insufficient-credit', `User ${command.userId} has credit ${account.credit}, ${command.amount} asked.`) };
+      }
+      const next: Account = { ...account, credit: account.credit - command.amount };
+      return { writes: { [accountKey(command.userId)]: next }, reply: ok({ credit: next.credit }) };
+    }
+    case 'InitUsers': {
+      const writes: Record<string, unknown> = {};
+      const account: Account = { credit: command.credit, held: 0 };
+      for (let i = 0; i < command.count; i++) writes[accountKey(String(i))] = account;
+      return { writes, reply: ok({ msg: `Batch init for ${command.count} users successful` }) };
+    }
+    default:
+      return assertNever(command);
+  }
+}

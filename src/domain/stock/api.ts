@@ -1,0 +1,52 @@
+import type { FastifyInstance } from 'fastify';
+import { execute, newId } from '../../http/commands.ts';
+import { Problem } from '../../http/problems.ts';
+import { batchSize, count, id, idempotencyKey } from '../../http/validate.ts';
+import type { ServiceRuntime } from '../../runtime/service.ts';
+import { itemKey, type Item, type StockApiCommand } from './stock.ts';
+
+type Params = Record<string, string | undefined>;
+
+/** The course API of the stock service, under /stock. */
+export function stockApi(stock: ServiceRuntime) {
+  const run = (command: StockApiCommand, key: string | undefined) => execute(stock, command, { idempotencyKey: key });
+  return async (app: FastifyInstance) => {
+    app.post<{ Params: Params }>('/item/create/:price', async (req) => {
+      const price = count(req.params.price, 'price');
+      return run({ type: 'CreateItem', itemId: newId(), price }, idempotencyKey(req.headers['idempotency-key']));
+    });
+
+    app.get<{ Params: Params }>('/find/:itemId', async (req) => {
+      const itemId = id(req.params.itemId, 'item_id');
+      const item = await findItem(stock, itemId);
+      return { stock: item.available, price: item.price };
+    });
+
+    app.post<{ Params: Params }>('/add/:itemId/:amount', async (req) => {
+      const command = { type: 'AddStock', itemId: id(req.params.itemId, 'item_id'), amount: count(req.params.amount, 'amount') } as const;
+      return run(command, idempotencyKey(req.headers['idempotency-key']));
+    });
+
+    app.post<{ Params: Params }>('/subtract/:itemId/:amount', async (req) => {
+      const command = { type: 'SubtractStock', itemId: id(req.params.itemId, 'item_id'), amount: count(req.params.amount, 'amount') } as const;
+      return run(command, idempotencyKey(req.headers['idempotency-key']));
+    });
+
+    app.post<{ Params: Params }>('/batch_init/:n/:startingStock/:itemPrice', async (req) => {
+      const command = {
+        type: 'InitItems',
+        count: batchSize(req.params.n, 'n'),
+        stock: count(req.params.startingStock, 'starting_stock'),
+        price: count(req.params.itemPrice, 'item_price'),
+      } as const;
+      return run(command, undefined);
+    });
+  };
+}
+
+/** Reads an item, or answers 404. */
+export async function findItem(stock: ServiceRuntime, itemId: string): Promise<Item> {
+  const item = (await stock.store.read([itemKey(itemId)])).get(itemKey(itemId)) as Item | undefined;
+  if (!item) throw new Problem('item-not-found', `Item ${itemId} does not exist.`);
+  return item;
+}

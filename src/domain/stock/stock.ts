@@ -1,0 +1,40 @@
+/** Stock (inventory): items with available and reserved quantities, and reservations. */
+
+export type Item = Readonly<{ price: number; available: number; reserved: number }>;
+
+/** A checkout's hold on stock, keyed by saga id: the idempotency record of every stock step. */
+export type Reservation = Readonly<{
+  status: 'reserved' | 'committed' | 'released' | 'rejected';
+  lines: readonly Line[];
+}>;
+
+export type Line = readonly [itemId: string, quantity: number];
+
+export const itemKey = (itemId: string) => `item:${itemId}`;
+export const reservationKey = (sagaId: string) => `reservation:${sagaId}`;
+
+/** Commands other services send to stock, and stock's replies. */
+export const StockCommands = { reserve: 'ReserveStock', release: 'ReleaseStock', commit: 'CommitStock' } as const;
+export const StockReplies = {
+  reserved: 'StockReserved',
+  reservationFailed: 'StockReservationFailed',
+  released: 'StockReleased',
+  committed: 'StockCommitted',
+} as const;
+
+/** Payload of every stock command: the order's lines (release and commit use the recorded ones). */
+export type StockLines = Readonly<{ lines: readonly Line[] }>;
+
+/** Commands of stock's own HTTP API. */
+export type StockApiCommand =
+  | Readonly<{ type: 'CreateItem'; itemId: string; price: number }>
+  | Readonly<{ type: 'AddStock'; itemId: string; amount: number }>
+  | Readonly<{ type: 'SubtractStock'; itemId: string; amount: number }>
+  | Readonly<{ type: 'InitItems'; count: number; stock: number; price: number }>;
+
+/** Merges repeated items so each is checked and changed once. */
+export function mergeLines(lines: readonly Line[]): Line[] {
+  const merged = new Map<string, number>();
+  for (const [itemId, quantity] of lines) merged.set(itemId, (merged.get(itemId) ?? 0) + quantity);
+  return [...merged];
+}

@@ -1,0 +1,43 @@
+import { ConfigError, loadConfig, type Config } from './config.ts';
+import { createLogger } from './runtime/log.ts';
+import { startEmbedded } from './runtime/system.ts';
+
+/** `npm start`: the whole system in one process, on the embedded store and bus. */
+async function main(): Promise<void> {
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      console.error(`orderly: ${error.message}`);
+      process.exit(2);
+    }
+    throw error;
+  }
+  const log = createLogger(config.logLevel);
+  const system = await startEmbedded(config, log);
+  const address = await system.app.listen({ host: config.host, port: config.port });
+  log.info({ address, dataDir: config.dataDir, recovered: system.recovered }, 'orderly is running');
+  console.log(`Orderly is running on ${address} (data in ${config.dataDir}${system.recovered ? `, resuming ${system.recovered} unfinished messages` : ''}). Ctrl-C stops it.`);
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    console.log(`\n${signal}: stopping…`);
+    system.close().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        log.error({ err: error }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+main().catch((error: unknown) => {
+  console.error('orderly: failed to start:', error);
+  process.exit(1);
+});

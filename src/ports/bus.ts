@@ -1,0 +1,17 @@
+import type { Envelope } from '../core/message.ts';
+
+/** Consumes one message; resolves once its effects are committed, rejects to have it redelivered. */
+export type Handler = (message: Envelope) => Promise<void>;
+
+/**
+ * Moves messages between services, at least once. Every consumer (a service, with any number of
+ * replicas sharing the work) subscribed to a message's type gets it; a message is acknowledged
+ * only after its handler resolved, redelivered with backoff when it rejects, and after
+ * `maxDeliveries` kept aside as a dead letter with the reason.
+ */
+export interface Bus {
+  /** Resolves once the messages are durably accepted (broker confirm; in-process: consumed). */
+  publish(messages: readonly Envelope[]): Promise<void>;
+  subscribe(consumer: string, types: readonly string[], handler: Handler): Promise<void>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,74 @@
+import type { Envelope } from '../core/message.ts';
+import type { SagaOutcome } from '../core/saga.ts';
+
+type Waiter = {
+  /** Outcomes seen since the waiter was registered, by saga id. */
+  readonly seen: Map<string, SagaOutcome>;
+  sagaId?: string;
+  resolve?: (outcome: SagaOutcome) => void;
+};
+
+/**
+ * Lets an HTTP request wait for the end of a checkout saga. A waiter is registered for the
+ * order *before* the checkout command runs and keeps every outcome of that order it sees,
+ * so an outcome that commits before the request learns its saga id is not missed, and one
+ * of an earlier attempt is not taken for it.
+ */
+export class SagaOutcomes {
+  readonly #waiters = new Map<string, Set<Waiter>>();
+  readonly #completed: string;
+  readonly #failed: string;
+
+  constructor(types: Readonly<{ completed: string; failed: string }>) {
+    this.#completed = types.completed;
+    this.#failed = types.failed;
+  }
+
+  /** Feeds committed messages (the order service's outbox). */
+  observe(messages: readonly Envelope[]): void {
+    for (const message of messages) {
+      if (message.type !== this.#completed && message.type !== this.#failed) continue;
+      const waiters = this.#waiters.get(message.correlationId);
+      if (!waiters) continue;
+      const outcome: SagaOutcome = message.type === this.#completed
+        ? { status: 'completed' }
+        : { status: 'failed', reason: String((message.payload as { reason?: unknown }).reason ?? 'failed') };
+      for (const waiter of waiters) {
+        if (waiter.sagaId === message.sagaId) waiter.resolve?.(outcome);
+        else waiter.seen.set(message.sagaId, outcome);
+      }
+    }
+  }
+
+  /** Starts listening for outcomes of `orderId`; call `wait` with the saga id, or `cancel`. */
+  expect(orderId: string) {
+    const waiter: Waiter = { seen: new Map() };
+    const set = this.#waiters.get(orderId) ?? new Set<Waiter>();
+    set.add(waiter);
+    this.#waiters.set(orderId, set);
+    const cancel = () => {
+      set.delete(waiter);
+      if (set.size === 0 && this.#waiters.get(orderId) === set) this.#waiters.delete(orderId);
+    };
+    const wait = (sagaId: string, timeoutMs: number): Promise<SagaOutcome | 'timeout'> => {
+      const early = waiter.seen.get(sagaId);
+      if (early) {
+        cancel();
+        return Promise.resolve(early);
+      }
+      return new Promise((resolve) => {
+        const timer = setTimeout(() => {
+          cancel();
+          resolve('timeout');
+        }, timeoutMs);
+        waiter.sagaId = sagaId;
+        waiter.resolve = (outcome) => {
+          clearTimeout(timer);
+          cancel();
+          resolve(outcome);
+        };
+      });
+    };
+    return { wait, cancel };
+  }
+}

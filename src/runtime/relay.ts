@@ -1,0 +1,146 @@
+import type { Envelope } from '../core/message.ts';
+import type { Bus } from '../ports/bus.ts';
+import type { Store } from '../ports/store.ts';
+import type { Logger } from './log.ts';
+
+export type RelayOptions = Readonly<{
+  /** Messages per publish call. */
+  chunk: number;
+  /** Timer resolution for delayed messages. */
+  tickMs: number;
+  now: () => number;
+  log: Logger;
+}>;
+
+/**
+ * The outbox relay of one store: publishes each committed message right after its
+ * transaction, holds delayed ones (timers) until they are due, and deletes a message from the
+ * outbox once the bus has it. At start it loads whatever the outbox still holds (what a crash
+ * left behind), so nothing committed is ever left unsent.
+ */
+export class Relay {
+  readonly #store: Store;
+  readonly #bus: Bus;
+  readonly #options: RelayOptions;
+  /** Delayed messages by outbox id, until due or cancelled; the heap orders them by due time. */
+  readonly #delayed = new Map<string, Envelope>();
+  readonly #heap = new MinHeap<Envelope>((m) => m.deliverAt ?? 0);
+  readonly #inFlight = new Set<Promise<void>>();
+  #timer: NodeJS.Timeout | undefined;
+  #stopped = false;
+
+  constructor(store: Store, bus: Bus, options: RelayOptions) {
+    this.#store = store;
+    this.#bus = bus;
+    this.#options = options;
+  }
+
+  /** Loads the outbox left by an earlier run and starts the timer clock. */
+  async start(): Promise<number> {
+    const pending = await this.#store.outbox();
+    this.committed(pending, []);
+    this.#timer = setInterval(() => this.#releaseDue(), this.#options.tickMs);
+    this.#timer.unref();
+    return pending.length;
+  }
+
+  /** Takes the messages of a transaction that just committed. */
+  committed(messages: readonly Envelope[], cancelled: readonly string[]): void {
+    for (const id of cancelled) this.#delayed.delete(id);
+    const now = this.#options.now();
+    const due: Envelope[] = [];
+    for (const message of messages) {
+      if (message.deliverAt !== undefined && message.deliverAt > now) {
+        this.#delayed.set(message.id, message);
+        this.#heap.push(message);
+      } else due.push(message);
+    }
+    for (let i = 0; i < due.length; i += this.#options.chunk) this.#publish(due.slice(i, i + this.#options.chunk));
+  }
+
+  /** Messages held for later delivery (live timers). */
+  get delayed(): number {
+    return this.#delayed.size;
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    clearInterval(this.#timer);
+    await Promise.allSettled([...this.#inFlight]);
+  }
+
+  #releaseDue(): void {
+    const now = this.#options.now();
+    const due: Envelope[] = [];
+    for (let next = this.#heap.peek(); next && (next.deliverAt ?? 0) <= now; next = this.#heap.peek()) {
+      this.#heap.pop();
+      // A cancelled timer is no longer in the map (or was replaced by a newer message).
+      if (this.#delayed.get(next.id) === next) {
+        this.#delayed.delete(next.id);
+        due.push(next);
+      }
+    }
+    if (due.length > 0) this.committed(due, []);
+  }
+
+  #publish(messages: Envelope[]): void {
+    if (this.#stopped) return;
+    const run = this.#bus.publish(messages).then(
+      () => this.#store.delivered(messages.map((m) => m.id)),
+      (error: unknown) => {
+        if (this.#stopped) return;
+        // Still in the outbox, so nothing is lost; try again shortly.
+        this.#options.log.warn({ err: error, count: messages.length }, 'relay: publish failed; retrying in 1 s');
+        setTimeout(() => this.committed(messages, []), 1000).unref();
+      },
+    );
+    const tracked: Promise<void> = run.finally(() => this.#inFlight.delete(tracked));
+    this.#inFlight.add(tracked);
+  }
+}
+
+/** A binary min-heap. */
+class MinHeap<T> {
+  readonly #items: T[] = [];
+  readonly #score: (item: T) => number;
+
+  constructor(score: (item: T) => number) {
+    this.#score = score;
+  }
+
+  peek(): T | undefined {
+    return this.#items[0];
+  }
+
+  push(item: T): void {
+    const items = this.#items;
+    items.push(item);
+    let i = items.length - 1;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (this.#score(items[parent]!) <= this.#score(item)) break;
+      items[i] = items[parent]!;
+      i = parent;
+    }
+    items[i] = item;
+  }
+
+  pop(): T | undefined {
+    const items = this.#items;
+    const top = items[0];
+    const last = items.pop();
+    if (items.length === 0 || last === undefined) return top;
+    let i = 0;
+    for (;;) {
+      const left = 2 * i + 1;
+      if (left >= items.length) break;
+      const right = left + 1;
+      const child = right < items.length && this.#score(items[right]!) < this.#score(items[left]!) ? right : left;
+      if (this.#score(items[child]!) >= this.#score(last)) break;
+      items[i] = items[child]!;
+      i = child;
+    }
+    items[i] = last;
+    return top;
+  }
+}
