@@ -32,7 +32,7 @@ export interface SagaPolicy {
   readonly stepTimeoutMs: number;
   /** Tries of a step before the pivot before it is compensated (at least 1). */
   readonly maxAttempts: number;
-  /** Delay before each retry; the last value repeats. */
+  /** Extra wait, on top of the step time-out, after each retry; the last value repeats. */
   readonly backoffMs: readonly number[];
 }
 
@@ -158,7 +158,9 @@ export function onTimer<C>(def: SagaDefinition<C>, state: SagaState<C>, timer: s
       return rearm(next, now, now + delayFor(def.policy, next.tries), [command(state.id, step.name, step.action(state.ctx))]);
     }
     const history = [...state.history, event(step.name, 'timed-out', now, `no reply after ${state.tries} tries`)];
-    return compensate(def, { ...state, history }, compensable(def, state.step), `step ${step.name} timed out`, now);
+    const undo = compensate(def, { ...state, history }, compensable(def, state.step), `step ${step.name} timed out`, now);
+    // The fired timer is spent: the compensation needs one of its own.
+    return undo.state.status === 'compensating' ? rearm(undo.state, now, now + def.policy.stepTimeoutMs, undo.send) : undo;
   }
   const index = state.pending[0]!;
   const step = stepAt(def, index);

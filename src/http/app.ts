@@ -11,8 +11,14 @@ export type AppDeps = OrderApiDeps & Readonly<{ log: Logger }>;
 export function buildApp(deps: AppDeps): FastifyInstance {
   const app = Fastify({
     // Long ids must reach validation (and get a clear 400), not the router's 404.
-    routerOptions: { maxParamLength: 2048 },
+    routerOptions: { maxParamLength: 16 * 1024 },
     bodyLimit: 64 * 1024,
+    // Errors the router answers before any route runs.
+    frameworkErrors: (error, _request, reply) => {
+      if (error.code === 'FST_ERR_MAX_PARAM_LENGTH') void sendProblem(reply, 'invalid-id', 'A path segment is longer than 16384 characters; ids may be at most 64.');
+      else if (error.code === 'FST_ERR_BAD_URL') void sendProblem(reply, 'invalid-url', 'The URL has a malformed percent-encoding, such as a lone "%" or "%zz".');
+      else void sendProblem(reply, 'invalid-url', `The request could not be routed: ${error.message}.`);
+    },
   });
 
   app.setErrorHandler((error, _request, reply) => {

@@ -2,12 +2,13 @@ import { randomUUID } from 'node:crypto';
 import type { Envelope } from '../core/message.ts';
 import type { ServiceRuntime } from '../runtime/service.ts';
 import { isProblemCode, Problem } from './problems.ts';
+import type { Idempotency } from './validate.ts';
 
 /** Runs an API command on a service and returns its value; a business failure becomes a Problem. */
 export async function execute(
   service: ServiceRuntime,
   command: Readonly<{ type: string }>,
-  options: Readonly<{ correlationId?: string; idempotencyKey?: string | undefined }> = {},
+  options: Readonly<{ correlationId?: string; idempotency?: Idempotency | undefined }> = {},
 ): Promise<unknown> {
   const message: Envelope = {
     id: `cmd:${randomUUID()}`,
@@ -19,7 +20,7 @@ export async function execute(
     at: Date.now(),
     payload: command,
   };
-  const reply = await service.command(message, options.idempotencyKey);
+  const reply = await service.command(message, options.idempotency);
   if (reply === undefined) throw new Error(`${service.name}: ${command.type} gave no reply`);
   if (reply.ok) return reply.value;
   throw new Problem(isProblemCode(reply.code) ? reply.code : 'internal', reply.detail);

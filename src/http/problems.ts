@@ -7,6 +7,7 @@ import type { FastifyReply } from 'fastify';
  */
 export const problems = {
   'invalid-id': { status: 400, title: 'Invalid id' },
+  'invalid-url': { status: 400, title: 'Invalid URL' },
   'invalid-number': { status: 400, title: 'Invalid number' },
   'invalid-body': { status: 400, title: 'Invalid request body' },
   'invalid-header': { status: 400, title: 'Invalid header' },
@@ -14,7 +15,6 @@ export const problems = {
   'user-not-found': { status: 404, title: 'User not found' },
   'order-not-found': { status: 404, title: 'Order not found' },
   'route-not-found': { status: 404, title: 'No such route' },
-  'method-not-allowed': { status: 405, title: 'Method not allowed' },
   'out-of-stock': { status: 409, title: 'Out of stock' },
   'insufficient-credit': { status: 409, title: 'Insufficient credit' },
   'order-locked': { status: 409, title: 'Order can no longer change' },

@@ -27,11 +27,15 @@ export function count(value: string | undefined, name: string, options: { min?: 
 
 export const batchSize = (value: string | undefined, name: string) => count(value, name, { max: MAX_BATCH });
 
+/** An Idempotency-Key and the request it was first used for (a different request with it is refused). */
+export type Idempotency = Readonly<{ key: string; request: string }>;
+
 /** Checks the optional Idempotency-Key header. */
-export function idempotencyKey(header: string | string[] | undefined): string | undefined {
+export function idempotency(req: Readonly<{ method: string; url: string; headers: Readonly<Record<string, string | string[] | undefined>> }>): Idempotency | undefined {
+  const header = req.headers['idempotency-key'];
   if (header === undefined) return undefined;
   if (Array.isArray(header) || header.length === 0 || header.length > 200 || !/^[\x21-\x7e]+$/.test(header)) {
     throw new Problem('invalid-header', 'Idempotency-Key must be one value of 1 to 200 visible ASCII characters.');
   }
-  return header;
+  return { key: header, request: `${req.method} ${req.url}` };
 }

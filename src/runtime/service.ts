@@ -1,5 +1,7 @@
+import { setImmediate } from 'node:timers/promises';
 import type { Decider, Decision, Reply } from '../core/decider.ts';
 import { envelopesFrom, type Envelope } from '../core/message.ts';
+import type { Idempotency } from '../http/validate.ts';
 import type { Store } from '../ports/store.ts';
 import type { Logger } from './log.ts';
 import type { Relay } from './relay.ts';
@@ -15,14 +17,15 @@ type Work = Readonly<{
   message: Envelope;
   /** From the bus: deduplicated through the inbox. */
   consumed: boolean;
-  idempotencyKey?: string;
+  idempotency?: Idempotency;
   resolve: (reply: Reply | undefined) => void;
   reject: (error: unknown) => void;
 }>;
 
 type Outcome = { kind: 'reply'; reply: Reply | undefined } | { kind: 'error'; error: unknown };
 
-type Stored = Readonly<{ type: string; reply: Reply }>;
+/** The first answer to an Idempotency-Key, and the request it answered. */
+type Stored = Readonly<{ request: string; reply: Reply }>;
 
 const idempotencyDoc = (key: string) => `idempotency:${key}`;
 
@@ -55,11 +58,11 @@ export class ServiceRuntime {
   }
 
   /** Runs a command of the service's API; resolves with its reply once committed. */
-  command(message: Envelope, idempotencyKey?: string): Promise<Reply | undefined> {
+  command(message: Envelope, idempotency?: Idempotency): Promise<Reply | undefined> {
     return new Promise((resolve, reject) => {
-      this.#enqueue(idempotencyKey === undefined
+      this.#enqueue(idempotency === undefined
         ? { message, consumed: false, resolve, reject }
-        : { message, consumed: false, idempotencyKey, resolve, reject });
+        : { message, consumed: false, idempotency, resolve, reject });
     });
   }
 
@@ -89,6 +92,9 @@ export class ServiceRuntime {
     this.#busy = true;
     try {
       while (this.#queue.length > 0) {
+        // Let every request and delivery that is ready join this batch: an embedded store can
+        // run a whole transaction in microtasks, which would otherwise commit one item at a time.
+        await setImmediate();
         const batch = this.#queue.slice(0, this.#options.maxBatch);
         this.#queue = this.#queue.slice(batch.length);
         try {
@@ -106,7 +112,7 @@ export class ServiceRuntime {
   async #run(batch: readonly Work[]): Promise<void> {
     const declared = batch.map((work) => {
       const keys = [...this.#decider.keys(work.message)];
-      if (work.idempotencyKey !== undefined) keys.push(idempotencyDoc(work.idempotencyKey));
+      if (work.idempotency !== undefined) keys.push(idempotencyDoc(work.idempotency.key));
       return new Set(keys);
     });
     const keys = new Set(declared.flatMap((set) => [...set]));
@@ -122,10 +128,11 @@ export class ServiceRuntime {
       const consumed: string[] = [];
       const outcomes: Outcome[] = batch.map((work, i) => {
         if (work.consumed && seen.has(work.message.id)) return { kind: 'reply', reply: undefined };
-        const idemKey = work.idempotencyKey === undefined ? undefined : idempotencyDoc(work.idempotencyKey);
+        const idempotency = work.idempotency;
+        const idemKey = idempotency === undefined ? undefined : idempotencyDoc(idempotency.key);
         if (idemKey !== undefined) {
           const stored = view.get(idemKey) as Stored | undefined;
-          if (stored) return { kind: 'reply', reply: stored.type === work.message.type ? stored.reply : reusedKey(stored.type) };
+          if (stored) return { kind: 'reply', reply: stored.request === idempotency?.request ? stored.reply : reusedKey(stored.request) };
         }
         const allowed = declared[i]!;
         let decision: Decision;
@@ -142,8 +149,8 @@ export class ServiceRuntime {
           else view.set(key, doc);
           writes.set(key, doc);
         }
-        if (idemKey !== undefined && decision.reply !== undefined) {
-          const stored: Stored = { type: work.message.type, reply: decision.reply };
+        if (idempotency !== undefined && idemKey !== undefined && decision.reply !== undefined) {
+          const stored: Stored = { request: idempotency.request, reply: decision.reply };
           view.set(idemKey, stored);
           writes.set(idemKey, stored);
         }
@@ -171,6 +178,6 @@ export class ServiceRuntime {
   }
 }
 
-function reusedKey(type: string): Reply {
-  return { ok: false, code: 'idempotency-key-reused', detail: `This Idempotency-Key was already used for a ${type} request.` };
+function reusedKey(request: string): Reply {
+  return { ok: false, code: 'idempotency-key-reused', detail: `This Idempotency-Key was already used for ${request}; use a new key for a different request.` };
 }

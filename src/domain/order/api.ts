@@ -1,7 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import { execute, newId } from '../../http/commands.ts';
 import { Problem } from '../../http/problems.ts';
-import { batchSize, count, id, idempotencyKey } from '../../http/validate.ts';
+import { batchSize, count, id, idempotency, type Idempotency } from '../../http/validate.ts';
+import type { SagaOutcome } from '../../core/saga.ts';
 import type { SagaOutcomes } from '../../runtime/outcomes.ts';
 import type { ServiceRuntime } from '../../runtime/service.ts';
 import { findAccount } from '../payment/api.ts';
@@ -23,13 +24,13 @@ export type OrderApiDeps = Readonly<{
 /** The course API of the order service, under /orders. */
 export function orderApi(deps: OrderApiDeps) {
   const { orders } = deps;
-  const run = (command: OrderApiCommand, key?: string) =>
-    execute(orders, command, { idempotencyKey: key, correlationId: 'orderId' in command ? command.orderId : '' });
+  const run = (command: OrderApiCommand, key?: Idempotency) =>
+    execute(orders, command, { idempotency: key, correlationId: 'orderId' in command ? command.orderId : '' });
 
   return async (app: FastifyInstance) => {
     app.post<{ Params: Params }>('/create/:userId', async (req) => {
       const userId = id(req.params.userId, 'user_id');
-      const key = idempotencyKey(req.headers['idempotency-key']);
+      const key = idempotency(req);
       await findAccount(deps.payment, userId);
       return run({ type: 'CreateOrder', orderId: newId(), userId }, key);
     });
@@ -44,14 +45,14 @@ export function orderApi(deps: OrderApiDeps) {
       const orderId = id(req.params.orderId, 'order_id');
       const itemId = id(req.params.itemId, 'item_id');
       const quantity = count(req.params.quantity, 'quantity', { min: 1 });
-      const key = idempotencyKey(req.headers['idempotency-key']);
+      const key = idempotency(req);
       const item = await findItem(deps.stock, itemId);
       return run({ type: 'AddItem', orderId, itemId, quantity, price: item.price }, key);
     });
 
     app.post<{ Params: Params }>('/checkout/:orderId', async (req, reply) => {
       const orderId = id(req.params.orderId, 'order_id');
-      const key = idempotencyKey(req.headers['idempotency-key']);
+      const key = idempotency(req);
       const waiter = deps.outcomes.expect(orderId);
       let answer: CheckoutAnswer;
       try {
@@ -64,7 +65,10 @@ export function orderApi(deps: OrderApiDeps) {
         waiter.cancel();
         return { order_id: orderId, paid: true };
       }
-      const outcome = await waiter.wait(answer.sagaId, deps.checkoutWaitMs);
+      // A replayed first answer may name a saga that has ended since: its outcome is in the order.
+      const ended = key === undefined ? undefined : endedCheckout(await findOrder(orders, orderId), answer.sagaId);
+      if (ended) waiter.cancel();
+      const outcome = ended ?? (await waiter.wait(answer.sagaId, deps.checkoutWaitMs));
       if (outcome === 'timeout') {
         throw new Problem('checkout-pending', `Checkout ${answer.sagaId} is still running; GET /orders/find/${orderId} shows when it ends.`);
       }
@@ -87,6 +91,14 @@ export function orderApi(deps: OrderApiDeps) {
       return run(command);
     });
   };
+}
+
+function endedCheckout(order: Order, sagaId: string): SagaOutcome | undefined {
+  const saga = order.checkout;
+  if (saga?.id !== sagaId) return undefined;
+  if (saga.status === 'completed') return { status: 'completed' };
+  if (saga.status === 'failed') return { status: 'failed', reason: saga.reason };
+  return undefined;
 }
 
 async function findOrder(orders: ServiceRuntime, orderId: string): Promise<Order> {

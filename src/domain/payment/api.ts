@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { execute, newId } from '../../http/commands.ts';
 import { Problem } from '../../http/problems.ts';
-import { batchSize, count, id, idempotencyKey } from '../../http/validate.ts';
+import { batchSize, count, id, idempotency, type Idempotency } from '../../http/validate.ts';
 import type { ServiceRuntime } from '../../runtime/service.ts';
 import { accountKey, type Account, type PaymentApiCommand } from './payment.ts';
 
@@ -9,9 +9,9 @@ type Params = Record<string, string | undefined>;
 
 /** The course API of the payment service, under /payment. */
 export function paymentApi(payment: ServiceRuntime) {
-  const run = (command: PaymentApiCommand, key: string | undefined) => execute(payment, command, { idempotencyKey: key });
+  const run = (command: PaymentApiCommand, key?: Idempotency) => execute(payment, command, { idempotency: key });
   return async (app: FastifyInstance) => {
-    app.post('/create_user', async (req) => run({ type: 'CreateUser', userId: newId() }, idempotencyKey(req.headers['idempotency-key'])));
+    app.post('/create_user', async (req) => run({ type: 'CreateUser', userId: newId() }, idempotency(req)));
 
     app.get<{ Params: Params }>('/find_user/:userId', async (req) => {
       const userId = id(req.params.userId, 'user_id');
@@ -21,17 +21,17 @@ export function paymentApi(payment: ServiceRuntime) {
 
     app.post<{ Params: Params }>('/add_funds/:userId/:amount', async (req) => {
       const command = { type: 'AddFunds', userId: id(req.params.userId, 'user_id'), amount: count(req.params.amount, 'amount') } as const;
-      return run(command, idempotencyKey(req.headers['idempotency-key']));
+      return run(command, idempotency(req));
     });
 
     app.post<{ Params: Params }>('/pay/:userId/:amount', async (req) => {
       const command = { type: 'Pay', userId: id(req.params.userId, 'user_id'), amount: count(req.params.amount, 'amount') } as const;
-      return run(command, idempotencyKey(req.headers['idempotency-key']));
+      return run(command, idempotency(req));
     });
 
     app.post<{ Params: Params }>('/batch_init/:n/:startingMoney', async (req) => {
       const command = { type: 'InitUsers', count: batchSize(req.params.n, 'n'), credit: count(req.params.startingMoney, 'starting_money') } as const;
-      return run(command, undefined);
+      return run(command);
     });
   };
 }

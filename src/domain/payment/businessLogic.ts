@@ -46,13 +46,13 @@ function authorize(message: Envelope<Charge>, read: Read): Decision {
   const existing = read<Hold>(key);
   if (existing) {
     const granted = existing.status === 'authorized' || existing.status === 'captured';
-    return { send: [granted ? authorized() : declined(`payment already ${existing.status}`)] };
+    return { send: [granted ? authorized() : declined(existing.detail ?? `payment already ${existing.status}`)] };
   }
   const { userId, amount } = message.payload;
   const account = read<Account>(accountKey(userId));
   if (!account || account.credit < amount) {
     const detail = account ? `user ${userId} has credit ${account.credit}, ${amount} needed` : `user ${userId} does not exist`;
-    const hold: Hold = { status: 'declined', userId, amount };
+    const hold: Hold = { status: 'declined', userId, amount, detail };
     return { writes: { [key]: hold }, send: [declined(detail)] };
   }
   const hold: Hold = { status: 'authorized', userId, amount };
@@ -121,7 +121,7 @@ function api(command: PaymentApiCommand, read: Read): Decision {
     case 'AddFunds': {
       const account = read<Account>(accountKey(command.userId));
       if (!account) return { reply: fail('user-not-found', `User ${command.userId} does not exist.`) };
-      if (account.credit + command.amount > MAX_AMOUNT) {
+      if (account.credit + account.held + command.amount > MAX_AMOUNT) {
         return { reply: fail('amount-too-large', `Credit of user ${command.userId} would exceed ${MAX_AMOUNT}.`) };
       }
       const next: Account = { ...account, credit: account.credit + command.amount };

@@ -6,6 +6,8 @@ export type Hold = Readonly<{
   status: 'authorized' | 'captured' | 'voided' | 'refunded' | 'declined';
   userId: string;
   amount: number;
+  /** Why it was declined, repeated to a repeated request. */
+  detail?: string;
 }>;
 
 export const accountKey = (userId: string) => `user:${userId}`;

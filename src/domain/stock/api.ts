@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { execute, newId } from '../../http/commands.ts';
 import { Problem } from '../../http/problems.ts';
-import { batchSize, count, id, idempotencyKey } from '../../http/validate.ts';
+import { batchSize, count, id, idempotency, type Idempotency } from '../../http/validate.ts';
 import type { ServiceRuntime } from '../../runtime/service.ts';
 import { itemKey, type Item, type StockApiCommand } from './stock.ts';
 
@@ -9,11 +9,11 @@ type Params = Record<string, string | undefined>;
 
 /** The course API of the stock service, under /stock. */
 export function stockApi(stock: ServiceRuntime) {
-  const run = (command: StockApiCommand, key: string | undefined) => execute(stock, command, { idempotencyKey: key });
+  const run = (command: StockApiCommand, key?: Idempotency) => execute(stock, command, { idempotency: key });
   return async (app: FastifyInstance) => {
     app.post<{ Params: Params }>('/item/create/:price', async (req) => {
       const price = count(req.params.price, 'price');
-      return run({ type: 'CreateItem', itemId: newId(), price }, idempotencyKey(req.headers['idempotency-key']));
+      return run({ type: 'CreateItem', itemId: newId(), price }, idempotency(req));
     });
 
     app.get<{ Params: Params }>('/find/:itemId', async (req) => {
@@ -24,12 +24,12 @@ export function stockApi(stock: ServiceRuntime) {
 
     app.post<{ Params: Params }>('/add/:itemId/:amount', async (req) => {
       const command = { type: 'AddStock', itemId: id(req.params.itemId, 'item_id'), amount: count(req.params.amount, 'amount') } as const;
-      return run(command, idempotencyKey(req.headers['idempotency-key']));
+      return run(command, idempotency(req));
     });
 
     app.post<{ Params: Params }>('/subtract/:itemId/:amount', async (req) => {
       const command = { type: 'SubtractStock', itemId: id(req.params.itemId, 'item_id'), amount: count(req.params.amount, 'amount') } as const;
-      return run(command, idempotencyKey(req.headers['idempotency-key']));
+      return run(command, idempotency(req));
     });
 
     app.post<{ Params: Params }>('/batch_init/:n/:startingStock/:itemPrice', async (req) => {
@@ -39,7 +39,7 @@ export function stockApi(stock: ServiceRuntime) {
         stock: count(req.params.startingStock, 'starting_stock'),
         price: count(req.params.itemPrice, 'item_price'),
       } as const;
-      return run(command, undefined);
+      return run(command);
     });
   };
 }

@@ -49,8 +49,9 @@ function reserve(message: Envelope<StockLines>, read: Read): Decision {
     const item = read<Item>(itemKey(itemId));
     if (!item || item.available < quantity) {
       const detail = item ? `item ${itemId} has ${item.available} in stock, ${quantity} wanted` : `item ${itemId} does not exist`;
-      const rejected: Reservation = { status: 'rejected', lines };
-      return { writes: { [key]: rejected }, send: [{ type: StockReplies.reservationFailed, payload: { reason: 'out-of-stock', detail } }] };
+      const failure = { reason: 'out-of-stock', detail };
+      const rejected: Reservation = { status: 'rejected', lines, failure };
+      return { writes: { [key]: rejected }, send: [{ type: StockReplies.reservationFailed, payload: failure }] };
     }
     writes[itemKey(itemId)] = { ...item, available: item.available - quantity, reserved: item.reserved + quantity };
   }
@@ -93,7 +94,7 @@ function reservationReply(reservation: Reservation) {
       return { type: StockReplies.reserved, payload: {} };
     case 'released':
     case 'rejected':
-      return { type: StockReplies.reservationFailed, payload: { reason: reservation.status, detail: `reservation already ${reservation.status}` } };
+      return { type: StockReplies.reservationFailed, payload: reservation.failure ?? { reason: reservation.status, detail: `reservation already ${reservation.status}` } };
     default:
       return assertNever(reservation.status);
   }
@@ -121,7 +122,7 @@ function api(command: StockApiCommand, read: Read): Decision {
     case 'AddStock': {
       const item = read<Item>(itemKey(command.itemId));
       if (!item) return { reply: fail('item-not-found', `Item ${command.itemId} does not exist.`) };
-      if (item.available + command.amount > MAX_AMOUNT) {
+      if (item.available + item.reserved + command.amount > MAX_AMOUNT) {
         return { reply: fail('amount-too-large', `Stock of item ${command.itemId} would exceed ${MAX_AMOUNT}.`) };
       }
       const next: Item = { ...item, available: item.available + command.amount };

@@ -6,6 +6,8 @@ export type Item = Readonly<{ price: number; available: number; reserved: number
 export type Reservation = Readonly<{
   status: 'reserved' | 'committed' | 'released' | 'rejected';
   lines: readonly Line[];
+  /** Why it was rejected: the failure reply, repeated as it was to a repeated request. */
+  failure?: Readonly<{ reason: string; detail: string }>;
 }>;
 
 export type Line = readonly [itemId: string, quantity: number];
