@@ -2,6 +2,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { orderApi, type OrderApiDeps } from '../domain/order/api.ts';
 import { paymentApi } from '../domain/payment/api.ts';
 import { stockApi } from '../domain/stock/api.ts';
+import { audit } from '../runtime/audit.ts';
 import type { Logger } from '../runtime/log.ts';
 import { Problem, sendProblem } from './problems.ts';
 
@@ -42,5 +43,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   app.register(paymentApi(deps.payment), { prefix: '/payment' });
   app.register(orderApi(deps), { prefix: '/orders' });
   app.get('/healthz', async () => ({ status: 'ok' }));
+  // Totals over every store, for conservation checks; reads everything, so not for hot paths.
+  app.get('/admin/audit', async () => audit({ orders: deps.orders.store, stock: deps.stock.store, payment: deps.payment.store }));
   return app;
 }

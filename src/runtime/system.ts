@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import { join } from 'node:path';
 import { inProcessBus } from '../adapters/inproc/bus.ts';
 import { openPglite } from '../adapters/pglite/client.ts';
 import { openSqlStore } from '../adapters/sql/store.ts';
@@ -27,15 +28,20 @@ export type System = Readonly<{
 
 /**
  * The embedded profile: the order, stock and payment services in this process, each with
- * its own schema in one embedded PostgreSQL (PGlite) under `config.dataDir`, talking over
- * the in-process bus. Nothing to install, nothing lost on a crash.
+ * its own embedded PostgreSQL (PGlite, in a worker thread) under `config.dataDir/<service>`,
+ * talking over the in-process bus. Nothing to install, nothing lost on a crash.
  */
 export async function startEmbedded(config: Config, log: Logger): Promise<System> {
-  const sql = await openPglite(config.dataDir);
+  const [ordersDb, stockDb, paymentDb] = await Promise.all([
+    openPglite(join(config.dataDir, 'orders')),
+    openPglite(join(config.dataDir, 'stock')),
+    openPglite(join(config.dataDir, 'payment')),
+  ]);
+  const databases = [ordersDb, stockDb, paymentDb];
   const stores = {
-    orders: await openSqlStore(sql, 'orders'),
-    stock: await openSqlStore(sql, 'stock'),
-    payment: await openSqlStore(sql, 'payment'),
+    orders: await openSqlStore(ordersDb, 'orders'),
+    stock: await openSqlStore(stockDb, 'stock'),
+    payment: await openSqlStore(paymentDb, 'payment'),
   };
   const consumers = new Map<string, Store>(Object.values(stores).map((s) => [s.service, s]));
   const bus = inProcessBus({
@@ -69,7 +75,7 @@ export async function startEmbedded(config: Config, log: Logger): Promise<System
       await wired.stop();
       await bus.close();
       for (const store of Object.values(stores)) await store.close();
-      await sql.close();
+      for (const db of databases) await db.close();
     },
   };
 }

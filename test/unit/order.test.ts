@@ -72,7 +72,8 @@ function api(command: OrderApiCommand): Envelope {
   const correlationId = 'orderId' in command ? command.orderId : '';
   return { id: `cmd:${command.type}`, type: command.type, sagaId: '', step: '', correlationId, causationId: '', at: NOW, payload: command };
 }
-const checkoutCommand = (orderId = 'o1') => api({ type: 'Checkout', orderId });
+/** A checkout request; the edge names the saga a new attempt would get. */
+const checkoutCommand = (orderId = 'o1', sagaId = `${orderId}.1`) => api({ type: 'Checkout', orderId, sagaId });
 
 /** A participant's reply to `command`, as the runtime builds it. */
 function replyTo(command: Envelope | undefined, type: string, payload: unknown = {}, at = NOW): Envelope {
@@ -155,7 +156,7 @@ void describe('order: Checkout', () => {
     const failed = failedOnce();
     const withMore = decide(failed.docs, api({ type: 'AddItem', orderId: 'o1', itemId: 'i3', quantity: 1, price: 5 }), NOW + 2);
     const lines: Line[] = [...LINES, ['i3', 1]];
-    const second = given(withMore.docs).when(checkoutCommand(), NOW + 3).then({
+    const second = given(withMore.docs).when(checkoutCommand('o1', 'o1.2'), NOW + 3).then({
       writes: {
         'order:o1': order({
           lines, totalCost: 35, attempts: 2,
@@ -250,7 +251,7 @@ void describe('order: saga replies and timers', () => {
     const reserve1 = sentOf(first, 'ReserveStock');
     const timer1 = sentOf(first, 'SagaTimerFired');
     const failed = decide(first.docs, replyTo(reserve1, 'StockReservationFailed', { detail: 'none left' }), NOW + 1);
-    const second = decide(failed.docs, checkoutCommand(), NOW + 2);
+    const second = decide(failed.docs, checkoutCommand('o1', 'o1.2'), NOW + 2);
     assert.equal(checkoutOf(second.docs)?.id, 'o1.2');
 
     given(second.docs).when(replyTo(reserve1, 'StockReserved'), NOW + 3).then({});

@@ -35,24 +35,25 @@ export async function openSqlStore(client: SqlClient, service: string): Promise<
 
   async function attempt<T>(keys: readonly string[], messageIds: readonly string[], decide: (snapshot: Snapshot) => Commit<T>): Promise<T> {
     return client.transaction(async (tx) => {
-      const { rows } = await tx.query<{ key: string; version: number; doc: unknown }>(
-        `select key, version, doc from ${s}.docs where key = any($1::text[]) order by key for update`,
-        [keys],
+      // One round trip: the documents (locked) and which messages were consumed already.
+      const { rows } = await tx.query<{ key: string; version: number | null; doc: unknown }>(
+        `with d as (select key, version, doc from ${s}.docs where key = any($1::text[]) order by key for update)
+         select key, version, doc from d
+         union all select id, null, null from ${s}.inbox where id = any($2::text[])`,
+        [keys, messageIds],
       );
       const versions = new Map<string, number>();
       const docs = new Map<string, unknown>();
-      for (const row of rows) {
-        versions.set(row.key, row.version);
-        docs.set(row.key, row.doc);
-      }
       const seen = new Set<string>();
-      if (messageIds.length > 0) {
-        const inbox = await tx.query<{ id: string }>(`select id from ${s}.inbox where id = any($1::text[])`, [messageIds]);
-        for (const row of inbox.rows) seen.add(row.id);
+      for (const row of rows) {
+        if (row.version === null) seen.add(row.key);
+        else {
+          versions.set(row.key, row.version);
+          docs.set(row.key, row.doc);
+        }
       }
       const commit = decide({ docs, seen });
       await write(tx, s, commit, versions, new Set(keys));
-      if (commit.cancel.length > 0) await tx.query(`delete from ${s}.outbox where id = any($1::text[])`, [commit.cancel]);
       return commit.result;
     });
   }
@@ -121,7 +122,11 @@ export async function openSqlStore(client: SqlClient, service: string): Promise<
   };
 }
 
-/** Writes a commit's documents, inbox marks and outbox messages; throws Conflict if a read document changed. */
+/**
+ * Writes a commit's documents, inbox marks and outbox messages in one statement; throws
+ * Conflict (rolling the transaction back) if a document read changed or a message was
+ * consumed meanwhile.
+ */
 async function write<T>(tx: SqlClient, s: string, commit: Commit<T>, versions: ReadonlyMap<string, number>, read: ReadonlySet<string>): Promise<void> {
   const updates: { key: string; version: number; doc: unknown }[] = [];
   const inserts: { key: string; doc: unknown }[] = [];
@@ -135,49 +140,34 @@ async function write<T>(tx: SqlClient, s: string, commit: Commit<T>, versions: R
     else if (read.has(key)) inserts.push({ key, doc });
     else upserts.push({ key, doc });
   }
-  if (updates.length > 0) {
-    const { rowCount } = await tx.query(
-      `update ${s}.docs d set doc = x.doc, version = x.version + 1
-       from jsonb_to_recordset($1::jsonb) as x(key text, version int, doc jsonb)
-       where d.key = x.key and d.version = x.version`,
-      [JSON.stringify(updates)],
-    );
-    if (rowCount !== updates.length) throw new Conflict();
-  }
-  if (inserts.length > 0) {
-    const { rowCount } = await tx.query(
-      `insert into ${s}.docs (key, version, doc) select key, 1, doc from jsonb_to_recordset($1::jsonb) as x(key text, doc jsonb)
-       on conflict (key) do nothing`,
-      [JSON.stringify(inserts)],
-    );
-    if (rowCount !== inserts.length) throw new Conflict();
-  }
-  for (let i = 0; i < upserts.length; i += 10_000) {
-    await tx.query(
-      `insert into ${s}.docs (key, version, doc) select key, 1, doc from jsonb_to_recordset($1::jsonb) as x(key text, doc jsonb)
-       on conflict (key) do update set doc = excluded.doc, version = ${s}.docs.version + 1`,
-      [JSON.stringify(upserts.slice(i, i + 10_000))],
-    );
-  }
-  if (deletes.length > 0) {
-    const { rowCount } = await tx.query(
-      `delete from ${s}.docs d using jsonb_to_recordset($1::jsonb) as x(key text, version int) where d.key = x.key and d.version = x.version`,
-      [JSON.stringify(deletes)],
-    );
-    if (rowCount !== deletes.length) throw new Conflict();
-  }
-  if (commit.consumed.length > 0) {
-    const { rowCount } = await tx.query(
-      `insert into ${s}.inbox (id) select unnest($1::text[]) on conflict do nothing`,
-      [commit.consumed],
-    );
-    if (rowCount !== commit.consumed.length) throw new Conflict();
-  }
-  if (commit.outbox.length > 0) {
-    await tx.query(
-      `insert into ${s}.outbox (id, envelope) select x->>'id', x from jsonb_array_elements($1::jsonb) as x on conflict (id) do nothing`,
-      [JSON.stringify(commit.outbox)],
-    );
+  // The four document lists touch disjoint keys, so one statement can apply them all.
+  const { rows } = await tx.query<{ updated: number; inserted: number; deleted: number; consumed: number }>(
+    `with
+       upd as (update ${s}.docs d set doc = x.doc, version = x.version + 1
+               from jsonb_to_recordset($1::jsonb) as x(key text, version int, doc jsonb)
+               where d.key = x.key and d.version = x.version returning 1),
+       ins as (insert into ${s}.docs (key, version, doc) select key, 1, doc from jsonb_to_recordset($2::jsonb) as x(key text, doc jsonb)
+               on conflict (key) do nothing returning 1),
+       ups as (insert into ${s}.docs (key, version, doc) select key, 1, doc from jsonb_to_recordset($3::jsonb) as x(key text, doc jsonb)
+               on conflict (key) do update set doc = excluded.doc, version = ${s}.docs.version + 1 returning 1),
+       del as (delete from ${s}.docs d using jsonb_to_recordset($4::jsonb) as x(key text, version int)
+               where d.key = x.key and d.version = x.version returning 1),
+       inb as (insert into ${s}.inbox (id) select unnest($5::text[]) on conflict do nothing returning 1),
+       outb as (insert into ${s}.outbox (id, envelope) select x->>'id', x from jsonb_array_elements($6::jsonb) as x
+               on conflict (id) do nothing returning 1),
+       can as (delete from ${s}.outbox where id = any($7::text[]) returning 1)
+     select (select count(*) from upd)::int as updated, (select count(*) from ins)::int as inserted,
+            (select count(*) from del)::int as deleted, (select count(*) from inb)::int as consumed,
+            (select count(*) from ups)::int + (select count(*) from outb)::int + (select count(*) from can)::int as other`,
+    [
+      JSON.stringify(updates), JSON.stringify(inserts), JSON.stringify(upserts), JSON.stringify(deletes),
+      commit.consumed, JSON.stringify(commit.outbox), commit.cancel,
+    ],
+  );
+  const counts = rows[0];
+  if (!counts || counts.updated !== updates.length || counts.inserted !== inserts.length
+    || counts.deleted !== deletes.length || counts.consumed !== commit.consumed.length) {
+    throw new Conflict();
   }
 }
 

@@ -38,7 +38,10 @@ export function orderApi(deps: OrderApiDeps) {
     app.get<{ Params: Params }>('/find/:orderId', async (req) => {
       const orderId = id(req.params.orderId, 'order_id');
       const order = await findOrder(orders, orderId);
-      return { order_id: orderId, paid: isPaid(order), items: order.lines, user_id: order.userId, total_cost: order.totalCost, status: orderStatus(order) };
+      return {
+        order_id: orderId, paid: isPaid(order), items: order.lines, user_id: order.userId, total_cost: order.totalCost,
+        status: orderStatus(order), checkout: order.checkout ? { saga_id: order.checkout.id, status: order.checkout.status } : null,
+      };
     });
 
     app.post<{ Params: Params }>('/addItem/:orderId/:itemId/:quantity', async (req) => {
@@ -56,7 +59,7 @@ export function orderApi(deps: OrderApiDeps) {
       const waiter = deps.outcomes.expect(orderId);
       let answer: CheckoutAnswer;
       try {
-        answer = (await run({ type: 'Checkout', orderId }, key)) as CheckoutAnswer;
+        answer = (await run({ type: 'Checkout', orderId, sagaId: `${orderId}.${newId()}` }, key)) as CheckoutAnswer;
       } catch (error) {
         waiter.cancel();
         throw error;

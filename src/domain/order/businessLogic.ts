@@ -8,7 +8,7 @@ import { MAX_AMOUNT } from '../limits.ts';
 import type { Line } from '../stock/stock.ts';
 import { sagaReplyTypes } from './checkoutSaga.ts';
 import {
-  OrderEvents, orderKey, sagaIdOf,
+  OrderEvents, orderKey,
   type CheckoutContext, type CheckoutFailed, type Order, type OrderApiCommand,
 } from './order.ts';
 
@@ -95,7 +95,7 @@ function api(saga: SagaDefinition<CheckoutContext>, command: OrderApiCommand, re
       return { writes: { [orderKey(command.orderId)]: next }, reply: ok({ total_cost: next.totalCost }) };
     }
     case 'Checkout':
-      return checkout(saga, command.orderId, read, now);
+      return checkout(saga, command, read, now);
     case 'InitOrders':
       return initOrders(command);
     default:
@@ -104,15 +104,17 @@ function api(saga: SagaDefinition<CheckoutContext>, command: OrderApiCommand, re
 }
 
 /** Starts a checkout attempt unless the order is paid or one is under way (then joins it). */
-function checkout(saga: SagaDefinition<CheckoutContext>, orderId: string, read: Read, now: number): Decision {
+function checkout(saga: SagaDefinition<CheckoutContext>, command: Extract<OrderApiCommand, { type: 'Checkout' }>, read: Read, now: number): Decision {
+  const { orderId, sagaId } = command;
   const key = orderKey(orderId);
   const order = read<Order>(key);
   if (!order) return { reply: fail('order-not-found', `Order ${orderId} does not exist.`) };
   const current = order.checkout;
   if (current?.status === 'completed') return { reply: ok({ paid: true } satisfies CheckoutAnswer) };
   if (current && isActive(current)) return { reply: ok({ paid: false, sagaId: current.id } satisfies CheckoutAnswer) };
+  // Saga ids must never repeat, even for an order re-created under the same id (batch_init):
+  // participants remember every saga id they saw.
   const attempts = order.attempts + 1;
-  const sagaId = sagaIdOf(orderId, attempts);
   const ctx: CheckoutContext = { orderId, userId: order.userId, lines: order.lines, amount: order.totalCost };
   const transition = startSaga(saga, sagaId, ctx, now);
   const next: Order = { ...order, attempts, checkout: transition.state };

@@ -9,7 +9,7 @@ export type Order = Readonly<{
   userId: string;
   lines: readonly Line[];
   totalCost: number;
-  /** Checkout attempts so far; the saga id of attempt n is `<orderId>.<n>`. */
+  /** Checkout attempts so far. */
   attempts: number;
   /** The latest checkout attempt. */
   checkout?: SagaState<CheckoutContext>;
@@ -18,7 +18,6 @@ export type Order = Readonly<{
 export type OrderStatus = 'CREATED' | 'RESERVED' | 'PAYMENT_PENDING' | 'PAID' | 'CONFIRMED' | 'FAILED';
 
 export const orderKey = (orderId: string) => `order:${orderId}`;
-export const sagaIdOf = (orderId: string, attempt: number) => `${orderId}.${attempt}`;
 
 /** Events the order service publishes about checkouts. */
 export const OrderEvents = { completed: 'CheckoutCompleted', failed: 'CheckoutFailed' } as const;
@@ -27,7 +26,8 @@ export type CheckoutFailed = Readonly<{ reason: string }>;
 export type OrderApiCommand =
   | Readonly<{ type: 'CreateOrder'; orderId: string; userId: string }>
   | Readonly<{ type: 'AddItem'; orderId: string; itemId: string; quantity: number; price: number }>
-  | Readonly<{ type: 'Checkout'; orderId: string }>
+  /** `sagaId` names the attempt this request would start: unique, made at the edge. */
+  | Readonly<{ type: 'Checkout'; orderId: string; sagaId: string }>
   | Readonly<{ type: 'InitOrders'; count: number; items: number; users: number; price: number; seed: number }>;
 
 /** The order's place in the lifecycle, derived from its checkout saga. */

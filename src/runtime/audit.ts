@@ -1,0 +1,59 @@
+import type { Order } from '../domain/order/order.ts';
+import { isPaid, orderStatus } from '../domain/order/order.ts';
+import type { Account } from '../domain/payment/payment.ts';
+import type { Item } from '../domain/stock/stock.ts';
+import type { Store } from '../ports/store.ts';
+
+/** Totals over every store: what conservation checks compare with what was put in. */
+export type Audit = Readonly<{
+  stock: Readonly<{ items: number; available: number; reserved: number }>;
+  payment: Readonly<{ users: number; credit: number; held: number }>;
+  orders: Readonly<{
+    count: number;
+    byStatus: Readonly<Record<string, number>>;
+    /** Checkouts not yet ended (running or compensating). */
+    activeSagas: number;
+    paid: number;
+    paidAmount: number;
+    paidUnits: number;
+  }>;
+}>;
+
+export async function audit(stores: Readonly<{ orders: Store; stock: Store; payment: Store }>): Promise<Audit> {
+  const stock = { items: 0, available: 0, reserved: 0 };
+  for await (const [, item] of scanAll<Item>(stores.stock, 'item:')) {
+    stock.items++;
+    stock.available += item.available;
+    stock.reserved += item.reserved;
+  }
+  const payment = { users: 0, credit: 0, held: 0 };
+  for await (const [, account] of scanAll<Account>(stores.payment, 'user:')) {
+    payment.users++;
+    payment.credit += account.credit;
+    payment.held += account.held;
+  }
+  const orders = { count: 0, byStatus: {} as Record<string, number>, activeSagas: 0, paid: 0, paidAmount: 0, paidUnits: 0 };
+  for await (const [, order] of scanAll<Order>(stores.orders, 'order:')) {
+    orders.count++;
+    const status = orderStatus(order);
+    orders.byStatus[status] = (orders.byStatus[status] ?? 0) + 1;
+    if (order.checkout?.status === 'running' || order.checkout?.status === 'compensating') orders.activeSagas++;
+    if (isPaid(order)) {
+      orders.paid++;
+      orders.paidAmount += order.totalCost;
+      orders.paidUnits += order.lines.reduce((sum, [, quantity]) => sum + quantity, 0);
+    }
+  }
+  return { stock, payment, orders };
+}
+
+async function* scanAll<T>(store: Store, prefix: string): AsyncGenerator<readonly [string, T]> {
+  let after = '';
+  for (;;) {
+    const page = await store.scan(prefix, 5000, after);
+    for (const [key, doc] of page) yield [key, doc as T];
+    const last = page.at(-1);
+    if (!last || page.length < 5000) return;
+    after = last[0];
+  }
+}
