@@ -1,9 +1,11 @@
 /**
  * The saga state machine, as pure functions: (definition, state, message, now) → transition.
  *
- * A saga runs its steps in order. Each step sends a command and waits for its reply; a
- * business failure (a reply of the step's `failure` type) compensates the steps that
- * succeeded, in reverse order. Steps from `pivot` on are past the point of no return:
+ * A saga runs its steps in order; a step marked `concurrent` starts together with the one
+ * before it, and the saga goes on once every step of such a group has succeeded. Each step
+ * sends a command and waits for its reply; a business failure (a reply of the step's
+ * `failure` type) compensates, in reverse order, every earlier step and every other step of
+ * its group (one still running may yet happen, so it is undone too). Steps from `pivot` on are past the point of no return:
  * they cannot fail, so they are retried until they succeed and never compensated.
  *
  * A saga has one timer at a time. When it fires without progress since it was set, a step
@@ -25,6 +27,8 @@ export interface SagaStep<C> {
   /** Reply type meaning a business failure; absent when the step cannot fail. */
   readonly failure?: string;
   readonly compensation?: Readonly<{ command: (ctx: C) => Command; done: string }>;
+  /** Starts together with the step before it instead of after it. */
+  readonly concurrent?: boolean;
 }
 
 export interface SagaPolicy {
@@ -39,7 +43,7 @@ export interface SagaPolicy {
 export interface SagaDefinition<C> {
   readonly name: string;
   readonly steps: readonly SagaStep<C>[];
-  /** Index of the first step that can no longer be compensated. */
+  /** Index of the first step that can no longer be compensated (the first of its group). */
   readonly pivot: number;
   readonly policy: SagaPolicy;
 }
@@ -70,7 +74,7 @@ type Active = Readonly<{
 }>;
 
 export type SagaState<C> =
-  | (Common<C> & Active & { status: 'running'; step: number })
+  | (Common<C> & Active & { status: 'running'; step: number; awaiting: readonly number[] })
   | (Common<C> & Active & { status: 'compensating'; pending: readonly number[]; reason: string })
   | (Common<C> & { status: 'completed'; endedAt: number })
   | (Common<C> & { status: 'failed'; reason: string; endedAt: number });
@@ -92,15 +96,26 @@ export type Transition<C> = Readonly<{
 export const SAGA_TIMER = 'SagaTimerFired';
 export type SagaTimerPayload = Readonly<{ seq: number }>;
 
+/** Checks a definition once, where it is made; a bad one is a bug, so this throws. */
+export function defineSaga<C>(def: SagaDefinition<C>): SagaDefinition<C> {
+  if (def.steps.length === 0) throw new Error(`Saga ${def.name} has no steps`);
+  if (def.steps[0]?.concurrent) throw new Error(`Saga ${def.name}: the first step cannot be concurrent`);
+  if (def.pivot < 0 || def.pivot > def.steps.length || def.steps[def.pivot]?.concurrent) {
+    throw new Error(`Saga ${def.name}: the pivot (${def.pivot}) must be the first step of a group`);
+  }
+  if (def.policy.maxAttempts < 1) throw new Error(`Saga ${def.name}: maxAttempts must be at least 1`);
+  return def;
+}
+
 export function startSaga<C>(def: SagaDefinition<C>, id: string, ctx: C, now: number): Transition<C> {
-  const first = stepAt(def, 0);
+  const group = groupFrom(def, 0);
   const timer = timerId(id, 0);
   return {
     state: {
-      status: 'running', id, ctx, startedAt: now, step: 0, seq: 0, since: now, tries: 1, timer,
-      history: [{ step: first.name, event: 'started', at: now }],
+      status: 'running', id, ctx, startedAt: now, step: 0, awaiting: group, seq: 0, since: now, tries: 1, timer,
+      history: group.map((i) => ({ step: stepAt(def, i).name, event: 'started' as const, at: now })),
     },
-    send: [command(id, first.name, first.action(ctx)), timerMessage(id, timer, 0, now + def.policy.stepTimeoutMs)],
+    send: [...group.map((i) => actionOf(def, id, i, ctx)), timerMessage(id, timer, 0, now + def.policy.stepTimeoutMs)],
     cancel: [],
   };
 }
@@ -114,16 +129,21 @@ export function onReply<C>(
 ): Transition<C> | undefined {
   switch (state.status) {
     case 'running': {
-      const step = stepAt(def, state.step);
-      if (reply.step !== step.name) return undefined;
+      const index = state.awaiting.find((i) => stepAt(def, i).name === reply.step);
+      if (index === undefined) return undefined;
+      const step = stepAt(def, index);
       if (reply.type === step.success) {
         const history = [...state.history, { step: step.name, event: 'succeeded' as const, at: now }];
-        return advance(def, { ...state, history }, state.step + 1, now);
+        const awaiting = state.awaiting.filter((i) => i !== index);
+        if (awaiting.length > 0) return { state: { ...state, history, awaiting, seq: state.seq + 1, since: now }, send: [], cancel: [] };
+        return advance(def, { ...state, history }, lastOfGroup(def, state.step) + 1, now);
       }
       if (step.failure !== undefined && reply.type === step.failure) {
         const history = [...state.history, event(step.name, 'failed', now, reply.detail)];
         const reason = reply.detail ?? reply.type;
-        return compensate(def, { ...state, history }, compensable(def, state.step - 1), reason, now);
+        // The failed step did nothing; every other step of its group may have, or still may.
+        const undo = compensable(def, lastOfGroup(def, state.step)).filter((i) => i !== index);
+        return compensate(def, { ...state, history }, undo, reason, now);
       }
       return undefined;
     }
@@ -150,15 +170,15 @@ export function onTimer<C>(def: SagaDefinition<C>, state: SagaState<C>, timer: s
     return rearm(state, now, Math.max(deadline, now + 1), []);
   }
   if (state.status === 'running') {
-    const step = stepAt(def, state.step);
+    const names = state.awaiting.map((i) => stepAt(def, i).name);
     const pastPivot = state.step >= def.pivot;
     if (pastPivot || state.tries < def.policy.maxAttempts) {
-      const history = [...state.history, event(step.name, 'retried', now, `try ${state.tries + 1}`)];
+      const history = [...state.history, ...names.map((name) => event(name, 'retried', now, `try ${state.tries + 1}`))];
       const next = { ...state, history, tries: state.tries + 1, since: now };
-      return rearm(next, now, now + delayFor(def.policy, next.tries), [command(state.id, step.name, step.action(state.ctx))]);
+      return rearm(next, now, now + delayFor(def.policy, next.tries), state.awaiting.map((i) => actionOf(def, state.id, i, state.ctx)));
     }
-    const history = [...state.history, event(step.name, 'timed-out', now, `no reply after ${state.tries} tries`)];
-    const undo = compensate(def, { ...state, history }, compensable(def, state.step), `step ${step.name} timed out`, now);
+    const history = [...state.history, ...names.map((name) => event(name, 'timed-out', now, `no reply after ${state.tries} tries`))];
+    const undo = compensate(def, { ...state, history }, compensable(def, lastOfGroup(def, state.step)), `step ${names.join(', ')} timed out`, now);
     // The fired timer is spent: the compensation needs one of its own.
     return undo.state.status === 'compensating' ? rearm(undo.state, now, now + def.policy.stepTimeoutMs, undo.send) : undo;
   }
@@ -172,7 +192,7 @@ export function onTimer<C>(def: SagaDefinition<C>, state: SagaState<C>, timer: s
 /** Gives up a saga that has not passed its pivot (cancel button, reservation TTL). */
 export function abortSaga<C>(def: SagaDefinition<C>, state: SagaState<C>, reason: string, now: number): Transition<C> | undefined {
   if (state.status !== 'running' || state.step >= def.pivot) return undefined;
-  return compensate(def, state, compensable(def, state.step), reason, now);
+  return compensate(def, state, compensable(def, lastOfGroup(def, state.step)), reason, now);
 }
 
 export function isActive<C>(state: SagaState<C>): state is ActiveSaga<C> {
@@ -189,13 +209,29 @@ function advance<C>(def: SagaDefinition<C>, state: Extract<SagaState<C>, { statu
       outcome: { status: 'completed' },
     };
   }
-  const step = stepAt(def, next);
-  const history = [...state.history, { step: step.name, event: 'started' as const, at: now }];
+  const group = groupFrom(def, next);
+  const history = [...state.history, ...group.map((i) => ({ step: stepAt(def, i).name, event: 'started' as const, at: now }))];
   return {
-    state: { ...state, history, step: next, seq, since: now, tries: 1 },
-    send: [command(state.id, step.name, step.action(state.ctx))],
+    state: { ...state, history, step: next, awaiting: group, seq, since: now, tries: 1 },
+    send: group.map((i) => actionOf(def, state.id, i, state.ctx)),
     cancel: [],
   };
+}
+
+/** The indices of the group of steps that starts at `first`. */
+function groupFrom<C>(def: SagaDefinition<C>, first: number): number[] {
+  const group = [first];
+  while (def.steps[group.length + first]?.concurrent) group.push(first + group.length);
+  return group;
+}
+
+function lastOfGroup<C>(def: SagaDefinition<C>, first: number): number {
+  return groupFrom(def, first).at(-1)!;
+}
+
+function actionOf<C>(def: SagaDefinition<C>, sagaId: string, index: number, ctx: C): Outgoing {
+  const step = stepAt(def, index);
+  return command(sagaId, step.name, step.action(ctx));
 }
 
 /** Moves to compensating the given steps (in that order), or to failed when none is left. */

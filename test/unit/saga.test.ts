@@ -1,37 +1,19 @@
 /**
- * The saga state machine (src/core/saga.ts) as given/when/then: given the replies, timers and
- * aborts a saga has seen, when one more arrives, then these commands and timers are sent, these
- * timers cancelled, and the saga ends (or not). Time is plain numbers: the saga starts at 0.
+ * The saga state machine (src/core/saga.ts) with a sequential test saga (every group of one
+ * step), as given/when/then: see sagaDriver.ts. Groups of concurrent steps: sagaGroups.test.ts;
+ * the real checkout saga: checkoutSaga.test.ts.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { Outgoing } from '../../src/core/message.ts';
+import type { SagaDefinition, StepEvent } from '../../src/core/saga.ts';
 import {
-  abortSaga, isActive, onReply, onTimer, SAGA_TIMER, startSaga,
-  type SagaDefinition, type SagaState, type SagaStep, type SagaTimerPayload, type StepEvent, type Transition,
-} from '../../src/core/saga.ts';
-import { checkoutSaga, defaultCheckoutPolicy } from '../../src/domain/order/checkoutSaga.ts';
-import type { CheckoutContext } from '../../src/domain/order/order.ts';
+  abort, awaitingOf, begin, cmd, commandsIn, given, liveTimer, next, play, repliesOf, SAGA, step, then, timer, timerFires, trip, when,
+  type Input, type Trip,
+} from './sagaDriver.ts';
 
 // ---------------------------------------------------------------------------------------------
 // A test saga: book a trip. Four steps can fail and (but one) be undone; from the pivot on
 // (confirmBooking) nothing can fail any more.
-
-type Trip = Readonly<{ tripId: string }>;
-
-const SAGA = 'trip-1';
-const trip: Trip = { tripId: 't-1' };
-
-function step(name: string, command: string, success: string, extra: { failure?: string; undo?: [string, string] } = {}): SagaStep<Trip> {
-  const undo = extra.undo;
-  return {
-    name,
-    action: (ctx) => ({ type: command, payload: { tripId: ctx.tripId } }),
-    success,
-    ...(extra.failure === undefined ? {} : { failure: extra.failure }),
-    ...(undo === undefined ? {} : { compensation: { command: (ctx: Trip) => ({ type: undo[0], payload: { tripId: ctx.tripId } }), done: undo[1] } }),
-  };
-}
 
 const tripSaga: SagaDefinition<Trip> = {
   name: 'trip',
@@ -47,107 +29,10 @@ const tripSaga: SagaDefinition<Trip> = {
   ],
 };
 
-// ---------------------------------------------------------------------------------------------
-// Driving a saga
-
-type Input =
-  | Readonly<{ kind: 'reply'; type: string; step: string; detail?: string; at: number }>
-  /** The live timer firing with the seq it was set with, unless id/seq are given. */
-  | Readonly<{ kind: 'timer'; at: number; id?: string; seq?: number }>
-  | Readonly<{ kind: 'abort'; reason: string; at: number }>;
-
-/** A saga between messages, and the seq every timer it set carries. */
-type Run<C> = Readonly<{ state: SagaState<C>; timers: ReadonlyMap<string, number> }>;
-
-function repliesOf<C>(def: SagaDefinition<C>) {
-  const stepNamed = (name: string) => {
-    const found = def.steps.find((s) => s.name === name);
-    assert.ok(found, `saga ${def.name} has no step ${name}`);
-    return found;
-  };
-  const reply = (type: string | undefined, name: string, at: number, detail?: string): Input => {
-    assert.ok(type, `step ${name} has no such reply`);
-    return detail === undefined ? { kind: 'reply', type, step: name, at } : { kind: 'reply', type, step: name, at, detail };
-  };
-  return {
-    done: (name: string, at: number) => reply(stepNamed(name).success, name, at),
-    failed: (name: string, at: number, detail?: string) => reply(stepNamed(name).failure, name, at, detail),
-    undone: (name: string, at: number) => reply(stepNamed(name).compensation?.done, name, at),
-  };
-}
-
-const timerFires = (at: number, which: { id?: string; seq?: number } = {}): Input => ({ kind: 'timer', at, ...which });
-const abort = (reason: string, at: number): Input => ({ kind: 'abort', reason, at });
-
-function begin<C>(def: SagaDefinition<C>, ctx: C, sagaId: string): { run: Run<C>; transition: Transition<C> } {
-  const transition = startSaga(def, sagaId, ctx, 0);
-  return { run: next({ state: transition.state, timers: new Map() }, transition), transition };
-}
-
-function when<C>(def: SagaDefinition<C>, run: Run<C>, input: Input): Transition<C> | undefined {
-  switch (input.kind) {
-    case 'reply':
-      return onReply(def, run.state, input, input.at);
-    case 'timer': {
-      const id = input.id ?? (isActive(run.state) ? run.state.timer : 'no live timer');
-      return onTimer(def, run.state, id, input.seq ?? run.timers.get(id) ?? -1, input.at);
-    }
-    case 'abort':
-      return abortSaga(def, run.state, input.reason, input.at);
-  }
-}
-
-function next<C>(run: Run<C>, transition: Transition<C>): Run<C> {
-  const timers = new Map(run.timers);
-  for (const out of transition.send) {
-    if (out.type === SAGA_TIMER) timers.set(out.id ?? '', (out.payload as SagaTimerPayload).seq);
-  }
-  return { state: transition.state, timers };
-}
-
-/** Starts the saga and applies every input, each of which must change it. */
-function given<C>(def: SagaDefinition<C>, ctx: C, inputs: readonly Input[], sagaId = SAGA): Run<C> {
-  return play(def, ctx, inputs, sagaId).run;
-}
-
-/** Starts the saga and applies the inputs; returns every transition (each input must change the saga). */
-function play<C>(def: SagaDefinition<C>, ctx: C, inputs: readonly Input[], sagaId = SAGA) {
-  const start = begin(def, ctx, sagaId);
-  let run = start.run;
-  const transitions: Transition<C>[] = [start.transition];
-  for (const input of inputs) {
-    const transition = when(def, run, input);
-    assert.ok(transition, `${JSON.stringify(input)} should change the saga`);
-    transitions.push(transition);
-    run = next(run, transition);
-  }
-  return { run, transitions };
-}
-
-type Expected = Readonly<{ send: readonly Outgoing[]; cancel?: readonly string[]; outcome?: Transition<unknown>['outcome'] }>;
-
-function then<C>(transition: Transition<C> | undefined, expected: Expected): Transition<C> {
-  assert.ok(transition, 'expected a transition, got undefined (ignored)');
-  assert.deepEqual(transition.send, expected.send);
-  assert.deepEqual(transition.cancel, expected.cancel ?? []);
-  assert.deepEqual(transition.outcome, expected.outcome);
-  return transition;
-}
-
-/** What a transition sends, timers left out. */
-const commandsIn = (transition: Transition<unknown>): Outgoing[] => transition.send.filter((out) => out.type !== SAGA_TIMER);
-
-const cmd = (type: string, name: string, sagaId = SAGA): Outgoing => ({ type, payload: { tripId: 't-1' }, sagaId, step: name });
-const timer = (n: number, seq: number, deliverAt: number, sagaId = SAGA): Outgoing =>
-  ({ id: `${sagaId}/timer/${n}`, type: SAGA_TIMER, payload: { seq }, sagaId, step: '', deliverAt });
-
 const { done, failed, undone } = repliesOf(tripSaga);
 
 /** bookFlight done at 10; bookHotel tried at 10, 110, 220 and timed out at 370. */
 const hotelTimedOut = [done('bookFlight', 10), timerFires(100), timerFires(110), timerFires(220), timerFires(370)];
-
-/** The timer a saga would cancel now. */
-const liveTimer = (run: Run<unknown>): string => (isActive(run.state) ? run.state.timer : 'none');
 
 /** The trip, all four steps before the pivot done at 10, 20, 30, 40. */
 const pastPivot = [done('bookFlight', 10), done('bookHotel', 20), done('checkVisa', 30), done('rentCar', 40)];
@@ -158,8 +43,14 @@ void describe('saga: happy path', () => {
   void it('starts with the first command and a timer for the step timeout', () => {
     const { run, transition } = begin(tripSaga, trip, SAGA);
     then(transition, { send: [cmd('BookFlight', 'bookFlight'), timer(0, 0, 100)] });
-    assert.equal(run.state.status, 'running');
+    assert.deepEqual(awaitingOf(run.state), { step: 0, awaiting: [0] }, 'a step without concurrent ones is a group of one');
     assert.deepEqual(run.state.history, [{ step: 'bookFlight', event: 'started', at: 0 }]);
+  });
+
+  void it('a success moves on to the next step alone (none is concurrent)', () => {
+    const { run, transitions } = play(tripSaga, trip, [done('bookFlight', 10), done('bookHotel', 20)]);
+    assert.deepEqual(transitions.map((t) => commandsIn(t).map((c) => c.step)), [['bookFlight'], ['bookHotel'], ['checkVisa']]);
+    assert.deepEqual(awaitingOf(run.state), { step: 2, awaiting: [2] });
   });
 
   void it('sends each command in order, with saga id and step, and completes on the last reply', () => {
@@ -474,82 +365,5 @@ void describe('saga: history', () => {
     ]);
     const retried = given(once, trip, [done('bookFlight', 10), failed('bookHotel', 20), timerFires(100), timerFires(120)]);
     assert.deepEqual(retried.state.history.at(-1), { step: 'bookFlight', event: 'retried', at: 120, detail: 'compensation try 2' });
-  });
-});
-
-// ---------------------------------------------------------------------------------------------
-// The real checkout saga: reserve stock, authorize payment | pivot | capture payment, commit stock.
-
-void describe('checkoutSaga()', () => {
-  const checkout = checkoutSaga();
-  const co = repliesOf(checkout);
-  const ctx: CheckoutContext = { orderId: 'o1', userId: 'u1', lines: [['i1', 2], ['i2', 1]], amount: 30 };
-  const id = 'o1.1';
-  const lines = { lines: ctx.lines };
-  const charge = { userId: 'u1', amount: 30 };
-  const send = (type: string, name: string, payload: unknown): Outgoing => ({ type, payload, sagaId: id, step: name });
-
-  void it('reserves, authorizes, captures and commits, in that order', () => {
-    const { run, transitions } = play(checkout, ctx, [
-      co.done('reserveStock', 10), co.done('authorizePayment', 20), co.done('capturePayment', 30), co.done('commitStock', 40),
-    ], id);
-    assert.deepEqual(transitions.map((t) => t.send), [
-      [send('ReserveStock', 'reserveStock', lines), timer(0, 0, 10_000, id)],
-      [send('AuthorizePayment', 'authorizePayment', charge)],
-      [send('CapturePayment', 'capturePayment', charge)],
-      [send('CommitStock', 'commitStock', lines)],
-      [],
-    ]);
-    assert.deepEqual(transitions.at(-1)?.outcome, { status: 'completed' });
-    assert.deepEqual(transitions.at(-1)?.cancel, [`${id}/timer/0`]);
-    assert.equal(run.state.status, 'completed');
-  });
-
-  void it('a failed reservation fails the checkout with nothing to undo', () => {
-    const run = given(checkout, ctx, [], id);
-    then(when(checkout, run, co.failed('reserveStock', 10, 'item i1 has 1 in stock, 2 wanted')), {
-      send: [], cancel: [`${id}/timer/0`], outcome: { status: 'failed', reason: 'item i1 has 1 in stock, 2 wanted' },
-    });
-  });
-
-  void it('a declined payment releases the stock, then fails', () => {
-    const run = given(checkout, ctx, [co.done('reserveStock', 10)], id);
-    const declined = then(when(checkout, run, co.failed('authorizePayment', 20, 'user u1 has credit 5, 30 needed')), {
-      send: [send('ReleaseStock', 'reserveStock', lines)],
-    });
-    then(when(checkout, next(run, declined), co.undone('reserveStock', 30)), {
-      send: [], cancel: [`${id}/timer/0`], outcome: { status: 'failed', reason: 'user u1 has credit 5, 30 needed' },
-    });
-  });
-
-  void it('an authorization that times out twice voids the payment, then releases the stock', () => {
-    const run = given(checkout, ctx, [co.done('reserveStock', 10), timerFires(10_000), timerFires(10_010)], id);
-    assert.equal(run.state.status === 'running' && run.state.tries, 2, 'one retry (maxAttempts 2)');
-    const timedOut = when(checkout, run, timerFires(10_010 + 11_000));
-    assert.ok(timedOut);
-    assert.deepEqual(commandsIn(timedOut), [send('VoidPayment', 'authorizePayment', charge)]);
-    then(when(checkout, next(run, timedOut), co.undone('authorizePayment', 21_100)), { send: [send('ReleaseStock', 'reserveStock', lines)] });
-  });
-
-  void it('a capture is retried for ever with the default backoff (1 s, 5 s, 30 s, 30 s…)', () => {
-    let run = given(checkout, ctx, [co.done('reserveStock', 10), co.done('authorizePayment', 20), timerFires(10_000)], id);
-    let at = 10_020;
-    const waits: number[] = [];
-    for (let i = 0; i < 5; i++) {
-      const transition = when(checkout, run, timerFires(at));
-      assert.deepEqual(transition?.send[0], send('CapturePayment', 'capturePayment', charge));
-      const deliverAt = transition?.send[1]?.deliverAt ?? Number.NaN;
-      waits.push(deliverAt - at);
-      at = deliverAt;
-      run = next(run, transition!);
-    }
-    const timeout = defaultCheckoutPolicy.stepTimeoutMs;
-    assert.deepEqual(waits, [timeout + 1_000, timeout + 5_000, timeout + 30_000, timeout + 30_000, timeout + 30_000]);
-    assert.equal(when(checkout, run, abort('too slow', at)), undefined, 'past the pivot nothing is undone');
-  });
-
-  void it('abort while authorizing voids (the authorization may have happened) and releases', () => {
-    const run = given(checkout, ctx, [co.done('reserveStock', 10)], id);
-    then(when(checkout, run, abort('reservation expired', 20)), { send: [send('VoidPayment', 'authorizePayment', charge)] });
   });
 });

@@ -73,9 +73,12 @@ export async function openPglite(dataDir: string): Promise<SqlClient & { close()
     query: (sql, params) => exclusive(() => inTransaction.query(sql, params)),
     exec: (sql) => exclusive(() => inTransaction.exec(sql)),
     transaction: (fn) => exclusive(async () => {
-      await send({ sql: 'begin' });
+      // The worker runs requests in order: no need to wait for BEGIN before the first statement.
+      const begun = send({ sql: 'begin' });
+      begun.catch(() => undefined);
       try {
         const result = await fn(inTransaction);
+        await begun;
         await send({ sql: 'commit' });
         return result;
       } catch (error) {

@@ -1,4 +1,4 @@
-import type { SagaDefinition, SagaPolicy } from '../../core/saga.ts';
+import { defineSaga, type SagaDefinition, type SagaPolicy } from '../../core/saga.ts';
 import { PaymentCommands, PaymentReplies, type Charge } from '../payment/payment.ts';
 import { StockCommands, StockReplies, type StockLines } from '../stock/stock.ts';
 import type { CheckoutContext } from './order.ts';
@@ -9,11 +9,11 @@ const charge = (ctx: CheckoutContext): Charge => ({ userId: ctx.userId, amount: 
 export const defaultCheckoutPolicy: SagaPolicy = { stepTimeoutMs: 10_000, maxAttempts: 2, backoffMs: [1_000, 5_000, 30_000] };
 
 /**
- * The course checkout: hold the stock, hold the money, then take both. Once the money is
- * held (the pivot) nothing can fail any more, so capture and commit are only retried.
+ * The course checkout: hold the stock and the money at once, then take both at once. Once
+ * both are held (the pivot) nothing can fail any more, so capture and commit are only retried.
  */
 export function checkoutSaga(policy: SagaPolicy = defaultCheckoutPolicy): SagaDefinition<CheckoutContext> {
-  return {
+  return defineSaga({
     name: 'checkout',
     pivot: 2,
     policy,
@@ -27,6 +27,7 @@ export function checkoutSaga(policy: SagaPolicy = defaultCheckoutPolicy): SagaDe
       },
       {
         name: 'authorizePayment',
+        concurrent: true,
         action: (ctx) => ({ type: PaymentCommands.authorize, payload: charge(ctx) }),
         success: PaymentReplies.authorized,
         failure: PaymentReplies.declined,
@@ -39,11 +40,12 @@ export function checkoutSaga(policy: SagaPolicy = defaultCheckoutPolicy): SagaDe
       },
       {
         name: 'commitStock',
+        concurrent: true,
         action: (ctx) => ({ type: StockCommands.commit, payload: lines(ctx) }),
         success: StockReplies.committed,
       },
     ],
-  };
+  });
 }
 
 /** Every reply type the checkout saga listens to. */

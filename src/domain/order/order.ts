@@ -39,10 +39,13 @@ export function orderStatus(order: Order): OrderStatus {
       return 'CONFIRMED';
     case 'failed':
       return 'FAILED';
-    case 'compensating':
-      return 'PAYMENT_PENDING';
     case 'running':
-      return (['CREATED', 'PAYMENT_PENDING', 'PAYMENT_PENDING', 'PAID'] as const)[saga.step] ?? 'PAID';
+    case 'compensating': {
+      const done = new Set(saga.history.filter((e) => e.event === 'succeeded').map((e) => e.step));
+      if (done.has('capturePayment')) return 'PAID';
+      if (!done.has('reserveStock')) return 'CREATED';
+      return done.has('authorizePayment') ? 'PAYMENT_PENDING' : 'RESERVED';
+    }
     default:
       return assertNever(saga);
   }
