@@ -1,19 +1,10 @@
-import { ConfigError, loadConfig, type Config } from './config.ts';
+import { ConfigError, loadConfig } from './config.ts';
 import { createLogger } from './runtime/log.ts';
 import { startEmbedded } from './runtime/system.ts';
 
 /** `npm start`: the whole system in one process, on the embedded store and bus. */
 async function main(): Promise<void> {
-  let config: Config;
-  try {
-    config = loadConfig();
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      console.error(`orderly: ${error.message}`);
-      process.exit(2);
-    }
-    throw error;
-  }
+  const config = loadConfig();
   const log = createLogger(config.logLevel);
   const system = await startEmbedded(config, log);
   const address = await system.app.listen({ host: config.host, port: config.port });
@@ -38,6 +29,10 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
+  if (error instanceof ConfigError) {
+    console.error(`orderly: ${error.message}`);
+    process.exit(2);
+  }
   console.error('orderly: failed to start:', error);
   process.exit(1);
 });

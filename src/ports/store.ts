@@ -38,7 +38,7 @@ export interface Store {
   outbox(): Promise<Envelope[]>;
   /** Drops delivered messages from the outbox. May be batched; a crash before it only causes a redelivery. */
   delivered(ids: readonly string[]): Promise<void>;
-  /** Keeps a message that could not be consumed, with why, and drops it from the outbox. */
+  /** Keeps a message this store's service could not consume, with why (its consumer gave up on it). */
   deadLetter(message: Envelope, consumer: string, error: string): Promise<void>;
   /** Forgets inbox entries older than `ms` (they must outlive any redelivery). */
   pruneInbox(olderThanMs: number): Promise<number>;

@@ -86,7 +86,10 @@ export class Relay {
   #publish(messages: Envelope[]): void {
     if (this.#stopped) return;
     const run = this.#bus.publish(messages).then(
-      () => this.#store.delivered(messages.map((m) => m.id)),
+      () => this.#store.delivered(messages.map((m) => m.id)).catch((error: unknown) => {
+        // Still in the outbox: sent again at the next start, and consumers deduplicate.
+        this.#options.log.warn({ err: error, count: messages.length }, 'relay: could not drop delivered messages from the outbox');
+      }),
       (error: unknown) => {
         if (this.#stopped) return;
         // Still in the outbox, so nothing is lost; try again shortly.

@@ -14,9 +14,12 @@ import { buildApp } from '../http/app.ts';
 import type { Bus } from '../ports/bus.ts';
 import type { Store } from '../ports/store.ts';
 import type { Logger } from './log.ts';
+import { lockDataDir } from './dataDirLock.ts';
 import { SagaOutcomes } from './outcomes.ts';
 import { Relay } from './relay.ts';
 import { ServiceRuntime } from './service.ts';
+
+const INBOX_RETENTION_MS = 60 * 60 * 1000;
 
 export type System = Readonly<{
   app: FastifyInstance;
@@ -32,6 +35,7 @@ export type System = Readonly<{
  * talking over the in-process bus. Nothing to install, nothing lost on a crash.
  */
 export async function startEmbedded(config: Config, log: Logger): Promise<System> {
+  const unlock = lockDataDir(config.dataDir);
   const [ordersDb, stockDb, paymentDb] = await Promise.all([
     openPglite(join(config.dataDir, 'orders')),
     openPglite(join(config.dataDir, 'stock')),
@@ -65,17 +69,26 @@ export async function startEmbedded(config: Config, log: Logger): Promise<System
   orders.onCommitted((messages) => outcomes.observe(messages));
   const app = buildApp({ orders, stock, payment, outcomes, checkoutWaitMs: config.checkoutWaitMs, log });
   const recovered = await wired.start();
+  // Inbox marks only need to outlive redelivery, which here is bounded by the outbox.
+  const pruning = setInterval(() => {
+    for (const store of Object.values(stores)) {
+      store.pruneInbox(INBOX_RETENTION_MS).catch((err: unknown) => log.warn({ err, service: store.service }, 'inbox pruning failed'));
+    }
+  }, 60_000);
+  pruning.unref();
 
   return {
     app,
     services: { orders, stock, payment },
     recovered,
     async close() {
+      clearInterval(pruning);
       await app.close();
       await wired.stop();
       await bus.close();
       for (const store of Object.values(stores)) await store.close();
       for (const db of databases) await db.close();
+      unlock();
     },
   };
 }

@@ -61,6 +61,12 @@ export async function openPglite(dataDir: string): Promise<SqlClient & { close()
     return run;
   }
 
+  // PGlite runs no autovacuum: reclaim dead rows (outbox and inbox churn, document updates) now and then.
+  const vacuum = setInterval(() => {
+    exclusive(() => send({ sql: 'vacuum' })).catch(() => undefined);
+  }, 60_000);
+  vacuum.unref();
+
   const inTransaction: SqlClient = {
     query: (sql, params) => send(params === undefined ? { sql } : { sql, params }),
     transaction: (fn) => fn(inTransaction),
@@ -87,6 +93,7 @@ export async function openPglite(dataDir: string): Promise<SqlClient & { close()
       }
     }),
     async close() {
+      clearInterval(vacuum);
       await exclusive(() => send({ close: true }));
       await worker.terminate();
     },

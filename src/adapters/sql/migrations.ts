@@ -14,13 +14,16 @@ const migrations: readonly ((s: string) => string)[] = [
   `,
   // Room in every page, so an update can stay on its page without touching the index (HOT).
   (s) => `alter table ${s}.docs set (fillfactor = 60)`,
+  // Several consumers may give up on the same message.
+  (s) => `alter table ${s}.dead_letters drop constraint dead_letters_pkey, add primary key (id, consumer)`,
 ];
 
 export async function migrate(client: SqlClient, schema: string): Promise<void> {
-  await client.exec(`create schema if not exists ${schema}; create table if not exists ${schema}.migrations (version int primary key, at timestamptz not null default now())`);
   await client.transaction(async (tx) => {
-    // One migrator at a time per schema, even with several replicas starting together.
-    await tx.query(`lock table ${schema}.migrations in exclusive mode`);
+    // One migrator at a time per schema, even with several replicas starting together
+    // (concurrent `create … if not exists` can still collide in PostgreSQL).
+    await tx.query('select pg_advisory_xact_lock(hashtext($1))', [`orderly:migrate:${schema}`]);
+    await tx.exec(`create schema if not exists ${schema}; create table if not exists ${schema}.migrations (version int primary key, at timestamptz not null default now())`);
     const { rows } = await tx.query<{ version: number }>(`select coalesce(max(version), 0) as version from ${schema}.migrations`);
     const current = rows[0]?.version ?? 0;
     for (let v = current; v < migrations.length; v++) {

@@ -132,15 +132,17 @@ async function write<T>(tx: SqlClient, s: string, commit: Commit<T>, versions: R
   const inserts: { key: string; doc: unknown }[] = [];
   const upserts: { key: string; doc: unknown }[] = [];
   const deletes: { key: string; version: number }[] = [];
+  const blindDeletes: string[] = [];
   for (const [key, doc] of commit.writes) {
     const version = versions.get(key);
     if (doc === null) {
       if (version !== undefined) deletes.push({ key, version });
+      else if (!read.has(key)) blindDeletes.push(key);
     } else if (version !== undefined) updates.push({ key, version, doc });
     else if (read.has(key)) inserts.push({ key, doc });
     else upserts.push({ key, doc });
   }
-  // The four document lists touch disjoint keys, so one statement can apply them all.
+  // The document lists touch disjoint keys, so one statement can apply them all.
   const { rows } = await tx.query<{ updated: number; inserted: number; deleted: number; consumed: number }>(
     `with
        upd as (update ${s}.docs d set doc = x.doc, version = x.version + 1
@@ -155,13 +157,15 @@ async function write<T>(tx: SqlClient, s: string, commit: Commit<T>, versions: R
        inb as (insert into ${s}.inbox (id) select unnest($5::text[]) on conflict do nothing returning 1),
        outb as (insert into ${s}.outbox (id, envelope) select x->>'id', x from jsonb_array_elements($6::jsonb) as x
                on conflict (id) do nothing returning 1),
-       can as (delete from ${s}.outbox where id = any($7::text[]) returning 1)
+       can as (delete from ${s}.outbox where id = any($7::text[]) returning 1),
+       bdel as (delete from ${s}.docs where key = any($8::text[]) returning 1)
      select (select count(*) from upd)::int as updated, (select count(*) from ins)::int as inserted,
             (select count(*) from del)::int as deleted, (select count(*) from inb)::int as consumed,
-            (select count(*) from ups)::int + (select count(*) from outb)::int + (select count(*) from can)::int as other`,
+            (select count(*) from ups)::int + (select count(*) from outb)::int + (select count(*) from can)::int
+              + (select count(*) from bdel)::int as other`,
     [
       JSON.stringify(updates), JSON.stringify(inserts), JSON.stringify(upserts), JSON.stringify(deletes),
-      commit.consumed, JSON.stringify(commit.outbox), commit.cancel,
+      commit.consumed, JSON.stringify(commit.outbox), commit.cancel, blindDeletes,
     ],
   );
   const counts = rows[0];

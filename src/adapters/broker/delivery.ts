@@ -1,0 +1,54 @@
+import type { Envelope } from '../../core/message.ts';
+
+/** Retry policy shared by the broker buses, with the same meaning as the in-process bus's. */
+export type RetryPolicy = Readonly<{ maxDeliveries: number; backoffMs: readonly number[] }>;
+
+export const defaultRetry: RetryPolicy = { maxDeliveries: 10, backoffMs: [100, 1000, 5000] };
+
+export function retryPolicy(maxDeliveries: number | undefined, backoffMs: readonly number[] | undefined): RetryPolicy {
+  const policy = { maxDeliveries: maxDeliveries ?? defaultRetry.maxDeliveries, backoffMs: backoffMs ?? defaultRetry.backoffMs };
+  if (!Number.isInteger(policy.maxDeliveries) || policy.maxDeliveries < 1) throw new Error(`maxDeliveries must be a whole number ≥ 1, not ${policy.maxDeliveries}`);
+  if (policy.backoffMs.length === 0 || policy.backoffMs.some((ms) => !Number.isInteger(ms) || ms < 0)) {
+    throw new Error(`backoffMs must be a non-empty list of whole milliseconds, not [${policy.backoffMs.join(', ')}]`);
+  }
+  return policy;
+}
+
+/** Delay before redelivering a message whose delivery `delivery` (1-based) failed; the last value repeats. */
+export function backoffAfter(policy: RetryPolicy, delivery: number): number {
+  return policy.backoffMs[Math.min(delivery, policy.backoffMs.length) - 1] ?? 0;
+}
+
+/**
+ * Names become queue, stream, subject and consumer names; keeping them to one plain token
+ * means no name can contain another's separator or a wildcard (`.`, `*`, `>`, `#`).
+ */
+export function checkName(kind: 'namespace' | 'consumer' | 'message type', value: string): void {
+  const pattern = kind === 'message type' ? /^[A-Za-z][A-Za-z0-9_]*$/ : /^[a-z][a-z0-9_]*$/;
+  if (!pattern.test(value)) throw new Error(`Bad ${kind} for a broker: ${JSON.stringify(value)} (use ${pattern.source})`);
+}
+
+/** The reason kept with a dead letter; bounded, because broker headers are small. */
+export function errorText(error: unknown): string {
+  const text = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  return text.length > 2000 ? `${text.slice(0, 2000)}…` : text;
+}
+
+/** Checks the bytes from a broker once, at the edge; anything else is a message no retry can fix. */
+export function decodeEnvelope(bytes: Uint8Array): Envelope {
+  const value: unknown = JSON.parse(new TextDecoder().decode(bytes));
+  if (typeof value !== 'object' || value === null) throw new TypeError('Envelope is not a JSON object');
+  const e = value as Record<string, unknown>;
+  for (const field of ['id', 'type', 'sagaId', 'step', 'correlationId', 'causationId'] as const) {
+    if (typeof e[field] !== 'string') throw new TypeError(`Envelope field ${field} is not a string`);
+  }
+  if (e.id === '' || e.type === '') throw new TypeError('Envelope id and type must not be empty');
+  if (typeof e.at !== 'number') throw new TypeError('Envelope field at is not a number');
+  if (e.deliverAt !== undefined && typeof e.deliverAt !== 'number') throw new TypeError('Envelope field deliverAt is not a number');
+  if (!('payload' in e)) throw new TypeError('Envelope has no payload');
+  return value as Envelope;
+}
+
+export function encodeEnvelope(message: Envelope): Buffer {
+  return Buffer.from(JSON.stringify(message));
+}

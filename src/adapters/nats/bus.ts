@@ -1,0 +1,238 @@
+import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, RetentionPolicy, StorageType, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
+import { connect, headers, nanos } from '@nats-io/transport-node';
+import type { Envelope } from '../../core/message.ts';
+import type { Bus, Handler } from '../../ports/bus.ts';
+import type { Logger } from '../../runtime/log.ts';
+import { backoffAfter, checkName, decodeEnvelope, encodeEnvelope, errorText, retryPolicy } from '../broker/delivery.ts';
+
+export type NatsBusOptions = Readonly<{
+  /** Comma-separated server URLs. */
+  servers: string;
+  namespace: string;
+  /** Most messages per consumer handled at once in this process. */
+  prefetch?: number;
+  maxDeliveries?: number;
+  /** Delay before redelivery n (1-based); the last value repeats. */
+  backoffMs?: readonly number[];
+  log: Logger;
+}>;
+
+/** Stream, subjects and durable consumer names of a namespace. */
+export function natsNames(namespace: string) {
+  return {
+    stream: namespace,
+    subject: (type: string) => `${namespace}.${type}`,
+    deadStream: `${namespace}-dead`,
+    deadSubject: (consumer: string) => `${namespace}-dead.${consumer}`,
+    // One durable per consumer and type: servers before 2.10 have no multi-subject filters.
+    // Neither part may contain '-', so no two pairs share a name.
+    durable: (consumer: string, type: string) => `${consumer}-${type}`,
+  };
+}
+
+type Subscription = Readonly<{ consumer: string; types: readonly string[]; handler: Handler; slots: Slots }>;
+
+/** Unacknowledged this long, a message goes to another replica (a process that died holding it). */
+const ACK_WAIT_MS = 30_000;
+
+/**
+ * The bus on NATS JetStream: one file-backed stream per namespace, one subject per message
+ * type, and a durable pull consumer per consumer and type, shared by its replicas. Publishing
+ * waits for the stream's ack (deduplicated on the envelope id); a message is acked only after
+ * its handler resolved, nak'ed with a delay when it rejects, and after `maxDeliveries` copied
+ * to the dead-letter stream with the error and terminated. The client reconnects forever;
+ * after each reconnect the streams and consumers are declared again (a server that lost its
+ * data gets them back) and the pull loops resume by themselves.
+ */
+export async function natsBus(options: NatsBusOptions): Promise<Bus> {
+  const { namespace: ns, log } = options;
+  checkName('namespace', ns);
+  const policy = retryPolicy(options.maxDeliveries, options.backoffMs);
+  const prefetch = options.prefetch ?? 32;
+  const names = natsNames(ns);
+  const nc = await connect({ servers: options.servers.split(','), name: `orderly ${ns}`, maxReconnectAttempts: -1, reconnectTimeWait: 500 });
+  const jsm = await jetstreamManager(nc);
+  const js = jetstream(nc);
+  const subscriptions: Subscription[] = [];
+  const loops = new Set<ConsumerMessages>();
+  const inFlight = new Set<JsMsg>();
+  let closed = false;
+
+  async function declareStreams(): Promise<void> {
+    // Interest retention: a message is kept until every consumer of its type acked it, and one
+    // no consumer listens to is not kept at all (as with an unbound RabbitMQ routing key).
+    for (const config of [
+      { name: names.stream, subjects: [`${ns}.>`], storage: StorageType.File, retention: RetentionPolicy.Interest },
+      { name: names.deadStream, subjects: [`${names.deadStream}.>`], storage: StorageType.File, retention: RetentionPolicy.Limits },
+    ]) {
+      await ensure(`stream ${config.name}`, () => jsm.streams.add(config), () => jsm.streams.info(config.name));
+    }
+  }
+
+  async function declareConsumers({ consumer, types }: Subscription): Promise<void> {
+    for (const type of types) {
+      const durable = names.durable(consumer, type);
+      const config = {
+        durable_name: durable,
+        filter_subject: names.subject(type),
+        ack_policy: AckPolicy.Explicit,
+        // Like a new queue: what was published before the consumer existed is not for it.
+        deliver_policy: DeliverPolicy.New,
+        ack_wait: nanos(ACK_WAIT_MS),
+        // Unlimited on the server: this adapter dead-letters after maxDeliveries, and a crash
+        // between its last failure and the dead letter must lead to a redelivery, not a loss.
+        max_deliver: -1,
+      };
+      await ensure(`consumer ${durable}`, () => jsm.consumers.add(names.stream, config), () => jsm.consumers.info(names.stream, durable));
+    }
+  }
+
+  /** Creates a stream or consumer; one created earlier with other settings is used as it is rather than refused. */
+  async function ensure(what: string, add: () => Promise<unknown>, exists: () => Promise<unknown>): Promise<void> {
+    try {
+      await add();
+    } catch (error) {
+      await exists().catch(() => Promise.reject(error instanceof Error ? error : new Error(String(error))));
+      log.warn({ err: error, namespace: ns }, `nats: ${what} exists with other settings; using it as it is`);
+    }
+  }
+
+  async function pull(subscription: Subscription, type: string): Promise<void> {
+    const consumer = await js.consumers.get(names.stream, names.durable(subscription.consumer, type));
+    const messages = await consumer.consume({ max_messages: prefetch });
+    loops.add(messages);
+    for await (const m of messages) {
+      await subscription.slots.acquire();
+      if (closed) {
+        settle(() => m.nak());
+        subscription.slots.release();
+        continue;
+      }
+      inFlight.add(m);
+      void deliver(subscription, m).finally(() => {
+        inFlight.delete(m);
+        subscription.slots.release();
+      });
+    }
+  }
+
+  async function deliver({ consumer, handler }: Subscription, m: JsMsg): Promise<void> {
+    const delivery = m.info.deliveryCount;
+    const context = { consumer, subject: m.subject, seq: m.seq, delivery };
+    let message: Envelope | undefined;
+    // A slow handler (a busy database) must not have its message redelivered to another replica meanwhile.
+    // Once closed, the message was handed back: a handler that never ends no longer holds it.
+    const keepAlive = setInterval(() => (closed ? clearInterval(keepAlive) : settle(() => m.working())), ACK_WAIT_MS / 3);
+    keepAlive.unref();
+    try {
+      message = decodeEnvelope(m.data);
+      await handler(message);
+      settle(() => m.ack());
+    } catch (error) {
+      if (closed) return; // nak'ed by close()
+      if (message !== undefined && delivery < policy.maxDeliveries) {
+        log.warn({ ...context, messageId: message.id, err: error }, 'nats: handler failed; will retry');
+        settle(() => m.nak(backoffAfter(policy, delivery)));
+        return;
+      }
+      const text = errorText(error);
+      log.error({ ...context, messageId: message?.id, error: text }, 'nats: message dead-lettered');
+      try {
+        const h = headers();
+        // Header values are single lines.
+        h.set('Orderly-Error', text.replace(/[\r\n]+/g, ' '));
+        h.set('Orderly-Consumer', consumer);
+        h.set('Orderly-Delivery', String(delivery));
+        await js.publish(names.deadSubject(consumer), m.data, { msgID: `${consumer}:${m.seq}`, headers: h });
+        settle(() => m.term());
+      } catch (publishError) {
+        log.warn({ ...context, err: publishError }, 'nats: could not dead-letter; will retry');
+        settle(() => m.nak(backoffAfter(policy, delivery)));
+      }
+    } finally {
+      clearInterval(keepAlive);
+    }
+  }
+
+  function start(subscription: Subscription, type: string): void {
+    pull(subscription, type).catch((err: unknown) => {
+      if (!closed) log.error({ err, consumer: subscription.consumer, type }, 'nats: consumer stopped');
+    });
+  }
+
+  async function watch(): Promise<void> {
+    for await (const status of nc.status()) {
+      if (status.type === 'disconnect') log.warn({ namespace: ns }, 'nats: connection lost; reconnecting');
+      if (status.type === 'reconnect') {
+        log.info({ namespace: ns }, 'nats: reconnected');
+        try {
+          await declareStreams();
+          for (const subscription of subscriptions) await declareConsumers(subscription);
+        } catch (err) {
+          log.warn({ err, namespace: ns }, 'nats: could not declare streams and consumers again');
+        }
+      }
+    }
+  }
+
+  await declareStreams();
+  void watch();
+
+  return {
+    async publish(messages) {
+      for (const message of messages) checkName('message type', message.type);
+      await Promise.all(messages.map((m) => js.publish(names.subject(m.type), encodeEnvelope(m), { msgID: m.id })));
+    },
+
+    async subscribe(consumer, types, handler) {
+      checkName('consumer', consumer);
+      for (const type of types) checkName('message type', type);
+      if (subscriptions.some((s) => s.consumer === consumer)) throw new Error(`${consumer} already subscribes on this bus`);
+      const subscription = { consumer, types: [...types], handler, slots: new Slots(prefetch) };
+      await declareConsumers(subscription);
+      subscriptions.push(subscription);
+      for (const type of types) start(subscription, type);
+    },
+
+    async close() {
+      closed = true;
+      for (const loop of loops) await loop.close();
+      // Handed back now rather than after ack_wait, so another replica takes them at once.
+      for (const m of inFlight) settle(() => m.nak());
+      await nc.drain();
+    },
+  };
+}
+
+/** A counting semaphore: bounds the handlers running at once per consumer. */
+class Slots {
+  #free: number;
+  readonly #waiting: (() => void)[] = [];
+
+  constructor(count: number) {
+    this.#free = count;
+  }
+
+  async acquire(): Promise<void> {
+    if (this.#free > 0) {
+      this.#free--;
+      return;
+    }
+    await new Promise<void>((resolve) => this.#waiting.push(resolve));
+  }
+
+  release(): void {
+    const next = this.#waiting.shift();
+    if (next) next();
+    else this.#free++;
+  }
+}
+
+/** Acks and naks on a closed connection throw; the server redelivers those after ack_wait. */
+function settle(fn: () => void): void {
+  try {
+    fn();
+  } catch {
+    // ignored: see above
+  }
+}

@@ -1,0 +1,206 @@
+import { connect, type Channel, type ChannelModel, type ConfirmChannel, type ConsumeMessage, type Options } from 'amqplib';
+import type { Envelope } from '../../core/message.ts';
+import type { Bus, Handler } from '../../ports/bus.ts';
+import type { Logger } from '../../runtime/log.ts';
+import { backoffAfter, checkName, decodeEnvelope, encodeEnvelope, errorText, retryPolicy } from '../broker/delivery.ts';
+
+export type RabbitBusOptions = Readonly<{
+  url: string;
+  namespace: string;
+  /** Most unacknowledged messages per consumer in this process (handlers running at once). */
+  prefetch?: number;
+  maxDeliveries?: number;
+  /** Delay before redelivery n (1-based); the last value repeats. */
+  backoffMs?: readonly number[];
+  log: Logger;
+}>;
+
+const DELIVERY = 'x-orderly-delivery';
+const ERROR = 'x-orderly-error';
+const CONSUMER = 'x-orderly-consumer';
+
+/**
+ * The queues of one consumer: its work queue, its dead letters, and one delay queue per
+ * distinct backoff, whose expired messages fall back into the work queue. One queue per delay
+ * (rather than a per-message expiration) because RabbitMQ only expires a queue's head.
+ */
+export function rabbitQueues(namespace: string, consumer: string, backoffMs: readonly number[]) {
+  const main = `${namespace}.${consumer}`;
+  return { main, dead: `${main}.dead`, delays: new Map([...new Set(backoffMs)].map((ms) => [ms, `${main}.retry.${ms}`])) };
+}
+
+type Subscription = Readonly<{ consumer: string; types: readonly string[]; handler: Handler }>;
+/** What exists on one connection; rebuilt from scratch on every reconnect. */
+type Session = { model: ChannelModel; publisher: ConfirmChannel; consumers: Set<string> };
+
+/**
+ * The bus on RabbitMQ: a durable topic exchange `<namespace>` routed by message type, and a
+ * durable queue per consumer, shared by its replicas. Publishing waits for the broker's
+ * confirms of persistent messages; a message is acknowledged only after its handler resolved.
+ * On a lost connection amqplib reconnects with backoff and `setup` declares everything again
+ * and resumes every consumer; meanwhile `publish` rejects (the relay retries).
+ */
+export async function rabbitBus(options: RabbitBusOptions): Promise<Bus> {
+  const { namespace: ns, log } = options;
+  checkName('namespace', ns);
+  const policy = retryPolicy(options.maxDeliveries, options.backoffMs);
+  const prefetch = options.prefetch ?? 32;
+  const subscriptions = new Map<string, Subscription>();
+  let session: Session | undefined;
+  const waiting: { resolve: (s: Session) => void; reject: (e: Error) => void }[] = [];
+  let closed = false;
+
+  async function setup(model: ChannelModel): Promise<void> {
+    const publisher = await model.createConfirmChannel();
+    const next: Session = { model, publisher, consumers: new Set() };
+    watch(next, publisher);
+    await publisher.assertExchange(ns, 'topic', { durable: true });
+    for (const subscription of subscriptions.values()) await startConsumer(next, subscription);
+    session = next;
+    for (const waiter of waiting.splice(0)) waiter.resolve(next);
+  }
+
+  // Any channel closing under a live connection (a broker-side error, a deleted queue) drops
+  // the whole connection, so that recovery rebuilds one consistent set of channels.
+  function watch(s: Session, channel: Channel): void {
+    channel.on('error', (err: Error) => log.warn({ err, namespace: ns }, 'rabbitmq: channel error'));
+    channel.on('close', () => {
+      // Deferred: when the whole connection dropped, its 'disconnect' comes after the channels' 'close'.
+      setImmediate(() => {
+        if (closed || session !== s) return;
+        log.warn({ namespace: ns }, 'rabbitmq: channel closed; reconnecting');
+        s.model.close().catch(() => {});
+      });
+    });
+  }
+
+  async function startConsumer(s: Session, subscription: Subscription): Promise<void> {
+    const queues = rabbitQueues(ns, subscription.consumer, policy.backoffMs);
+    const channel = await s.model.createChannel();
+    watch(s, channel);
+    await channel.assertQueue(queues.main, { durable: true });
+    await channel.assertQueue(queues.dead, { durable: true });
+    for (const [ms, name] of queues.delays) {
+      await channel.assertQueue(name, { durable: true, messageTtl: ms, deadLetterExchange: '', deadLetterRoutingKey: queues.main });
+    }
+    for (const type of subscription.types) await channel.bindQueue(queues.main, ns, type);
+    await channel.prefetch(prefetch);
+    await channel.consume(queues.main, (msg) => {
+      // null: the broker cancelled the consumer (its queue was deleted); watch() handles the close.
+      if (msg !== null) void deliver(s, channel, subscription, msg);
+    });
+    s.consumers.add(subscription.consumer);
+  }
+
+  async function deliver(s: Session, channel: Channel, { consumer, handler }: Subscription, msg: ConsumeMessage): Promise<void> {
+    const delivery = Number(msg.properties.headers?.[DELIVERY] ?? 1);
+    const context = { consumer, messageId: msg.properties.messageId as unknown, delivery };
+    let message: Envelope | undefined;
+    try {
+      message = decodeEnvelope(msg.content);
+      await handler(message);
+    } catch (error) {
+      const text = errorText(error);
+      try {
+        // Bytes that are no envelope will never become one: straight to the dead letters.
+        if (message !== undefined && delivery < policy.maxDeliveries) {
+          log.warn({ ...context, err: error }, 'rabbitmq: handler failed; will retry');
+          await forward(s.publisher, retryQueue(consumer, delivery), msg, { [DELIVERY]: delivery + 1 });
+        } else {
+          log.error({ ...context, error: text }, 'rabbitmq: message dead-lettered');
+          await forward(s.publisher, rabbitQueues(ns, consumer, []).dead, msg, { [DELIVERY]: delivery, [ERROR]: text, [CONSUMER]: consumer });
+        }
+      } catch (sendError) {
+        // Not moved aside, so it must not be lost: back to the queue, without a delay.
+        log.warn({ ...context, err: sendError }, 'rabbitmq: could not move a failed message; requeueing');
+        settle(() => channel.nack(msg, false, true));
+        return;
+      }
+    }
+    settle(() => channel.ack(msg));
+  }
+
+  function retryQueue(consumer: string, delivery: number): string {
+    const name = rabbitQueues(ns, consumer, policy.backoffMs).delays.get(backoffAfter(policy, delivery));
+    if (name === undefined) throw new Error('No delay queue for this backoff');
+    return name;
+  }
+
+  function nextSession(): Promise<Session> {
+    if (closed) return Promise.reject(new Error('The bus is closed'));
+    return new Promise((resolve, reject) => waiting.push({ resolve, reject }));
+  }
+
+  const connection = await connect(options.url, {
+    clientProperties: { connection_name: `orderly ${ns}` },
+    recovery: { initialDelay: 100, maxDelay: 5000, initialMaxRetries: 3, setup },
+  });
+  connection.on('error', (err: Error) => log.warn({ err, namespace: ns }, 'rabbitmq: connection error'));
+  connection.on('disconnect', (err: Error) => {
+    session = undefined;
+    if (!closed) log.warn({ err, namespace: ns }, 'rabbitmq: connection lost; reconnecting');
+  });
+  connection.on('connect', () => log.info({ namespace: ns }, 'rabbitmq: connected'));
+
+  return {
+    async publish(messages) {
+      for (const message of messages) checkName('message type', message.type);
+      const s = session;
+      if (s === undefined) throw new Error('RabbitMQ: not connected');
+      await Promise.all(messages.map((m) => send(s.publisher, ns, m.type, encodeEnvelope(m), { messageId: m.id, type: m.type })));
+    },
+
+    async subscribe(consumer, types, handler) {
+      checkName('consumer', consumer);
+      for (const type of types) checkName('message type', type);
+      if (subscriptions.has(consumer)) throw new Error(`${consumer} already subscribes on this bus`);
+      const subscription = { consumer, types: [...types], handler };
+      subscriptions.set(consumer, subscription);
+      for (;;) {
+        const s = session ?? (await nextSession());
+        if (s.consumers.has(consumer)) return; // a reconnect's setup started it already
+        try {
+          await startConsumer(s, subscription);
+          return;
+        } catch (error) {
+          if (session === s) {
+            subscriptions.delete(consumer);
+            throw error;
+          }
+          // The connection went away meanwhile; the next setup starts this consumer.
+        }
+      }
+    },
+
+    async close() {
+      closed = true;
+      for (const waiter of waiting.splice(0)) waiter.reject(new Error('The bus is closed'));
+      session = undefined;
+      // Unacknowledged deliveries go back to their queues; their late acks are ignored.
+      await connection.close();
+    },
+  };
+}
+
+/** Publishes persistently and resolves on the broker's confirm. */
+function send(channel: ConfirmChannel, exchange: string, key: string, content: Buffer, props: Options.Publish): Promise<void> {
+  return new Promise((resolve, reject) => {
+    channel.publish(exchange, key, content, { ...props, persistent: true, contentType: 'application/json' }, (err: unknown) =>
+      err ? reject(err instanceof Error ? err : new Error(String(err))) : resolve(),
+    );
+  });
+}
+
+/** The same message again, to another queue, with our headers only (not the broker's x-death). */
+function forward(channel: ConfirmChannel, queue: string, msg: ConsumeMessage, headers: Record<string, unknown>): Promise<void> {
+  return send(channel, '', queue, msg.content, { messageId: msg.properties.messageId as string, type: msg.properties.type as string, headers });
+}
+
+/** Acks and nacks on a channel that has since closed throw; the broker redelivers those anyway. */
+function settle(fn: () => void): void {
+  try {
+    fn();
+  } catch {
+    // ignored: see above
+  }
+}

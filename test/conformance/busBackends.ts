@@ -1,0 +1,130 @@
+import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import { connect as natsConnect, type NatsConnection } from '@nats-io/transport-node';
+import { connect as amqpConnect, type ChannelModel } from 'amqplib';
+import { decodeEnvelope, type RetryPolicy } from '../../src/adapters/broker/delivery.ts';
+import { inProcessBus } from '../../src/adapters/inproc/bus.ts';
+import { natsBus, natsNames } from '../../src/adapters/nats/bus.ts';
+import { rabbitBus, rabbitQueues } from '../../src/adapters/rabbitmq/bus.ts';
+import type { Bus } from '../../src/ports/bus.ts';
+import { createLogger } from '../../src/runtime/log.ts';
+
+const log = createLogger(process.env.ORDERLY_TEST_LOG ?? 'silent');
+const RABBIT = { host: '127.0.0.1', port: 5672 };
+const NATS = { host: '127.0.0.1', port: 4222 };
+
+export type DeadLetter = Readonly<{ id: string; error: string }>;
+export type Endpoint = Readonly<{ host: string; port: number }>;
+
+/** What the bus suite needs to know about one bus adapter, beyond the Bus port itself. */
+export type BusBackend = Readonly<{
+  name: string;
+  /** Where a broker listens; absent for the in-process bus (one instance per process, keeps nothing). */
+  broker?: Endpoint;
+  open(namespace: string, retry: RetryPolicy, via?: Endpoint): Promise<Bus>;
+  /** Messages the broker holds for `consumer` and `type`, not yet delivered. */
+  waiting(namespace: string, consumer: string, type: string): Promise<number>;
+  deadLetters(namespace: string, consumer: string): Promise<DeadLetter[]>;
+  /** Deletes whatever the namespace left on the broker. */
+  cleanup(namespace: string, consumers: readonly string[], retry: RetryPolicy): Promise<void>;
+  close(): Promise<void>;
+}>;
+
+export function inProcessBackend(): BusBackend {
+  const dead = new Map<string, DeadLetter[]>();
+  return {
+    name: 'the in-process bus',
+    async open(namespace, retry) {
+      return inProcessBus({
+        ...retry,
+        deadLetter: async (consumer, message, error) => {
+          const key = `${namespace}/${consumer}`;
+          dead.set(key, [...(dead.get(key) ?? []), { id: message.id, error }]);
+        },
+      });
+    },
+    waiting: () => Promise.reject(new Error('The in-process bus holds no messages')),
+    deadLetters: async (namespace, consumer) => dead.get(`${namespace}/${consumer}`) ?? [],
+    async cleanup(namespace) {
+      for (const key of dead.keys()) if (key.startsWith(`${namespace}/`)) dead.delete(key);
+    },
+    async close() {},
+  };
+}
+
+export function rabbitBackend(): BusBackend {
+  let admin: Promise<ChannelModel> | undefined;
+  const connection = () => (admin ??= amqpConnect(`amqp://guest:guest@${RABBIT.host}:${RABBIT.port}`));
+  // A channel per inspection: a failed one (404) is closed by the broker and must not be reused.
+  async function inspect<T>(fn: (channel: Awaited<ReturnType<ChannelModel['createChannel']>>) => Promise<T>): Promise<T> {
+    const channel = await (await connection()).createChannel();
+    channel.on('error', () => {});
+    try {
+      return await fn(channel);
+    } finally {
+      await channel.close().catch(() => {});
+    }
+  }
+  return {
+    name: 'RabbitMQ',
+    broker: RABBIT,
+    open: (namespace, retry, via = RABBIT) => rabbitBus({ url: `amqp://guest:guest@${via.host}:${via.port}`, namespace, prefetch: 4, ...retry, log }),
+    waiting: (namespace, consumer) => inspect(async (ch) => (await ch.checkQueue(rabbitQueues(namespace, consumer, []).main)).messageCount),
+    deadLetters: (namespace, consumer) =>
+      inspect(async (ch) => {
+        const found: DeadLetter[] = [];
+        // Unacknowledged gets; closing the channel puts them back for the next look.
+        for (let m = await ch.get(rabbitQueues(namespace, consumer, []).dead); m !== false; m = await ch.get(rabbitQueues(namespace, consumer, []).dead)) {
+          found.push({ id: decodeEnvelope(m.content).id, error: String(m.properties.headers?.['x-orderly-error']) });
+        }
+        return found;
+      }),
+    cleanup: (namespace, consumers, retry) =>
+      inspect(async (ch) => {
+        for (const consumer of consumers) {
+          const queues = rabbitQueues(namespace, consumer, retry.backoffMs);
+          for (const queue of [queues.main, queues.dead, ...queues.delays.values()]) await ch.deleteQueue(queue);
+        }
+        await ch.deleteExchange(namespace);
+      }),
+    async close() {
+      await (await admin)?.close();
+    },
+  };
+}
+
+export function natsBackend(): BusBackend {
+  let admin: Promise<{ nc: NatsConnection; jsm: JetStreamManager }> | undefined;
+  const manager = async () => {
+    admin ??= natsConnect({ servers: `${NATS.host}:${NATS.port}` }).then(async (nc) => ({ nc, jsm: await jetstreamManager(nc) }));
+    return (await admin).jsm;
+  };
+  return {
+    name: 'NATS JetStream',
+    broker: NATS,
+    open: (namespace, retry, via = NATS) => natsBus({ servers: `nats://${via.host}:${via.port}`, namespace, prefetch: 4, ...retry, log }),
+    async waiting(namespace, consumer, type) {
+      const names = natsNames(namespace);
+      return (await (await manager()).consumers.info(names.stream, names.durable(consumer, type))).num_pending;
+    },
+    async deadLetters(namespace, consumer) {
+      const jsm = await manager();
+      const names = natsNames(namespace);
+      const { state } = await jsm.streams.info(names.deadStream);
+      const found: DeadLetter[] = [];
+      for (let seq = state.first_seq; state.messages > 0 && seq <= state.last_seq; seq++) {
+        const m = await jsm.streams.getMessage(names.deadStream, { seq });
+        if (m?.subject === names.deadSubject(consumer)) found.push({ id: decodeEnvelope(m.data).id, error: m.header.get('Orderly-Error') });
+      }
+      return found;
+    },
+    async cleanup(namespace) {
+      const jsm = await manager();
+      const names = natsNames(namespace);
+      // Deleting a stream deletes its consumers.
+      for (const stream of [names.stream, names.deadStream]) await jsm.streams.delete(stream).catch(() => false);
+    },
+    async close() {
+      await (await admin)?.nc.close();
+    },
+  };
+}
