@@ -1,14 +1,19 @@
 import Fastify, { type FastifyInstance } from 'fastify';
-import { orderApi, type OrderApiDeps } from '../domain/order/api.ts';
-import { paymentApi } from '../domain/payment/api.ts';
-import { stockApi } from '../domain/stock/api.ts';
-import { audit } from '../runtime/audit.ts';
+import type { Audit } from '../runtime/audit.ts';
 import type { Logger } from '../runtime/log.ts';
 import { Problem, sendProblem } from './problems.ts';
 
-export type AppDeps = OrderApiDeps & Readonly<{ log: Logger }>;
+export type AppDeps = Readonly<{
+  log: Logger;
+  /** Registers the routes this process serves. */
+  routes: (app: FastifyInstance) => void;
+  /** Why this process cannot serve yet ([] when it can). */
+  notReady: () => Promise<string[]>;
+  /** This process's part of the audit. */
+  audit: () => Promise<Partial<Audit>>;
+}>;
 
-/** The course-compatible HTTP API of the whole system; `listen` is the caller's business. */
+/** The HTTP API of one process (every service, or one); `listen` is the caller's business. */
 export function buildApp(deps: AppDeps): FastifyInstance {
   const app = Fastify({
     // Long ids must reach validation (and get a clear 400), not the router's 404.
@@ -39,11 +44,13 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   // The course API sends no bodies; accept any content type on POST without reading it as JSON.
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
 
-  app.register(stockApi(deps.stock), { prefix: '/stock' });
-  app.register(paymentApi(deps.payment), { prefix: '/payment' });
-  app.register(orderApi(deps), { prefix: '/orders' });
+  deps.routes(app);
   app.get('/healthz', async () => ({ status: 'ok' }));
-  // Totals over every store, for conservation checks; reads everything, so not for hot paths.
-  app.get('/admin/audit', async () => audit({ orders: deps.orders.store, stock: deps.stock.store, payment: deps.payment.store }));
+  app.get('/readyz', async (_request, reply) => {
+    const reasons = await deps.notReady();
+    return reply.code(reasons.length === 0 ? 200 : 503).send({ ready: reasons.length === 0, reasons });
+  });
+  // Totals over the stores, for conservation checks; reads everything, so not for hot paths.
+  app.get('/admin/audit', () => deps.audit());
   return app;
 }

@@ -13,5 +13,13 @@ export interface Bus {
   /** Resolves once the messages are durably accepted (broker confirm; in-process: consumed). */
   publish(messages: readonly Envelope[]): Promise<void>;
   subscribe(consumer: string, types: readonly string[], handler: Handler): Promise<void>;
+  /**
+   * Makes the broker keep messages of `types` for `consumer` from now on, even before any of
+   * its replicas subscribes (every process declares the whole topology at start, so nothing
+   * published while a service is down or not yet started is dropped).
+   */
+  declare(consumer: string, types: readonly string[]): Promise<void>;
+  /** Whether the broker is reachable now (readiness); false while reconnecting. */
+  connected(): boolean;
   close(): Promise<void>;
 }

@@ -19,33 +19,44 @@ export type Audit = Readonly<{
   }>;
 }>;
 
-export async function audit(stores: Readonly<{ orders: Store; stock: Store; payment: Store }>): Promise<Audit> {
-  const stock = { items: 0, available: 0, reserved: 0 };
-  for await (const [, item] of scanAll<Item>(stores.stock, 'item:')) {
-    stock.items++;
-    stock.available += item.available;
-    stock.reserved += item.reserved;
-  }
-  const payment = { users: 0, credit: 0, held: 0 };
-  for await (const [, account] of scanAll<Account>(stores.payment, 'user:')) {
-    payment.users++;
-    payment.credit += account.credit;
-    payment.held += account.held;
-  }
-  const orders = { count: 0, byStatus: {} as Record<string, number>, activeSagas: 0, paid: 0, paidAmount: 0, paidUnits: 0 };
-  for await (const [, order] of scanAll<Order>(stores.orders, 'order:')) {
-    orders.count++;
-    const status = orderStatus(order);
-    orders.byStatus[status] = (orders.byStatus[status] ?? 0) + 1;
-    if (order.checkout?.status === 'running' || order.checkout?.status === 'compensating') orders.activeSagas++;
-    if (isPaid(order)) {
-      orders.paid++;
-      orders.paidAmount += order.totalCost;
-      orders.paidUnits += order.lines.reduce((sum, [, quantity]) => sum + quantity, 0);
+/** Each service's part of the audit, from its own store. */
+export const audits = {
+  async stock(store: Store): Promise<Pick<Audit, 'stock'>> {
+    const stock = { items: 0, available: 0, reserved: 0 };
+    for await (const [, item] of scanAll<Item>(store, 'item:')) {
+      stock.items++;
+      stock.available += item.available;
+      stock.reserved += item.reserved;
     }
-  }
-  return { stock, payment, orders };
-}
+    return { stock };
+  },
+
+  async payment(store: Store): Promise<Pick<Audit, 'payment'>> {
+    const payment = { users: 0, credit: 0, held: 0 };
+    for await (const [, account] of scanAll<Account>(store, 'user:')) {
+      payment.users++;
+      payment.credit += account.credit;
+      payment.held += account.held;
+    }
+    return { payment };
+  },
+
+  async orders(store: Store): Promise<Pick<Audit, 'orders'>> {
+    const orders = { count: 0, byStatus: {} as Record<string, number>, activeSagas: 0, paid: 0, paidAmount: 0, paidUnits: 0 };
+    for await (const [, order] of scanAll<Order>(store, 'order:')) {
+      orders.count++;
+      const status = orderStatus(order);
+      orders.byStatus[status] = (orders.byStatus[status] ?? 0) + 1;
+      if (order.checkout?.status === 'running' || order.checkout?.status === 'compensating') orders.activeSagas++;
+      if (isPaid(order)) {
+        orders.paid++;
+        orders.paidAmount += order.totalCost;
+        orders.paidUnits += order.lines.reduce((sum, [, quantity]) => sum + quantity, 0);
+      }
+    }
+    return { orders };
+  },
+} as const;
 
 async function* scanAll<T>(store: Store, prefix: string): AsyncGenerator<readonly [string, T]> {
   let after = '';

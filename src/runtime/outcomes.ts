@@ -40,6 +40,34 @@ export class SagaOutcomes {
     }
   }
 
+  /**
+   * Also finds outcomes that other processes (replicas of the order service) committed: every
+   * `intervalMs`, reads the orders that requests here wait for, all in one read.
+   */
+  poll(
+    ended: (orderIds: string[]) => Promise<ReadonlyMap<string, Readonly<{ sagaId: string; outcome: SagaOutcome }>>>,
+    intervalMs: number,
+    onError: (error: unknown) => void,
+  ): () => void {
+    let running = false;
+    const timer = setInterval(() => {
+      const orderIds = [...this.#waiters].filter(([, set]) => [...set].some((w) => w.sagaId !== undefined)).map(([id]) => id);
+      if (running || orderIds.length === 0) return;
+      running = true;
+      ended(orderIds)
+        .then((found) => {
+          for (const [orderId, { sagaId, outcome }] of found) {
+            for (const waiter of this.#waiters.get(orderId) ?? []) if (waiter.sagaId === sagaId) waiter.resolve?.(outcome);
+          }
+        }, onError)
+        .finally(() => {
+          running = false;
+        });
+    }, intervalMs);
+    timer.unref();
+    return () => clearInterval(timer);
+  }
+
   /** Starts listening for outcomes of `orderId`; call `wait` with the saga id, or `cancel`. */
   expect(orderId: string) {
     const waiter: Waiter = { seen: new Map() };

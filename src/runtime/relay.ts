@@ -26,6 +26,8 @@ export class Relay {
   readonly #delayed = new Map<string, Envelope>();
   readonly #heap = new MinHeap<Envelope>((m) => m.deliverAt ?? 0);
   readonly #inFlight = new Set<Promise<void>>();
+  /** Ids published by this relay and not yet dropped from the outbox. */
+  readonly #sending = new Set<string>();
   #timer: NodeJS.Timeout | undefined;
   #stopped = false;
 
@@ -58,6 +60,19 @@ export class Relay {
     for (let i = 0; i < due.length; i += this.#options.chunk) this.#publish(due.slice(i, i + this.#options.chunk));
   }
 
+  /**
+   * Publishes what another run left in the outbox (a replica that died, or this one before a
+   * restart): messages due for longer than `graceMs` that this relay is not sending. A message
+   * still being sent elsewhere may go out twice; consumers deduplicate.
+   */
+  async sweep(graceMs: number): Promise<number> {
+    const cutoff = this.#options.now() - graceMs;
+    const orphans = (await this.#store.outbox()).filter((m) =>
+      !this.#sending.has(m.id) && !this.#delayed.has(m.id) && (m.deliverAt ?? m.at) < cutoff);
+    this.committed(orphans, []);
+    return orphans.length;
+  }
+
   /** Messages held for later delivery (live timers). */
   get delayed(): number {
     return this.#delayed.size;
@@ -85,12 +100,17 @@ export class Relay {
 
   #publish(messages: Envelope[]): void {
     if (this.#stopped) return;
+    for (const m of messages) this.#sending.add(m.id);
+    const done = () => {
+      for (const m of messages) this.#sending.delete(m.id);
+    };
     const run = this.#bus.publish(messages).then(
-      () => this.#store.delivered(messages.map((m) => m.id)).catch((error: unknown) => {
+      () => this.#store.delivered(messages.map((m) => m.id)).finally(done).catch((error: unknown) => {
         // Still in the outbox: sent again at the next start, and consumers deduplicate.
         this.#options.log.warn({ err: error, count: messages.length }, 'relay: could not drop delivered messages from the outbox');
       }),
       (error: unknown) => {
+        done();
         if (this.#stopped) return;
         // Still in the outbox, so nothing is lost; try again shortly.
         this.#options.log.warn({ err: error, count: messages.length }, 'relay: publish failed; retrying in 1 s');

@@ -45,6 +45,11 @@ function busConformance(backend: BusBackend): void {
           live.add(bus);
           return {
             publish: (messages) => bus.publish(messages),
+            connected: () => bus.connected(),
+            declare: (consumer, types) => {
+              consumers.add(consumer);
+              return bus.declare(consumer, types);
+            },
             subscribe: (consumer, types, handler) => {
               consumers.add(consumer);
               return bus.subscribe(consumer, types, handler);

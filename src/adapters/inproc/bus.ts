@@ -53,6 +53,9 @@ export function inProcessBus(options: InProcessBusOptions): Bus {
         routes.set(type, [...list, { consumer, handler }]);
       }
     },
+    connected: () => !closed,
+    // Nothing to keep: every consumer of the process subscribes before any message is published.
+    declare: async () => {},
     async close() {
       closed = true;
     },

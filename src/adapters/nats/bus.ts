@@ -57,6 +57,7 @@ export async function natsBus(options: NatsBusOptions): Promise<Bus> {
   const loops = new Set<ConsumerMessages>();
   const inFlight = new Set<JsMsg>();
   let closed = false;
+  let online = true;
 
   async function declareStreams(): Promise<void> {
     // Interest retention: a message is kept until every consumer of its type acked it, and one
@@ -69,7 +70,7 @@ export async function natsBus(options: NatsBusOptions): Promise<Bus> {
     }
   }
 
-  async function declareConsumers({ consumer, types }: Subscription): Promise<void> {
+  async function declareConsumers({ consumer, types }: Pick<Subscription, 'consumer' | 'types'>): Promise<void> {
     for (const type of types) {
       const durable = names.durable(consumer, type);
       const config = {
@@ -162,8 +163,12 @@ export async function natsBus(options: NatsBusOptions): Promise<Bus> {
 
   async function watch(): Promise<void> {
     for await (const status of nc.status()) {
-      if (status.type === 'disconnect') log.warn({ namespace: ns }, 'nats: connection lost; reconnecting');
+      if (status.type === 'disconnect') {
+        online = false;
+        log.warn({ namespace: ns }, 'nats: connection lost; reconnecting');
+      }
       if (status.type === 'reconnect') {
+        online = true;
         log.info({ namespace: ns }, 'nats: reconnected');
         try {
           await declareStreams();
@@ -179,6 +184,7 @@ export async function natsBus(options: NatsBusOptions): Promise<Bus> {
   void watch();
 
   return {
+    connected: () => !closed && !nc.isClosed() && online,
     async publish(messages) {
       for (const message of messages) checkName('message type', message.type);
       await Promise.all(messages.map((m) => js.publish(names.subject(m.type), encodeEnvelope(m), { msgID: m.id })));
@@ -192,6 +198,12 @@ export async function natsBus(options: NatsBusOptions): Promise<Bus> {
       await declareConsumers(subscription);
       subscriptions.push(subscription);
       for (const type of types) start(subscription, type);
+    },
+
+    async declare(consumer, types) {
+      checkName('consumer', consumer);
+      for (const type of types) checkName('message type', type);
+      await declareConsumers({ consumer, types: [...types] });
     },
 
     async close() {

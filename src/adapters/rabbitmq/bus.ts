@@ -74,16 +74,22 @@ export async function rabbitBus(options: RabbitBusOptions): Promise<Bus> {
     });
   }
 
-  async function startConsumer(s: Session, subscription: Subscription): Promise<void> {
-    const queues = rabbitQueues(ns, subscription.consumer, policy.backoffMs);
-    const channel = await s.model.createChannel();
-    watch(s, channel);
+  /** The consumer's durable queues and bindings. */
+  async function declareQueues(channel: Channel, consumer: string, types: readonly string[]): Promise<ReturnType<typeof rabbitQueues>> {
+    const queues = rabbitQueues(ns, consumer, policy.backoffMs);
     await channel.assertQueue(queues.main, { durable: true });
     await channel.assertQueue(queues.dead, { durable: true });
     for (const [ms, name] of queues.delays) {
       await channel.assertQueue(name, { durable: true, messageTtl: ms, deadLetterExchange: '', deadLetterRoutingKey: queues.main });
     }
-    for (const type of subscription.types) await channel.bindQueue(queues.main, ns, type);
+    for (const type of types) await channel.bindQueue(queues.main, ns, type);
+    return queues;
+  }
+
+  async function startConsumer(s: Session, subscription: Subscription): Promise<void> {
+    const channel = await s.model.createChannel();
+    watch(s, channel);
+    const queues = await declareQueues(channel, subscription.consumer, subscription.types);
     await channel.prefetch(prefetch);
     await channel.consume(queues.main, (msg) => {
       // null: the broker cancelled the consumer (its queue was deleted); watch() handles the close.
@@ -143,6 +149,7 @@ export async function rabbitBus(options: RabbitBusOptions): Promise<Bus> {
   connection.on('connect', () => log.info({ namespace: ns }, 'rabbitmq: connected'));
 
   return {
+    connected: () => session !== undefined && !closed,
     async publish(messages) {
       for (const message of messages) checkName('message type', message.type);
       const s = session;
@@ -169,6 +176,18 @@ export async function rabbitBus(options: RabbitBusOptions): Promise<Bus> {
           }
           // The connection went away meanwhile; the next setup starts this consumer.
         }
+      }
+    },
+
+    async declare(consumer, types) {
+      checkName('consumer', consumer);
+      for (const type of types) checkName('message type', type);
+      const s = session ?? (await nextSession());
+      const channel = await s.model.createChannel();
+      try {
+        await declareQueues(channel, consumer, types);
+      } finally {
+        await channel.close().catch(() => {});
       }
     },
 

@@ -5,17 +5,21 @@ import { batchSize, count, id, idempotency, type Idempotency } from '../../http/
 import type { SagaOutcome } from '../../core/saga.ts';
 import type { SagaOutcomes } from '../../runtime/outcomes.ts';
 import type { ServiceRuntime } from '../../runtime/service.ts';
-import { findAccount } from '../payment/api.ts';
-import { findItem } from '../stock/api.ts';
 import type { CheckoutAnswer } from './businessLogic.ts';
 import { isPaid, orderKey, orderStatus, type Order, type OrderApiCommand } from './order.ts';
 
 type Params = Record<string, string | undefined>;
 
+/** What the order API asks of the other services (queries, not commands). */
+export type Lookups = Readonly<{
+  /** The price of an item, or undefined when there is no such item. */
+  itemPrice(itemId: string): Promise<number | undefined>;
+  userExists(userId: string): Promise<boolean>;
+}>;
+
 export type OrderApiDeps = Readonly<{
   orders: ServiceRuntime;
-  stock: ServiceRuntime;
-  payment: ServiceRuntime;
+  lookups: Lookups;
   outcomes: SagaOutcomes;
   /** How long a checkout request waits for its saga before answering 504. */
   checkoutWaitMs: number;
@@ -31,7 +35,7 @@ export function orderApi(deps: OrderApiDeps) {
     app.post<{ Params: Params }>('/create/:userId', async (req) => {
       const userId = id(req.params.userId, 'user_id');
       const key = idempotency(req);
-      await findAccount(deps.payment, userId);
+      if (!(await deps.lookups.userExists(userId))) throw new Problem('user-not-found', `User ${userId} does not exist.`);
       return run({ type: 'CreateOrder', orderId: newId(), userId }, key);
     });
 
@@ -49,8 +53,9 @@ export function orderApi(deps: OrderApiDeps) {
       const itemId = id(req.params.itemId, 'item_id');
       const quantity = count(req.params.quantity, 'quantity', { min: 1 });
       const key = idempotency(req);
-      const item = await findItem(deps.stock, itemId);
-      return run({ type: 'AddItem', orderId, itemId, quantity, price: item.price }, key);
+      const price = await deps.lookups.itemPrice(itemId);
+      if (price === undefined) throw new Problem('item-not-found', `Item ${itemId} does not exist.`);
+      return run({ type: 'AddItem', orderId, itemId, quantity, price }, key);
     });
 
     app.post<{ Params: Params }>('/checkout/:orderId', async (req, reply) => {
@@ -102,6 +107,19 @@ function endedCheckout(order: Order, sagaId: string): SagaOutcome | undefined {
   if (saga.status === 'completed') return { status: 'completed' };
   if (saga.status === 'failed') return { status: 'failed', reason: saga.reason };
   return undefined;
+}
+
+/** The outcome of a saga that has ended, from the order that holds it. */
+export async function endedCheckouts(orders: ServiceRuntime, orderIds: readonly string[]): Promise<Map<string, Readonly<{ sagaId: string; outcome: SagaOutcome }>>> {
+  const docs = await orders.store.read(orderIds.map(orderKey));
+  const ended = new Map<string, Readonly<{ sagaId: string; outcome: SagaOutcome }>>();
+  for (const orderId of orderIds) {
+    const order = docs.get(orderKey(orderId)) as Order | undefined;
+    const sagaId = order?.checkout?.id;
+    const outcome = order && sagaId ? endedCheckout(order, sagaId) : undefined;
+    if (sagaId && outcome) ended.set(orderId, { sagaId, outcome });
+  }
+  return ended;
 }
 
 async function findOrder(orders: ServiceRuntime, orderId: string): Promise<Order> {

@@ -1,0 +1,130 @@
+import { script } from './script.ts';
+
+/** The keys of one store, all under its prefix; every script gets them in this order. */
+export function storeKeys(prefix: string) {
+  return {
+    /** hash: document key → JSON */
+    docs: `${prefix}docs`,
+    /** hash: document key → version (the number of the commit that last wrote it) */
+    versions: `${prefix}versions`,
+    /** sorted set, all scores 0: document keys, so that scan pages in key order (ZRANGE BYLEX) */
+    index: `${prefix}index`,
+    /** sorted set: consumed message id → server time in ms when it was consumed */
+    inbox: `${prefix}inbox`,
+    /** hash: outbox message id → envelope JSON */
+    outbox: `${prefix}outbox`,
+    /** sorted set: outbox message id → sequence number, for oldest first */
+    order: `${prefix}outbox:order`,
+    /** counter: commit and outbox sequence numbers */
+    seq: `${prefix}seq`,
+    /** hash: JSON [consumer, message id] → JSON { consumer, error, envelope, at } */
+    dead: `${prefix}dead`,
+    /** string: version of this layout, checked at open */
+    layout: `${prefix}layout`,
+  };
+}
+
+export type StoreKeys = ReturnType<typeof storeKeys>;
+
+/** The keys of `storeKeys` the commit script touches, with the type each must have. */
+export const COMMIT_KEYS = ['docs', 'versions', 'index', 'inbox', 'outbox', 'order', 'seq'] as const;
+
+/**
+ * Commits a transaction, all or nothing. Redis does not roll a script back when a command in
+ * it fails, so the script first checks everything that could make it fail (key types, the
+ * versions read, the inbox) and only then writes; `#!lua` makes Redis refuse to start it at
+ * all when out of memory, rather than fail half-way.
+ *
+ * KEYS: COMMIT_KEYS. ARGV: five lists, each its length then its items: the documents read
+ * (key, version, '0' when missing), the writes (key, JSON, '' to delete), the consumed ids,
+ * the outbox (id, envelope JSON) and the cancelled ids.
+ * Returns 1 when committed, 0 on a conflict (nothing written).
+ */
+export const commitScript = script(`#!lua
+local types = {'hash', 'hash', 'zset', 'zset', 'hash', 'zset', 'string'}
+for k, want in ipairs(types) do
+  local t = redis.call('TYPE', KEYS[k]).ok
+  if t ~= 'none' and t ~= want then return redis.error_reply('WRONGTYPE ' .. KEYS[k] .. ' is a ' .. t) end
+end
+local docs, versions, index, inbox, outbox, order, seq = unpack(KEYS)
+local pos = 0
+local function list(width)
+  pos = pos + 1
+  local out = {}
+  for k = 1, tonumber(ARGV[pos]) * width do out[k] = ARGV[pos + k] end
+  pos = pos + #out
+  return out
+end
+local reads, writes, consumed, outgoing, cancel = list(2), list(2), list(1), list(2), list(1)
+
+for k = 1, #reads, 2 do
+  if (redis.call('HGET', versions, reads[k]) or '0') ~= reads[k + 1] then return 0 end
+end
+for _, id in ipairs(consumed) do
+  if redis.call('ZSCORE', inbox, id) then return 0 end
+end
+
+-- Numbers first .. last are this commit's: its documents' version is the first, its outbox
+-- messages take the following ones, in order.
+local last = redis.call('INCRBY', seq, 1 + #outgoing / 2)
+local version = last - #outgoing / 2
+for k = 1, #writes, 2 do
+  local key, doc = writes[k], writes[k + 1]
+  if doc == '' then
+    redis.call('HDEL', docs, key)
+    redis.call('HDEL', versions, key)
+    redis.call('ZREM', index, key)
+  else
+    redis.call('HSET', docs, key, doc)
+    redis.call('HSET', versions, key, version)
+    redis.call('ZADD', index, 0, key)
+  end
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+for _, id in ipairs(consumed) do redis.call('ZADD', inbox, now, id) end
+for k = 1, #outgoing, 2 do
+  -- An id already in the outbox keeps its first envelope and its place.
+  if redis.call('HSETNX', outbox, outgoing[k], outgoing[k + 1]) == 1 then
+    redis.call('ZADD', order, version + (k + 1) / 2, outgoing[k])
+  end
+end
+for _, id in ipairs(cancel) do
+  redis.call('HDEL', outbox, id)
+  redis.call('ZREM', order, id)
+end
+return 1
+`);
+
+/** Documents whose key starts with ARGV[2], from ZRANGE BYLEX start ARGV[1], at most ARGV[3]: flat key, JSON pairs. */
+export const scanScript = script(`#!lua flags=no-writes
+local prefix = ARGV[2]
+local keys = redis.call('ZRANGE', KEYS[1], ARGV[1], '+', 'BYLEX', 'LIMIT', 0, tonumber(ARGV[3]))
+local out = {}
+for _, key in ipairs(keys) do
+  -- Keys with the prefix come together in lexical order: the first one without it ends the page.
+  if string.sub(key, 1, #prefix) ~= prefix then break end
+  local doc = redis.call('HGET', KEYS[2], key)
+  if doc then
+    out[#out + 1] = key
+    out[#out + 1] = doc
+  end
+end
+return out
+`);
+
+/** The outbox envelopes, oldest first. */
+export const outboxScript = script(`#!lua flags=no-writes
+local out = {}
+for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  out[#out + 1] = redis.call('HGET', KEYS[2], id)
+end
+return out
+`);
+
+/** Removes inbox entries consumed more than ARGV[1] ms ago by the server's clock; returns how many. */
+export const pruneScript = script(`#!lua
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+return redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. (now - tonumber(ARGV[1])))
+`);

@@ -1,0 +1,39 @@
+import type { Lookups } from '../domain/order/api.ts';
+import { accountKey } from '../domain/payment/payment.ts';
+import { itemKey, type Item } from '../domain/stock/stock.ts';
+import type { Store } from '../ports/store.ts';
+import { CourseClient } from '../tools/client.ts';
+
+/** Lookups in the same process: read the other services' stores. */
+export function storeLookups(stock: Store, payment: Store): Lookups {
+  return {
+    async itemPrice(itemId) {
+      const item = (await stock.read([itemKey(itemId)])).get(itemKey(itemId)) as Item | undefined;
+      return item?.price;
+    },
+    async userExists(userId) {
+      return (await payment.read([accountKey(userId)])).has(accountKey(userId));
+    },
+  };
+}
+
+/** Lookups across processes: the other services' public API, through the gateway. */
+export function httpLookups(baseUrl: string): Lookups & { close(): Promise<void> } {
+  const client = new CourseClient(baseUrl, 32);
+  const get = async (path: string) => {
+    const answer = await client.call('GET', path);
+    if (answer.status === 404) return undefined;
+    if (answer.status !== 200) throw new Error(`GET ${baseUrl}${path} answered ${answer.status}`);
+    return answer.body as Record<string, unknown>;
+  };
+  return {
+    async itemPrice(itemId) {
+      const item = await get(`/stock/find/${encodeURIComponent(itemId)}`);
+      return item === undefined ? undefined : Number(item.price);
+    },
+    async userExists(userId) {
+      return (await get(`/payment/find_user/${encodeURIComponent(userId)}`)) !== undefined;
+    },
+    close: () => client.close(),
+  };
+}
