@@ -23,6 +23,7 @@ export const problems = {
   'amount-too-large': { status: 422, title: 'Amount too large' },
   'idempotency-key-reused': { status: 422, title: 'Idempotency key reused' },
   'internal': { status: 500, title: 'Internal error' },
+  'unavailable': { status: 503, title: 'Service unavailable' },
   'checkout-pending': { status: 504, title: 'Checkout still in progress' },
 } as const satisfies Record<string, { status: number; title: string }>;
 

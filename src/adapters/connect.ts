@@ -1,0 +1,47 @@
+import type { Bus } from '../ports/bus.ts';
+import type { Store } from '../ports/store.ts';
+import type { Logger } from '../runtime/log.ts';
+import { natsBus } from './nats/bus.ts';
+import { openPostgres } from './postgres/client.ts';
+import { rabbitBus } from './rabbitmq/bus.ts';
+import { openSqlStore } from './sql/store.ts';
+
+/** A service's store from a URL (postgres://…); each service owns a schema named after it. */
+export async function connectStore(url: string, service: string): Promise<Readonly<{ store: Store; close(): Promise<void> }>> {
+  const scheme = schemeOf(url);
+  switch (scheme) {
+    case 'postgres':
+    case 'postgresql': {
+      const client = await openPostgres(url, { max: 8 });
+      const store = await openSqlStore(client, service);
+      return { store, close: async () => { await store.close(); await client.close(); } };
+    }
+    default:
+      throw new Error(`Unsupported store URL ${redact(url)}: use postgres://user@host:port/database`);
+  }
+}
+
+/** A bus from a URL (amqp://… for RabbitMQ, nats://… for NATS JetStream). */
+export async function connectBus(url: string, namespace: string, log: Logger): Promise<Bus> {
+  const scheme = schemeOf(url);
+  switch (scheme) {
+    case 'amqp':
+    case 'amqps':
+      return rabbitBus({ url, namespace, log });
+    case 'nats':
+      return natsBus({ servers: url, namespace, log });
+    default:
+      throw new Error(`Unsupported bus URL ${redact(url)}: use amqp://user:pass@host:port or nats://host:port`);
+  }
+}
+
+function schemeOf(url: string): string {
+  const match = /^([a-z][a-z0-9+.-]*):\/\//i.exec(url);
+  if (!match?.[1]) throw new Error(`${redact(url)} is not a URL (expected scheme://…)`);
+  return match[1].toLowerCase();
+}
+
+/** A URL without its password, for messages. */
+export function redact(url: string): string {
+  return url.replace(/\/\/([^:/@]+):[^@]*@/, '//$1:***@');
+}

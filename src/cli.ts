@@ -1,0 +1,99 @@
+/**
+ * `orderly` — run Orderly as separate processes.
+ *
+ *   npm run orderly -- service <orders|stock|payment> --store URL --bus URL [--gateway URL] [--port N]
+ *   npm run orderly -- gateway --port 8000 --orders URL[,URL…] --stock URL[,…] --payment URL[,…]
+ *   npm run cluster -- --store URL --bus URL [--replicas 2] [--port 8000]
+ *
+ * Every flag can also come from the environment (ORDERLY_STORE_URL, ORDERLY_BUS_URL,
+ * ORDERLY_GATEWAY_URL, ORDERLY_REPLICA, ORDERLY_NAMESPACE, PORT, HOST).
+ */
+import { hostname } from 'node:os';
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfig } from './config.ts';
+import { startGateway } from './processes/gateway.ts';
+import { runCluster } from './processes/cluster.ts';
+import { startServiceProcess } from './processes/service.ts';
+import { createLogger } from './runtime/log.ts';
+import { isServiceName, SERVICES } from './runtime/services.ts';
+
+const USAGE = `usage:
+  orderly service <${SERVICES.join('|')}> --store postgres://… --bus amqp://…|nats://… [--gateway http://…] [--port N] [--replica NAME]
+  orderly gateway --port 8000 --orders URL[,URL…] --stock URL[,URL…] --payment URL[,URL…]
+  orderly cluster --store postgres://… --bus amqp://…|nats://… [--replicas 2] [--port 8000]`;
+
+async function main(): Promise<void> {
+  const { values: flags, positionals } = parseArgs({
+    allowPositionals: true,
+    options: {
+      store: { type: 'string' }, bus: { type: 'string' }, gateway: { type: 'string' }, port: { type: 'string' },
+      host: { type: 'string' }, replica: { type: 'string' }, namespace: { type: 'string' }, replicas: { type: 'string' },
+      orders: { type: 'string' }, stock: { type: 'string' }, payment: { type: 'string' }, help: { type: 'boolean' },
+    },
+  });
+  const [command, service] = positionals;
+  if (flags.help || !command) {
+    console.log(USAGE);
+    return;
+  }
+  const env = process.env;
+  const config = loadConfig({ ...env, ...(flags.port ? { PORT: flags.port } : {}), ...(flags.host ? { HOST: flags.host } : {}) });
+  const log = createLogger(config.logLevel);
+  const storeUrl = flags.store ?? env.ORDERLY_STORE_URL;
+  const busUrl = flags.bus ?? env.ORDERLY_BUS_URL;
+  const namespace = flags.namespace ?? env.ORDERLY_NAMESPACE ?? 'orderly';
+  const need = (value: string | undefined, what: string) => {
+    if (!value) throw new ConfigError(`${what} is required.\n${USAGE}`);
+    return value;
+  };
+
+  switch (command) {
+    case 'service': {
+      if (!service || !isServiceName(service)) throw new ConfigError(`Name a service: ${SERVICES.join(', ')}.\n${USAGE}`);
+      const running = await startServiceProcess({
+        service,
+        storeUrl: need(storeUrl, '--store (or ORDERLY_STORE_URL)'),
+        busUrl: need(busUrl, '--bus (or ORDERLY_BUS_URL)'),
+        gatewayUrl: flags.gateway ?? env.ORDERLY_GATEWAY_URL ?? 'http://127.0.0.1:8000',
+        namespace,
+        replica: flags.replica ?? env.ORDERLY_REPLICA ?? `${service}@${hostname()}:${process.pid}`,
+      }, config, log);
+      onStop(() => running.close());
+      return;
+    }
+    case 'gateway': {
+      const list = (name: 'orders' | 'stock' | 'payment') => need(flags[name], `--${name}`).split(',').map((u) => u.trim()).filter(Boolean);
+      const gateway = await startGateway({ orders: list('orders'), stock: list('stock'), payment: list('payment') }, config.host, config.port, log);
+      onStop(() => gateway.close());
+      return;
+    }
+    case 'cluster': {
+      const replicas = Number(flags.replicas ?? '2');
+      if (!Number.isInteger(replicas) || replicas < 1 || replicas > 16) throw new ConfigError('--replicas must be a whole number from 1 to 16.');
+      await runCluster({
+        storeUrl: need(storeUrl, '--store (or ORDERLY_STORE_URL)'),
+        busUrl: need(busUrl, '--bus (or ORDERLY_BUS_URL)'),
+        replicas, port: config.port, host: config.host, namespace,
+      });
+      return;
+    }
+    default:
+      throw new ConfigError(`Unknown command ${command}.\n${USAGE}`);
+  }
+}
+
+function onStop(close: () => Promise<void>): void {
+  let stopping = false;
+  const stop = () => {
+    if (stopping) return;
+    stopping = true;
+    close().then(() => process.exit(0), () => process.exit(1));
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+}
+
+main().catch((error: unknown) => {
+  console.error(`orderly: ${error instanceof ConfigError ? error.message : String(error instanceof Error ? error.stack : error)}`);
+  process.exit(error instanceof ConfigError ? 2 : 1);
+});

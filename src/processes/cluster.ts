@@ -1,0 +1,83 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { redact } from '../adapters/connect.ts';
+import { SERVICES } from '../runtime/services.ts';
+
+export type ClusterOptions = Readonly<{
+  storeUrl: string;
+  busUrl: string;
+  replicas: number;
+  port: number;
+  host: string;
+  namespace: string;
+}>;
+
+type Member = { name: string; args: string[]; child?: ChildProcess; restarts: number };
+
+const CLI = fileURLToPath(new URL('../cli.ts', import.meta.url));
+
+/**
+ * A local cluster: the gateway on `port` and `replicas` processes of each service on the
+ * ports after it, each a separate OS process. A process that dies is started again; Ctrl-C
+ * stops them all.
+ */
+export async function runCluster(options: ClusterOptions): Promise<void> {
+  const gatewayUrl = `http://${options.host}:${options.port}`;
+  const members: Member[] = [];
+  const urls: Record<string, string[]> = { orders: [], stock: [], payment: [] };
+  let port = options.port;
+  for (const service of SERVICES) {
+    for (let i = 1; i <= options.replicas; i++) {
+      const p = ++port;
+      urls[service]!.push(`http://${options.host}:${p}`);
+      members.push({
+        name: `${service}-${i}`,
+        restarts: 0,
+        args: ['service', service, '--store', options.storeUrl, '--bus', options.busUrl, '--gateway', gatewayUrl,
+          '--port', String(p), '--host', options.host, '--replica', `${service}-${i}`, '--namespace', options.namespace],
+      });
+    }
+  }
+  members.unshift({
+    name: 'gateway',
+    restarts: 0,
+    args: ['gateway', '--port', String(options.port), '--host', options.host,
+      ...SERVICES.flatMap((s) => [`--${s}`, urls[s]!.join(',')])],
+  });
+
+  let stopping = false;
+  const start = (member: Member) => {
+    const child = spawn(process.execPath, [CLI, ...member.args], { stdio: ['ignore', 'pipe', 'pipe'], env: process.env });
+    member.child = child;
+    for (const stream of [child.stdout, child.stderr]) {
+      createInterface({ input: stream }).on('line', (line) => process.stderr.write(`[${member.name}] ${line}\n`));
+    }
+    child.on('exit', (code, signal) => {
+      if (stopping) return;
+      member.restarts++;
+      const delay = Math.min(5_000, 250 * member.restarts);
+      console.error(`orderly cluster: ${member.name} exited (${signal ?? `code ${code}`}); starting it again in ${delay} ms`);
+      setTimeout(() => start(member), delay);
+    });
+  };
+  for (const member of members) start(member);
+
+  console.log(`Orderly cluster: store ${redact(options.storeUrl)}, bus ${redact(options.busUrl)}, namespace ${options.namespace}`);
+  console.log(`  gateway   ${gatewayUrl}   (the course API; /readyz says when every service is ready)`);
+  for (const service of SERVICES) console.log(`  ${service.padEnd(9)} ${urls[service]!.join('  ')}`);
+  console.log('Ctrl-C stops everything.');
+
+  await new Promise<void>((resolve) => {
+    const stop = () => {
+      if (stopping) return;
+      stopping = true;
+      console.log('\nstopping the cluster…');
+      const exits = members.map((m) => new Promise((r) => (m.child && m.child.exitCode === null && m.child.signalCode === null ? m.child.once('exit', r) : r(null))));
+      for (const m of members) m.child?.kill('SIGTERM');
+      void Promise.all(exits).then(() => resolve());
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+}

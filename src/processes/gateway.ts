@@ -1,0 +1,132 @@
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Pool } from 'undici';
+import { problems, type ProblemCode } from '../http/problems.ts';
+import type { Logger } from '../runtime/log.ts';
+import { SERVICES, type ServiceName } from '../runtime/services.ts';
+
+export type Upstreams = Readonly<Record<ServiceName, readonly string[]>>;
+
+const PREFIX: Readonly<Record<string, ServiceName>> = { stock: 'stock', payment: 'payment', orders: 'orders' };
+/** A replica that refused a connection is skipped for this long. */
+const COOL_DOWN_MS = 2_000;
+
+/**
+ * The gateway: one port for the course API, spreading requests over the replicas of each
+ * service (round robin). A replica that cannot be reached is skipped and the request goes to
+ * the next one (safe: nothing was sent). nginx or a Kubernetes ingress can take its place:
+ * route /stock, /payment and /orders to the replicas of each service (see README).
+ */
+export async function startGateway(upstreams: Upstreams, host: string, port: number, log: Logger) {
+  const replicas = Object.fromEntries(SERVICES.map((name) => [name, upstreams[name].map((url) => ({
+    url, pool: new Pool(url, { connections: 128, keepAliveTimeout: 30_000 }), downUntil: 0,
+  }))])) as Record<ServiceName, { url: string; pool: Pool; downUntil: number }[]>;
+  const next: Record<ServiceName, number> = { orders: 0, stock: 0, payment: 0 };
+
+  async function forward(service: ServiceName, method: string, path: string, headers: Record<string, string>, body: Buffer | undefined) {
+    const list = replicas[service];
+    for (let tried = 0; tried < list.length; tried++) {
+      const replica = list[next[service]++ % list.length]!;
+      if (replica.downUntil > Date.now() && tried < list.length - 1) continue;
+      try {
+        const res = await replica.pool.request({ method: method as 'GET', path, headers, body, headersTimeout: 120_000, bodyTimeout: 120_000 });
+        return { status: res.statusCode, type: String(res.headers['content-type'] ?? 'application/json'), body: Buffer.from(await res.body.arrayBuffer()) };
+      } catch (error) {
+        if (!isConnectFailure(error)) throw error;
+        replica.downUntil = Date.now() + COOL_DOWN_MS;
+      }
+    }
+    return undefined;
+  }
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = req.url ?? '/';
+    const path = url.split('?')[0] ?? '/';
+    if (path === '/healthz') return json(res, 200, { status: 'ok' });
+    if (path === '/readyz') return ready(res);
+    if (path === '/admin/audit') return audit(res);
+    const service = PREFIX[path.split('/')[1] ?? ''];
+    if (!service) return problem(res, 'route-not-found', `There is no ${req.method} ${path}. See the API in README.md.`);
+    const body = await readBody(req);
+    if (body === 'too-large') return problem(res, 'payload-too-large', 'The request body is larger than 64 KiB.');
+    const headers: Record<string, string> = {};
+    for (const name of ['idempotency-key', 'content-type']) {
+      const value = req.headers[name];
+      if (typeof value === 'string') headers[name] = value;
+    }
+    const answer = await forward(service, req.method ?? 'GET', url, headers, body.length > 0 ? body : undefined);
+    if (!answer) return problem(res, 'unavailable', `No replica of the ${service} service can be reached; retry shortly.`);
+    res.writeHead(answer.status, { 'content-type': answer.type, 'content-length': answer.body.length });
+    res.end(answer.body);
+  }
+
+  async function ready(res: ServerResponse): Promise<void> {
+    const reasons: string[] = [];
+    for (const service of SERVICES) {
+      const answers = await Promise.all(replicas[service].map((r) => r.pool.request({ method: 'GET', path: '/readyz' })
+        .then(async (x) => { await x.body.dump(); return x.statusCode === 200; }, () => false)));
+      if (!answers.some(Boolean)) reasons.push(`no ready replica of ${service}`);
+    }
+    json(res, reasons.length === 0 ? 200 : 503, { ready: reasons.length === 0, reasons });
+  }
+
+  async function audit(res: ServerResponse): Promise<void> {
+    const parts = await Promise.all(SERVICES.map(async (service) => {
+      const answer = await forward(service, 'GET', '/admin/audit', {}, undefined);
+      if (!answer || answer.status !== 200) throw new Error(`${service} did not answer /admin/audit`);
+      return JSON.parse(answer.body.toString()) as object;
+    }));
+    json(res, 200, Object.assign({}, ...parts));
+  }
+
+  const server = createServer((req, res) => {
+    handle(req, res).catch((err: unknown) => {
+      log.error({ err, url: req.url }, 'gateway: request failed');
+      if (!res.headersSent) problem(res, 'unavailable', 'The request could not be forwarded; retry shortly.');
+      else res.destroy();
+    });
+  });
+  server.keepAliveTimeout = 75_000;
+  await new Promise<void>((resolve) => server.listen(port, host, resolve));
+  const address = `http://${host}:${(server.address() as AddressInfo).port}`;
+  log.info({ address, upstreams }, 'gateway is running');
+  return {
+    address,
+    async close() {
+      await new Promise((resolve) => server.close(resolve));
+      server.closeAllConnections();
+      for (const list of Object.values(replicas)) for (const r of list) await r.pool.close();
+    },
+  };
+}
+
+function isConnectFailure(error: unknown): boolean {
+  const code = (error as { code?: string }).code;
+  return code === 'ECONNREFUSED' || code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'ENOTFOUND' || code === 'EHOSTUNREACH';
+}
+
+function readBody(req: IncomingMessage): Promise<Buffer | 'too-large'> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size <= 64 * 1024) chunks.push(chunk);
+    });
+    req.on('end', () => resolve(size > 64 * 1024 ? 'too-large' : Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
+}
+
+function json(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+function problem(res: ServerResponse, code: ProblemCode, detail: string): void {
+  const { status, title } = problems[code];
+  const text = JSON.stringify({ type: `https://orderly.dev/problems/${code}`, title, status, code, detail });
+  res.writeHead(status, { 'content-type': 'application/problem+json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}

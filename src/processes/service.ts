@@ -1,0 +1,53 @@
+import { connectBus, connectStore, redact } from '../adapters/connect.ts';
+import type { Config } from '../config.ts';
+import { buildApp } from '../http/app.ts';
+import type { Logger } from '../runtime/log.ts';
+import { httpLookups } from '../runtime/lookups.ts';
+import { declareTopology, runService, type ServiceName } from '../runtime/services.ts';
+
+export type ServiceProcessOptions = Readonly<{
+  service: ServiceName;
+  storeUrl: string;
+  busUrl: string;
+  /** Where the other services' APIs are (the gateway), for the order service's lookups. */
+  gatewayUrl: string;
+  namespace: string;
+  replica: string;
+}>;
+
+/** One replica of one service as its own process: its store, the bus, its HTTP API. */
+export async function startServiceProcess(options: ServiceProcessOptions, config: Config, log: Logger) {
+  const { service, replica } = options;
+  const { store, close: closeStore } = await connectStore(options.storeUrl, service);
+  const bus = await connectBus(options.busUrl, options.namespace, log);
+  await declareTopology(bus, config);
+  const lookups = service === 'orders' ? httpLookups(options.gatewayUrl) : undefined;
+  const running = runService(service, store, bus, {
+    config, log, publishChunk: 64, sweepMs: 5_000, ...(lookups ? { lookups } : {}),
+  });
+  const app = buildApp({
+    log,
+    routes: (a) => running.routes(a),
+    async notReady() {
+      const reasons: string[] = [];
+      if (!bus.connected()) reasons.push(`bus ${redact(options.busUrl)} is not connected`);
+      await store.read([]).catch((err: unknown) => reasons.push(`store ${redact(options.storeUrl)}: ${String(err)}`));
+      return reasons;
+    },
+    audit: () => running.audit(),
+  });
+  await running.subscribe();
+  const recovered = await running.start();
+  const address = await app.listen({ host: config.host, port: config.port });
+  log.info({ service, replica, address, recovered }, 'service replica is running');
+  return {
+    address,
+    async close() {
+      await app.close();
+      await running.stop();
+      await bus.close();
+      await lookups?.close();
+      await closeStore();
+    },
+  };
+}
