@@ -1,0 +1,83 @@
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect as natsConnect } from '@nats-io/transport-node';
+import { connect as amqpConnect } from 'amqplib';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import pg from 'pg';
+import { defaultRetry } from '../../src/adapters/broker/delivery.ts';
+import { natsNames } from '../../src/adapters/nats/bus.ts';
+import { rabbitQueues } from '../../src/adapters/rabbitmq/bus.ts';
+import { SERVICES } from '../../src/runtime/services.ts';
+import { freePort, stop } from './child.ts';
+
+export const SHARED = {
+  postgres: 'postgres://postgres@127.0.0.1:5432',
+  rabbitmq: 'amqp://guest:guest@127.0.0.1:5672',
+  nats: 'nats://127.0.0.1:4222',
+} as const;
+
+export const randomName = (prefix: string) => `${prefix}${randomBytes(5).toString('hex')}`;
+
+/** A fresh database on a PostgreSQL server; `drop` removes it. */
+export async function freshDatabase(serverUrl: string) {
+  const name = randomName('orderly_test_');
+  const admin = new pg.Client({ connectionString: `${serverUrl}/postgres` });
+  await admin.connect();
+  await admin.query(`create database ${name}`);
+  await admin.end();
+  return {
+    url: `${serverUrl}/${name}`,
+    async drop() {
+      const client = new pg.Client({ connectionString: `${serverUrl}/postgres` });
+      await client.connect();
+      await client.query(`drop database if exists ${name} with (force)`);
+      await client.end();
+    },
+  };
+}
+
+/** Deletes what a namespace left on a broker (queues and exchange, or streams). */
+export async function cleanBroker(busUrl: string, namespace: string): Promise<void> {
+  if (busUrl.startsWith('amqp')) {
+    const connection = await amqpConnect(busUrl);
+    const channel = await connection.createChannel();
+    for (const service of SERVICES) {
+      const queues = rabbitQueues(namespace, service, defaultRetry.backoffMs);
+      for (const queue of [queues.main, queues.dead, ...queues.delays.values()]) await channel.deleteQueue(queue);
+    }
+    await channel.deleteExchange(namespace);
+    await connection.close();
+  } else if (busUrl.startsWith('nats')) {
+    const nc = await natsConnect({ servers: busUrl.replace('nats://', '') });
+    const jsm = await jetstreamManager(nc);
+    const names = natsNames(namespace);
+    for (const stream of [names.stream, names.deadStream]) await jsm.streams.delete(stream).catch(() => false);
+    await nc.close();
+  }
+}
+
+export type Cluster = Readonly<{ url: string; process: ChildProcess; stop(): Promise<void> }>;
+
+/** `npm run cluster` as a child process; resolves once the gateway says every service is ready. */
+export async function startCluster(options: { storeUrl: string; busUrl: string; replicas: number; namespace: string }): Promise<Cluster> {
+  const port = await freePort();
+  const child = spawn(process.execPath, ['src/cli.ts', 'cluster', '--store', options.storeUrl, '--bus', options.busUrl,
+    '--replicas', String(options.replicas), '--port', String(port), '--namespace', options.namespace], {
+    env: { ...process.env, LOG_LEVEL: 'warn' },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderr = (stderr + chunk.toString()).slice(-4000);
+  });
+  const url = `http://127.0.0.1:${port}`;
+  for (let i = 0; i < 300; i++) {
+    if (child.exitCode !== null) throw new Error(`the cluster exited with ${child.exitCode}: ${stderr}`);
+    const ready = await fetch(`${url}/readyz`).then((r) => r.ok, () => false);
+    if (ready) return { url, process: child, stop: () => stop(child, 'SIGTERM') };
+    await sleep(200);
+  }
+  await stop(child, 'SIGKILL');
+  throw new Error(`the cluster was not ready within 60 s: ${stderr}`);
+}
