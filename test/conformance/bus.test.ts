@@ -3,7 +3,7 @@ import { after, describe, test, type TestContext } from 'node:test';
 import type { RetryPolicy } from '../../src/adapters/broker/delivery.ts';
 import type { Envelope } from '../../src/core/message.ts';
 import type { Bus, Handler } from '../../src/ports/bus.ts';
-import { inProcessBackend, natsBackend, rabbitBackend, type BusBackend, type Endpoint } from './busBackends.ts';
+import { inProcessBackend, natsBackend, rabbitBackend, redisBackend, type BusBackend, type Endpoint } from './busBackends.ts';
 import { envelope, eventually, randomName, sleep } from './helpers.ts';
 import { startProxy } from './proxy.ts';
 
@@ -147,6 +147,18 @@ function busConformance(backend: BusBackend): void {
       assert.deepEqual(got.ids('away'), ['j1', 'j2']);
     });
 
+    void test('a declared consumer gets what was published before it subscribed, for the types declared', { skip: broker === undefined && 'the in-process bus keeps nothing' }, async (t) => {
+      const space = namespace(t);
+      const publisher = await space.open();
+      await publisher.declare('later', ['Job']);
+      await publisher.publish([envelope('j1', 'Job'), envelope('x1', 'Other')]);
+      const got = recorder();
+      await (await space.open()).subscribe('later', ['Job', 'Other'], got.handler('later'));
+      await eventually('the declared message', () => got.total() >= 1);
+      await sleep(QUIET_MS);
+      assert.deepEqual(got.ids('later'), ['j1']);
+    });
+
     void test('replicas of a consumer share its messages, each handled once', { skip: broker === undefined && 'one in-process bus per process' }, async (t) => {
       const space = namespace(t);
       const replicas = [await space.open(), await space.open()];
@@ -205,9 +217,22 @@ function busConformance(backend: BusBackend): void {
       await eventually('the message after the outage', () => got.ids('survivor').includes('after'));
       assert.deepEqual([...new Set(got.ids('survivor'))], ['after', 'before', 'during']);
     });
+
+    void test('connected() tells whether the broker is reachable', { skip: broker === undefined && 'no connection' }, async (t) => {
+      const space = namespace(t);
+      const proxy = await startProxy(broker!);
+      t.after(() => proxy.cut());
+      const bus = await space.open({ host: '127.0.0.1', port: proxy.port });
+      await eventually('connected', () => bus.connected());
+      await proxy.cut();
+      await eventually('the outage noticed', () => !bus.connected());
+      await proxy.restore();
+      await eventually('connected again', () => bus.connected(), 20_000);
+    });
   });
 }
 
 busConformance(inProcessBackend());
 busConformance(rabbitBackend());
 busConformance(natsBackend());
+busConformance(redisBackend());

@@ -1,16 +1,19 @@
 import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { connect as natsConnect, type NatsConnection } from '@nats-io/transport-node';
 import { connect as amqpConnect, type ChannelModel } from 'amqplib';
+import { Redis } from 'ioredis';
 import { decodeEnvelope, type RetryPolicy } from '../../src/adapters/broker/delivery.ts';
 import { inProcessBus } from '../../src/adapters/inproc/bus.ts';
 import { natsBus, natsNames } from '../../src/adapters/nats/bus.ts';
 import { rabbitBus, rabbitQueues } from '../../src/adapters/rabbitmq/bus.ts';
+import { redisBus, redisNames } from '../../src/adapters/redis/bus.ts';
 import type { Bus } from '../../src/ports/bus.ts';
 import { createLogger } from '../../src/runtime/log.ts';
 
 const log = createLogger(process.env.ORDERLY_TEST_LOG ?? 'silent');
 const RABBIT = { host: '127.0.0.1', port: 5672 };
 const NATS = { host: '127.0.0.1', port: 4222 };
+const REDIS = { host: '127.0.0.1', port: 6379 };
 
 export type DeadLetter = Readonly<{ id: string; error: string }>;
 export type Endpoint = Readonly<{ host: string; port: number }>;
@@ -125,6 +128,43 @@ export function natsBackend(): BusBackend {
     },
     async close() {
       await (await admin)?.nc.close();
+    },
+  };
+}
+
+export function redisBackend(): BusBackend {
+  let admin: Redis | undefined;
+  const client = () => (admin ??= new Redis({ ...REDIS, protocol: 2 }));
+  const field = (fields: readonly string[], name: string) => fields[fields.indexOf(name) + 1] ?? '';
+  return {
+    name: 'Redis Streams',
+    broker: REDIS,
+    // Maintenance every 50 ms and a short claim timeout: every test runs while its streams are
+    // trimmed and messages left pending (not acknowledged) come back within the test.
+    open: (namespace, retry, via = REDIS) =>
+      redisBus({ url: `redis://${via.host}:${via.port}`, namespace, prefetch: 4, maintenanceMs: 50, claimIdleMs: 250, ...retry, log }),
+    async waiting(namespace, consumer, type) {
+      const stream = redisNames(namespace).stream(type);
+      const groups = (await client().call('XINFO', ['GROUPS', stream])) as string[][];
+      const group = groups.find((g) => field(g, 'name') === consumer);
+      if (group === undefined) throw new Error(`No group ${consumer} on ${stream}`);
+      return (await client().xrange(stream, `(${field(group, 'last-delivered-id')}`, '+')).length;
+    },
+    async deadLetters(namespace, consumer) {
+      const entries = await client().xrange(redisNames(namespace).dead(consumer), '-', '+');
+      return entries.map(([, fields]) => ({ id: decodeEnvelope(Buffer.from(field(fields, 'envelope'))).id, error: field(fields, 'error') }));
+    },
+    async cleanup(namespace) {
+      // Namespaces are [a-z0-9_]: nothing in them is a glob pattern.
+      for (let cursor = '0'; ;) {
+        const [next, keys] = await client().scan(cursor, 'MATCH', `${namespace}:*`, 'COUNT', 1000);
+        if (keys.length > 0) await client().unlink(...keys);
+        cursor = next;
+        if (cursor === '0') break;
+      }
+    },
+    async close() {
+      await admin?.quit();
     },
   };
 }

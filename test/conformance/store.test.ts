@@ -1,28 +1,8 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import pg from 'pg';
-import { openPglite } from '../../src/adapters/pglite/client.ts';
-import { openPostgres } from '../../src/adapters/postgres/client.ts';
-import { openSqlStore, type SqlClient } from '../../src/adapters/sql/store.ts';
 import type { Commit, Store } from '../../src/ports/store.ts';
 import { envelope, randomName, sleep } from './helpers.ts';
-
-const POSTGRES = process.env.ORDERLY_TEST_POSTGRES ?? 'postgres://postgres@127.0.0.1:5432';
-
-/** One database for a whole run; each test works in its own service (schema) of it. */
-type Database = Readonly<{
-  client(): Promise<SqlClient>;
-  /** Another client on the same data, as a second replica of a service would have. */
-  replica(): Promise<SqlClient>;
-  /** Closes every client, as a process restart does; the data stays. */
-  restart(): Promise<void>;
-  destroy(): Promise<void>;
-}>;
-
-type Backend = Readonly<{ name: string; open(): Promise<Database> }>;
+import { pgliteBackend, postgresBackend, redisBackend, type Database, type StoreBackend } from './storeBackends.ts';
 
 function commit<T = undefined>(parts: Partial<Commit<T>>): Commit<T> {
   return { writes: new Map(), consumed: [], outbox: [], cancel: [], result: undefined as T, ...parts };
@@ -30,7 +10,7 @@ function commit<T = undefined>(parts: Partial<Commit<T>>): Commit<T> {
 
 const ids = (messages: readonly { id: string }[]) => messages.map((m) => m.id);
 
-function storeConformance(backend: Backend): void {
+function storeConformance(backend: StoreBackend): void {
   void describe(`Store on ${backend.name}`, () => {
     let db: Database;
     const opened: Store[] = [];
@@ -42,8 +22,8 @@ function storeConformance(backend: Backend): void {
       await db.destroy();
     });
 
-    async function open(service = randomName('s'), client?: SqlClient): Promise<Store> {
-      const store = await openSqlStore(client ?? (await db.client()), service);
+    async function open(service = randomName('s'), replica = false): Promise<Store> {
+      const store = await db.store(service, replica);
       opened.push(store);
       return store;
     }
@@ -81,11 +61,11 @@ function storeConformance(backend: Backend): void {
       assert.deepEqual(await store.transact([], ['m1'], (s) => commit({ result: s.seen.size })), 0);
     });
 
-    void test('a statement failing late rolls back the writes before it', async () => {
-      const store = await open();
+    void test('a commit failing part-way rolls back the writes before it', async () => {
+      const service = randomName('s');
+      const store = await open(service);
       await store.transact(['a'], [], () => commit({ writes: new Map([['a', 1]]) }));
-      // PostgreSQL refuses \u0000 in jsonb; the outbox is written last, after docs and inbox.
-      const poisoned = envelope('bad', 'Tested', { payload: 'nul \u0000' });
+      const poisoned = await db.failLate(service);
       await assert.rejects(store.transact(['a'], ['m1'], () => commit({ writes: new Map([['a', 2], ['b', 3]]), consumed: ['m1'], outbox: [poisoned] })));
       assert.deepEqual(await store.read(['a', 'b']), new Map([['a', 1]]));
       assert.deepEqual(await store.outbox(), []);
@@ -95,7 +75,7 @@ function storeConformance(backend: Backend): void {
     void test('concurrent transactions from two replicas lose no update and consume each message once', async () => {
       const service = randomName('s');
       // Both replicas start at once on a new schema: their migrations must not collide.
-      const replicas = await Promise.all([open(service), db.replica().then((client) => open(service, client))]);
+      const replicas = await Promise.all([open(service), open(service, true)]);
       const messages = Array.from({ length: 30 }, (_, i) => `m${i}`);
       let decisions = 0;
       // Every message reaches both replicas at once, as a redelivery to a competing consumer would.
@@ -114,6 +94,23 @@ function storeConformance(backend: Backend): void {
       assert.deepEqual(applied, Array.from({ length: messages.length }, (_, i) => i + 1), 'each increment saw the one before it');
       assert.equal(await counter(replicas[0]!, 'counter'), messages.length);
       assert.ok(decisions >= runs.length);
+    });
+
+    void test('of transactions consuming one message at once, one commits and the others see it consumed', async () => {
+      const service = randomName('s');
+      const replicas = [await open(service), await open(service, true)];
+      // No document read in common: only the inbox keeps a second one from committing.
+      const runs = Array.from({ length: 10 }, (_, i) =>
+        replicas[i % 2]!.transact([], ['m1'], (snapshot) =>
+          snapshot.seen.has('m1')
+            ? commit<string | undefined>({ result: undefined })
+            : commit({ writes: new Map([[`d${i}`, i]]), consumed: ['m1'], outbox: [envelope(`out${i}`)], result: `out${i}` }),
+        ),
+      );
+      const committed = (await Promise.all(runs)).filter((r) => r !== undefined);
+      assert.equal(committed.length, 1);
+      assert.deepEqual(ids(await replicas[0]!.outbox()), committed);
+      assert.equal((await replicas[1]!.read(Array.from({ length: 10 }, (_, i) => `d${i}`))).size, 1);
     });
 
     void test('blind writes replace whatever is there; null deletes a read document', async () => {
@@ -151,10 +148,7 @@ function storeConformance(backend: Backend): void {
       const message = envelope('poison', 'Tested', { payload: { amount: 1250 } });
       await store.deadLetter(message, 'stock', 'Error: out of luck');
       await store.deadLetter(message, 'stock', 'Error: out of luck');
-      const { rows } = await (await db.client()).query<{ consumer: string; error: string; envelope: unknown }>(
-        `select consumer, error, envelope from ${service}.dead_letters`,
-      );
-      assert.deepEqual(rows, [{ consumer: 'stock', error: 'Error: out of luck', envelope: message }]);
+      assert.deepEqual(await db.deadLetters(service), [{ consumer: 'stock', error: 'Error: out of luck', envelope: message }]);
     });
 
     void test('pruneInbox forgets only entries older than asked', async () => {
@@ -182,73 +176,17 @@ function storeConformance(backend: Backend): void {
       await first.transact(['a'], ['m1'], () => commit({ writes: new Map([['a', 'kept']]), consumed: ['m1'], outbox: [envelope('e1')] }));
       await first.close();
       await db.restart();
-      const [again] = await Promise.all([open(service), db.replica().then((client) => open(service, client))]);
+      const [again] = await Promise.all([open(service), open(service, true)]);
       assert.equal(await counter(again, 'a'), 'kept');
       assert.deepEqual(ids(await again.outbox()), ['e1']);
       assert.equal(await again.transact([], ['m1'], (s) => commit({ result: s.seen.size })), 1);
-      const { rows } = await (await db.client()).query<{ version: number }>(`select version from ${service}.migrations order by version`);
-      assert.deepEqual(rows.map((r) => r.version), rows.map((_, i) => i + 1));
-      assert.ok(rows.length >= 1);
+      const versions = await db.layout(service);
+      assert.deepEqual(versions, versions.map((_, i) => i + 1));
+      assert.ok(versions.length >= 1);
     });
   });
 }
 
-const pglite: Backend = {
-  name: 'PGlite',
-  async open() {
-    const dir = mkdtempSync(join(tmpdir(), 'orderly-store-'));
-    // The promise is kept, not the client: two callers at once must not open the directory twice.
-    let client: Promise<SqlClient & { close(): Promise<void> }> | undefined;
-    const get = () => (client ??= openPglite(dir));
-    const close = async () => {
-      const closing = client;
-      client = undefined;
-      await (await closing)?.close();
-    };
-    return {
-      client: get,
-      // PGlite is one connection in this process; a second store on the same data shares it.
-      replica: get,
-      restart: close,
-      async destroy() {
-        await close();
-        rmSync(dir, { recursive: true, force: true });
-      },
-    };
-  },
-};
-
-const postgres: Backend = {
-  name: 'PostgreSQL',
-  async open() {
-    const name = randomName('orderly_test');
-    const admin = new pg.Client({ connectionString: `${POSTGRES}/postgres` });
-    await admin.connect();
-    await admin.query(`create database ${name}`);
-    const url = `${POSTGRES}/${name}`;
-    let pools: (SqlClient & { close(): Promise<void> })[] = [];
-    const connect = async () => {
-      const pool = await openPostgres(url, { max: 5 });
-      pools.push(pool);
-      return pool;
-    };
-    const closeAll = async () => {
-      const closing = pools;
-      pools = [];
-      for (const pool of closing) await pool.close();
-    };
-    return {
-      client: async () => pools[0] ?? connect(),
-      replica: connect,
-      restart: closeAll,
-      async destroy() {
-        await closeAll();
-        await admin.query(`drop database if exists ${name} with (force)`);
-        await admin.end();
-      },
-    };
-  },
-};
-
-storeConformance(pglite);
-storeConformance(postgres);
+storeConformance(pgliteBackend);
+storeConformance(postgresBackend);
+storeConformance(redisBackend);

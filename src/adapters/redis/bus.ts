@@ -1,0 +1,312 @@
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+import type { Envelope } from '../../core/message.ts';
+import type { Bus, Handler } from '../../ports/bus.ts';
+import type { Logger } from '../../runtime/log.ts';
+import { backoffAfter, checkName, decodeEnvelope, errorText, retryPolicy } from '../broker/delivery.ts';
+import { autoclaimScript, claimOwnScript, deadLetterScript, handBackScript, trimScript } from './busScripts.ts';
+import { checkDurability } from './durability.ts';
+import { Slots } from './slots.ts';
+
+export type RedisBusOptions = Readonly<{
+  url: string;
+  namespace: string;
+  maxDeliveries?: number;
+  /** Delay before redelivery n (1-based); the last value repeats. */
+  backoffMs?: readonly number[];
+  log: Logger;
+  /** This process in the consumer groups; default a random id. A stable one (the host name) lets a restarted process take its unfinished messages back at once. */
+  consumerName?: string;
+  /** Most messages per consumer handled at once in this process. */
+  prefetch?: number;
+  /** A message delivered this long ago, neither acknowledged nor being retried, belongs to a process that died: another one takes it. */
+  claimIdleMs?: number;
+  /** How often to take over such messages and to trim the streams. */
+  maintenanceMs?: number;
+}>;
+
+/** Stream names of a namespace. Types and consumers contain no ':', so no two names collide. */
+export function redisNames(namespace: string) {
+  return {
+    stream: (type: string) => `${namespace}:${type}`,
+    dead: (consumer: string) => `${namespace}:dead:${consumer}`,
+  };
+}
+
+type Entry = readonly [id: string, fields: readonly string[] | null, delivery: number];
+type Subscription = {
+  readonly consumer: string;
+  readonly types: readonly string[];
+  readonly streams: readonly string[];
+  readonly handler: Handler;
+  /** The connection its blocking reads wait on; commands go through the shared one. */
+  readonly reader: Redis;
+  readonly slots: Slots;
+  /** `stream id` of entries being handled or waiting for their retry here. */
+  readonly held: Set<string>;
+  /** XAUTOCLAIM cursors by stream. */
+  readonly cursors: Map<string, string>;
+  /** Read this consumer's own pending entries before new ones (at start, after a lost connection). */
+  recover: boolean;
+};
+
+const BLOCK_MS = 2000;
+/** Consumers (processes) with nothing pending and idle this long are dropped from their groups. */
+const FORGET_CONSUMER_MS = 3_600_000;
+
+/**
+ * The bus on Redis Streams: a stream `<namespace>:<type>` per message type, and per consumer
+ * (service) a consumer group of that name on each stream of its types, created at `$` (like a
+ * new queue, it gets what is published from then on, kept while its processes are away).
+ * Each process reads as a consumer of the group, with XREADGROUP, and acknowledges (XACK) a
+ * message only after its handler resolved. A failed message stays pending on this process,
+ * which claims it again after the backoff (XCLAIM) and, after `maxDeliveries`, moves it to
+ * `<namespace>:dead:<consumer>` with the error. What a dead process held is taken over by the
+ * others after `claimIdleMs` (XAUTOCLAIM); a closing process hands its messages back at once.
+ * Streams are trimmed only below what every group has been delivered and acknowledged.
+ * ioredis reconnects by itself; the read loops log errors, back off and go on.
+ */
+export async function redisBus(options: RedisBusOptions): Promise<Bus> {
+  const { namespace: ns, log } = options;
+  checkName('namespace', ns);
+  const policy = retryPolicy(options.maxDeliveries, options.backoffMs);
+  const me = options.consumerName ?? `c_${randomBytes(6).toString('hex')}`;
+  const prefetch = options.prefetch ?? 32;
+  const claimIdleMs = options.claimIdleMs ?? 30_000;
+  // A message waiting for its retry looks idle: with a longer backoff, another process would take it early.
+  if (!(claimIdleMs > Math.max(...policy.backoffMs))) throw new Error(`claimIdleMs (${claimIdleMs}) must be longer than every backoff (${policy.backoffMs.join(', ')} ms)`);
+  const names = redisNames(ns);
+  // RESP2: the reply shapes parsed below. Commands wait in ioredis's queue while it reconnects.
+  const commands = new Redis(options.url, { protocol: 2, connectionName: `orderly ${ns}` });
+  commands.on('error', (err: Error) => log.warn({ err, namespace: ns }, 'redis: connection error'));
+  try {
+    await commands.ping();
+    await checkDurability(commands, log, `bus ${ns}`);
+  } catch (error) {
+    commands.disconnect();
+    throw error;
+  }
+  const subscriptions = new Map<string, Subscription>();
+  /** Streams this process publishes to or reads from: the ones it trims. */
+  const streams = new Set<string>();
+  const retries = new Set<NodeJS.Timeout>();
+  let closed = false;
+
+  async function declareGroups(consumer: string, types: readonly string[]): Promise<void> {
+    for (const type of types) {
+      streams.add(names.stream(type));
+      try {
+        await commands.xgroup('CREATE', names.stream(type), consumer, '$', 'MKSTREAM');
+      } catch (error) {
+        if (!(error instanceof Error && error.message.startsWith('BUSYGROUP'))) throw error;
+      }
+    }
+  }
+
+  async function readLoop(sub: Subscription): Promise<void> {
+    for (let failures = 0; !closed;) {
+      try {
+        await sub.slots.whenFree();
+        if (closed) return;
+        if (sub.recover) {
+          await recover(sub);
+          continue; // the slots it took may be all of them
+        }
+        const reply = await sub.reader.call('XREADGROUP', [
+          'GROUP', sub.consumer, me, 'COUNT', sub.slots.free, 'BLOCK', BLOCK_MS, 'STREAMS', ...sub.streams, ...sub.streams.map(() => '>'),
+        ]);
+        for (const [stream, entries] of (reply ?? []) as [string, [string, string[] | null][]][]) {
+          for (const [id, fields] of entries) dispatch(sub, stream, [id, fields, 1]);
+        }
+        failures = 0;
+      } catch (error) {
+        if (closed) return;
+        failures++;
+        sub.recover = true;
+        log.warn({ err: error, consumer: sub.consumer, namespace: ns }, 'redis: reading failed; retrying');
+        // The groups are gone when Redis lost its data (restarted with nothing on disk).
+        if (error instanceof Error && error.message.startsWith('NOGROUP')) await declareGroups(sub.consumer, sub.types).catch(() => {});
+        await sleep(Math.min(100 * 2 ** failures, 5000));
+      }
+    }
+  }
+
+  /** Delivers again what this process holds in the group but is not handling (a reply lost with a connection, a restart under the same name). */
+  async function recover(sub: Subscription): Promise<void> {
+    for (const stream of sub.streams) {
+      const pending = (await commands.call('XPENDING', [stream, sub.consumer, '-', '+', 1000, me])) as [string, string, number, number][];
+      const ids = pending.map(([id]) => id).filter((id) => !sub.held.has(`${stream} ${id}`));
+      if (ids.length > 0) for (const entry of await claimOwn(stream, sub.consumer, ids)) dispatch(sub, stream, entry);
+    }
+    sub.recover = false;
+  }
+
+  async function claimOwn(stream: string, group: string, ids: readonly string[], touch = false): Promise<Entry[]> {
+    return (await claimOwnScript.run(commands, [stream], [group, me, touch ? '1' : '0', ...ids])) as Entry[];
+  }
+
+  function dispatch(sub: Subscription, stream: string, entry: Entry): void {
+    const key = `${stream} ${entry[0]}`;
+    // After close, what was claimed meanwhile stays pending: close hands it back.
+    if (closed || sub.held.has(key)) return;
+    sub.held.add(key);
+    sub.slots.take();
+    void deliver(sub, stream, entry).then(
+      (retryIn) => {
+        sub.slots.release();
+        if (retryIn === undefined || closed) sub.held.delete(key);
+        else retryLater(sub, stream, entry[0], retryIn);
+      },
+      (err: unknown) => {
+        sub.slots.release();
+        sub.held.delete(key);
+        log.error({ err, consumer: sub.consumer, stream, entry: entry[0] }, 'redis: delivery failed');
+      },
+    );
+  }
+
+  /** Handles one entry; returns the delay before its next delivery when it is to be retried. */
+  async function deliver(sub: Subscription, stream: string, [id, fields, delivery]: Entry): Promise<number | undefined> {
+    const context = { consumer: sub.consumer, stream, entry: id, delivery };
+    let message: Envelope | undefined;
+    // A slow handler (a busy database) must not have its message taken by another process meanwhile.
+    const keepAlive = setInterval(() => void claimOwn(stream, sub.consumer, [id], true).catch(() => {}), claimIdleMs / 3);
+    keepAlive.unref();
+    try {
+      // More deliveries than allowed without any outcome: the processes handling it died each time.
+      if (delivery > policy.maxDeliveries) throw new Error(`Delivered ${delivery} times without an outcome`);
+      message = decodeEnvelope(Buffer.from(field(fields, 'envelope') ?? ''));
+      await sub.handler(message);
+    } catch (error) {
+      if (closed) return undefined; // handed back by close()
+      if (message !== undefined && delivery < policy.maxDeliveries) {
+        log.warn({ ...context, messageId: message.id, err: error }, 'redis: handler failed; will retry');
+        return backoffAfter(policy, delivery);
+      }
+      const text = errorText(error);
+      log.error({ ...context, messageId: message?.id, error: text }, 'redis: message dead-lettered');
+      try {
+        await deadLetterScript.run(commands, [stream, names.dead(sub.consumer)], [sub.consumer, id, field(fields, 'envelope') ?? '', text, sub.consumer, delivery]);
+      } catch (deadError) {
+        log.warn({ ...context, err: deadError }, 'redis: could not dead-letter; will retry');
+        return backoffAfter(policy, delivery);
+      }
+      return undefined;
+    } finally {
+      clearInterval(keepAlive);
+    }
+    // Not acknowledged (a lost connection): it stays pending here, and comes back by recovery or reclaim.
+    await commands.xack(stream, sub.consumer, id).catch((err: unknown) => closed || log.warn({ ...context, err }, 'redis: could not acknowledge'));
+    return undefined;
+  }
+
+  /** The entry stays pending on this process meanwhile; claiming it back counts a delivery. */
+  function retryLater(sub: Subscription, stream: string, id: string, ms: number): void {
+    const timer = setTimeout(() => {
+      retries.delete(timer);
+      claimOwn(stream, sub.consumer, [id]).then(
+        (entries) => {
+          sub.held.delete(`${stream} ${id}`);
+          for (const entry of entries) dispatch(sub, stream, entry);
+        },
+        (err: unknown) => {
+          // Still pending here: recovery or another process's reclaim delivers it again.
+          sub.held.delete(`${stream} ${id}`);
+          sub.recover = true;
+          log.warn({ err, consumer: sub.consumer, stream, entry: id }, 'redis: could not claim a message back for its retry');
+        },
+      );
+    }, ms);
+    retries.add(timer);
+  }
+
+  /** Takes over what dead processes held, and trims the streams. */
+  async function maintain(): Promise<void> {
+    for (const sub of subscriptions.values()) {
+      for (const stream of sub.streams) {
+        if (closed || sub.slots.free <= 0) break;
+        const [cursor, entries, gone] = (await autoclaimScript.run(commands, [stream], [sub.consumer, me, claimIdleMs, sub.slots.free, sub.cursors.get(stream) ?? '0-0'])) as [string, Entry[], string[]];
+        sub.cursors.set(stream, cursor);
+        if (gone.length > 0) log.error({ consumer: sub.consumer, stream, entries: gone }, 'redis: pending messages were no longer in the stream');
+        for (const entry of entries) dispatch(sub, stream, entry);
+      }
+    }
+    for (const stream of streams) if (!closed) await trimScript.run(commands, [stream], [FORGET_CONSUMER_MS]);
+  }
+
+  let maintaining = false;
+  function tick(): void {
+    if (maintaining || closed) return;
+    maintaining = true;
+    maintain()
+      .catch((err: unknown) => closed || log.warn({ err, namespace: ns }, 'redis: maintenance failed'))
+      .finally(() => (maintaining = false));
+  }
+  const maintenance = setInterval(tick, options.maintenanceMs ?? 5000);
+  maintenance.unref();
+
+  const bus = {
+    connected: () => !closed && commands.status === 'ready',
+
+    async publish(messages: readonly Envelope[]) {
+      for (const message of messages) checkName('message type', message.type);
+      if (messages.length === 0) return;
+      const tx = commands.multi();
+      for (const m of messages) {
+        streams.add(names.stream(m.type));
+        tx.xadd(names.stream(m.type), '*', 'envelope', JSON.stringify(m));
+      }
+      const replies = await tx.exec();
+      for (const [error] of replies ?? []) if (error) throw error;
+    },
+
+    async declare(consumer: string, types: readonly string[]) {
+      checkName('consumer', consumer);
+      for (const type of types) checkName('message type', type);
+      await declareGroups(consumer, types);
+    },
+
+    async subscribe(consumer: string, types: readonly string[], handler: Handler) {
+      checkName('consumer', consumer);
+      for (const type of types) checkName('message type', type);
+      if (subscriptions.has(consumer)) throw new Error(`${consumer} already subscribes on this bus`);
+      await declareGroups(consumer, types);
+      const reader = commands.duplicate();
+      reader.on('error', (err: Error) => log.warn({ err, consumer, namespace: ns }, 'redis: reader connection error'));
+      const sub: Subscription = {
+        consumer, types: [...types], streams: types.map(names.stream), handler, reader, slots: new Slots(prefetch),
+        held: new Set(), cursors: new Map(), recover: true,
+      };
+      subscriptions.set(consumer, sub);
+      readLoop(sub).catch((err: unknown) => log.error({ err, consumer, namespace: ns }, 'redis: consumer stopped'));
+      // Whatever a process that closed handed back is taken now, not at the next round.
+      tick();
+    },
+
+    async close() {
+      closed = true;
+      clearInterval(maintenance);
+      for (const timer of retries) clearTimeout(timer);
+      for (const sub of subscriptions.values()) sub.reader.disconnect();
+      // Handed back now rather than after claimIdleMs, so that another process takes them at once.
+      for (const sub of subscriptions.values()) {
+        for (const stream of sub.streams) {
+          await handBackScript.run(commands, [stream], [sub.consumer, me, claimIdleMs]).catch((err: unknown) =>
+            log.warn({ err, consumer: sub.consumer, stream }, 'redis: could not hand messages back; others take them after claimIdleMs'));
+        }
+      }
+      await commands.quit().catch(() => commands.disconnect());
+    },
+  };
+  return bus;
+}
+
+/** The value of `name` in a stream entry's flat field list. */
+function field(fields: readonly string[] | null, name: string): string | undefined {
+  for (let i = 0; fields && i + 1 < fields.length; i += 2) if (fields[i] === name) return fields[i + 1];
+  return undefined;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

@@ -1,0 +1,195 @@
+/**
+ * The store on Redis.
+ *
+ * Durability is the server's configuration, not this code's. Run Redis with `appendonly yes`
+ * (and `maxmemory-policy noeviction`, so that it never evicts a document or an outbox entry);
+ * then `appendfsync` decides what a crash can take back of what Redis already acknowledged:
+ *   - always:   nothing acknowledged is lost; every write waits for its fsync (slowest).
+ *   - everysec: nothing on a crash of the Redis process; up to about one second of
+ *               acknowledged writes on a crash of the machine (power, kernel).
+ *   - no:       on a machine crash, whatever the operating system had not yet flushed
+ *               (often tens of seconds).
+ * RDB snapshots alone (`save …`) lose everything since the last snapshot. A lost commit is a
+ * lost payment or stock movement, so `openRedisStore` checks the server's settings and warns
+ * (on `log`, and in `warnings`) when they put acknowledged commits at risk.
+ */
+import type { Redis } from 'ioredis';
+import type { Envelope } from '../../core/message.ts';
+import { ConflictError, type Commit, type Snapshot, type Store } from '../../ports/store.ts';
+import type { Logger } from '../../runtime/log.ts';
+import { checkDurability } from './durability.ts';
+import { commitScript, COMMIT_KEYS, outboxScript, pruneScript, scanScript, storeKeys } from './storeScripts.ts';
+
+export type RedisStoreOptions = Readonly<{
+  /** Prefix of every key of this store; default `orderly:<service>:`. */
+  prefix?: string;
+  log?: Logger;
+}>;
+
+/** A store on Redis, with what is wrong with the server's durability (empty when nothing). */
+export type RedisStore = Store & { readonly warnings: readonly string[] };
+
+const MAX_ATTEMPTS = 50;
+/** Version of the key layout in `storeScripts.ts`; a store refuses keys written in another one. */
+const LAYOUT = '1';
+
+/**
+ * The store on Redis: a service's documents, versions, inbox and outbox are a few keys under
+ * its prefix (see `storeKeys`). A transaction reads the documents with their versions and the
+ * inbox in one MULTI, decides, and commits with one Lua script that writes only when every
+ * document read still has the version read (or is still missing) and no consumed message is
+ * in the inbox; otherwise it writes nothing and the transaction is retried with fresh data.
+ * So no update is lost, optimistically rather than with locks. Versions are the numbers of
+ * the commits that wrote them, so a document deleted and created again never shows a version
+ * it had before. Inbox times are the Redis server's clock (TIME), for every replica alike.
+ * The caller owns the connection: `close` flushes pending work but leaves it open.
+ */
+export async function openRedisStore(redis: Redis, service: string, options: RedisStoreOptions = {}): Promise<RedisStore> {
+  if (service === '') throw new Error('A store needs a service name');
+  const prefix = options.prefix ?? `orderly:${service}:`;
+  const k = storeKeys(prefix);
+  const commitKeys = COMMIT_KEYS.map((name) => k[name]);
+  const warnings = await checkDurability(redis, options.log, `store ${service}`);
+  await redis.set(k.layout, LAYOUT, 'NX');
+  const layout = await redis.get(k.layout);
+  if (layout !== LAYOUT) throw new Error(`Redis keys under ${prefix} have layout ${layout}; this store knows layout ${LAYOUT}`);
+
+  let pendingDelivered: string[] = [];
+  let flushing: Promise<void> | undefined;
+
+  async function flushDelivered(): Promise<void> {
+    if (pendingDelivered.length === 0) return;
+    const ids = pendingDelivered;
+    pendingDelivered = [];
+    check(await redis.multi().hdel(k.outbox, ...ids).zrem(k.order, ...ids).exec());
+  }
+
+  /** The documents with their versions and the consumed ids, as of one moment (MULTI). */
+  async function snapshot(keys: readonly string[], messageIds: readonly string[]) {
+    const docs = new Map<string, unknown>();
+    const versions = new Map<string, string>();
+    const seen = new Set<string>();
+    if (keys.length === 0 && messageIds.length === 0) return { docs, versions, seen };
+    const tx = redis.multi();
+    if (keys.length > 0) tx.hmget(k.docs, ...keys).hmget(k.versions, ...keys);
+    if (messageIds.length > 0) tx.zmscore(k.inbox, ...messageIds);
+    const replies = check(await tx.exec());
+    if (keys.length > 0) {
+      const [values, numbers] = replies as [(string | null)[], (string | null)[]];
+      keys.forEach((key, i) => {
+        const value = values[i];
+        const version = numbers[i];
+        // Both or neither: the commit script writes and deletes them together.
+        if (value != null && version != null) {
+          docs.set(key, JSON.parse(value));
+          versions.set(key, version);
+        }
+      });
+    }
+    if (messageIds.length > 0) {
+      const scores = replies[replies.length - 1] as (string | null)[];
+      messageIds.forEach((id, i) => {
+        if (scores[i] != null) seen.add(id);
+      });
+    }
+    return { docs, versions, seen };
+  }
+
+  async function attempt<T>(keys: readonly string[], messageIds: readonly string[], decide: (snapshot: Snapshot) => Commit<T>): Promise<{ ok: boolean; result: T }> {
+    const { docs, versions, seen } = await snapshot(keys, messageIds);
+    const commit = decide({ docs, seen });
+    const args: (string | number)[] = [];
+    const list = (items: readonly (readonly string[])[]) => args.push(items.length, ...items.flat());
+    list([...new Set(keys)].map((key) => [key, versions.get(key) ?? '0']));
+    list([...commit.writes].map(([key, doc]) => [key, doc === null ? '' : json(doc, `document ${key}`)]));
+    list(commit.consumed.map((id) => [id]));
+    list(commit.outbox.map((m) => [m.id, json(m, `message ${m.id}`)]));
+    list(commit.cancel.map((id) => [id]));
+    const ok = (await commitScript.run(redis, commitKeys, args)) === 1;
+    return { ok, result: commit.result };
+  }
+
+  return {
+    service,
+    warnings,
+
+    async transact(keys, messageIds, decide) {
+      for (let n = 1; ; n++) {
+        const { ok, result } = await attempt(keys, messageIds, decide);
+        if (ok) return result;
+        if (n >= MAX_ATTEMPTS) throw new ConflictError(service, n);
+        await sleep(Math.min(50, n * n) * Math.random());
+      }
+    },
+
+    async read(keys) {
+      if (keys.length === 0) return new Map();
+      const values = await redis.hmget(k.docs, ...keys);
+      const docs = new Map<string, unknown>();
+      keys.forEach((key, i) => {
+        const value = values[i];
+        if (value != null) docs.set(key, JSON.parse(value));
+      });
+      return docs;
+    },
+
+    async scan(prefix, limit, after) {
+      // The first key to look at, by byte order as Redis sorts: past `after`, or the prefix itself.
+      const start = after !== undefined && Buffer.compare(Buffer.from(after), Buffer.from(prefix)) >= 0 ? `(${after}` : `[${prefix}`;
+      const flat = (await scanScript.run(redis, [k.index, k.docs], [start, prefix, limit])) as string[];
+      const docs: (readonly [string, unknown])[] = [];
+      for (let i = 0; i + 1 < flat.length; i += 2) docs.push([flat[i]!, JSON.parse(flat[i + 1]!)] as const);
+      return docs;
+    },
+
+    async outbox() {
+      const envelopes = (await outboxScript.run(redis, [k.order, k.outbox], [])) as (string | null)[];
+      return envelopes.filter((e) => e !== null).map((e) => JSON.parse(e) as Envelope);
+    },
+
+    delivered(ids) {
+      pendingDelivered.push(...ids);
+      // Batched: one round trip for everything delivered in the next few milliseconds.
+      flushing ??= sleep(20).then(() => {
+        flushing = undefined;
+        return flushDelivered();
+      });
+      return flushing;
+    },
+
+    async deadLetter(message, consumer, error) {
+      // One per message and consumer, the first kept (as the SQL store's primary key does).
+      const entry = JSON.stringify({ consumer, error, envelope: message, at: Date.now() });
+      await redis.hsetnx(k.dead, JSON.stringify([consumer, message.id]), entry);
+    },
+
+    async pruneInbox(olderThanMs) {
+      return Number(await pruneScript.run(redis, [k.inbox], [Math.max(0, Math.floor(olderThanMs))]));
+    },
+
+    async close() {
+      await flushing;
+      await flushDelivered();
+    },
+  };
+}
+
+/** JSON of a value to store; undefined, functions and symbols have none and are refused here rather than stored as nothing. */
+function json(value: unknown, what: string): string {
+  const text = JSON.stringify(value) as string | undefined;
+  if (text === undefined) throw new TypeError(`Store: ${what} has no JSON form`);
+  return text;
+}
+
+/** The replies of a MULTI; a failed command fails the whole call. */
+function check(replies: [Error | null, unknown][] | null): unknown[] {
+  if (replies === null) throw new Error('Redis: transaction aborted');
+  return replies.map(([error, reply]) => {
+    if (error) throw error;
+    return reply;
+  });
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
