@@ -18,9 +18,9 @@ import { createLogger } from './runtime/log.ts';
 import { isServiceName, SERVICES } from './runtime/services.ts';
 
 const USAGE = `usage:
-  orderly service <${SERVICES.join('|')}> --store postgres://… --bus amqp://…|nats://… [--gateway http://…] [--port N] [--replica NAME]
+  orderly service <${SERVICES.join('|')}> --store postgres://…|redis://… --bus amqp://…|nats://…|redis://… [--gateway http://…] [--port N] [--replica NAME]
   orderly gateway --port 8000 --orders URL[,URL…] --stock URL[,URL…] --payment URL[,URL…]
-  orderly cluster --store postgres://… --bus amqp://…|nats://… [--replicas 2] [--port 8000]`;
+  orderly cluster --store postgres://…|redis://… --bus amqp://…|nats://…|redis://… [--replicas 2] [--port 8000]`;
 
 async function main(): Promise<void> {
   const { values: flags, positionals } = parseArgs({

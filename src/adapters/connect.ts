@@ -1,13 +1,19 @@
 import type { Bus } from '../ports/bus.ts';
 import type { Store } from '../ports/store.ts';
 import type { Logger } from '../runtime/log.ts';
+import { Redis } from 'ioredis';
 import { natsBus } from './nats/bus.ts';
 import { openPostgres } from './postgres/client.ts';
 import { rabbitBus } from './rabbitmq/bus.ts';
+import { redisBus } from './redis/bus.ts';
+import { openRedisStore } from './redis/store.ts';
 import { openSqlStore } from './sql/store.ts';
 
-/** A service's store from a URL (postgres://…); each service owns a schema named after it. */
-export async function connectStore(url: string, service: string): Promise<Readonly<{ store: Store; close(): Promise<void> }>> {
+/**
+ * A service's store from a URL: postgres://… (each service owns a schema named after it) or
+ * redis://… (each service owns the keys under `<namespace>:<service>:`).
+ */
+export async function connectStore(url: string, service: string, namespace: string, log: Logger): Promise<Readonly<{ store: Store; close(): Promise<void> }>> {
   const scheme = schemeOf(url);
   switch (scheme) {
     case 'postgres':
@@ -16,13 +22,20 @@ export async function connectStore(url: string, service: string): Promise<Readon
       const store = await openSqlStore(client, service);
       return { store, close: async () => { await store.close(); await client.close(); } };
     }
+    case 'redis':
+    case 'rediss': {
+      const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: null });
+      await redis.connect();
+      const store = await openRedisStore(redis, service, { prefix: `${namespace}:${service}:`, log });
+      return { store, close: async () => { await store.close(); redis.disconnect(); } };
+    }
     default:
-      throw new Error(`Unsupported store URL ${redact(url)}: use postgres://user@host:port/database`);
+      throw new Error(`Unsupported store URL ${redact(url)}: use postgres://user@host:port/database or redis://host:port`);
   }
 }
 
-/** A bus from a URL (amqp://… for RabbitMQ, nats://… for NATS JetStream). */
-export async function connectBus(url: string, namespace: string, log: Logger): Promise<Bus> {
+/** A bus from a URL: amqp://… (RabbitMQ), nats://… (NATS JetStream) or redis://… (Redis Streams). */
+export async function connectBus(url: string, namespace: string, replica: string, log: Logger): Promise<Bus> {
   const scheme = schemeOf(url);
   switch (scheme) {
     case 'amqp':
@@ -30,8 +43,11 @@ export async function connectBus(url: string, namespace: string, log: Logger): P
       return rabbitBus({ url, namespace, log });
     case 'nats':
       return natsBus({ servers: url, namespace, log });
+    case 'redis':
+    case 'rediss':
+      return redisBus({ url, namespace, log, consumerName: replica });
     default:
-      throw new Error(`Unsupported bus URL ${redact(url)}: use amqp://user:pass@host:port or nats://host:port`);
+      throw new Error(`Unsupported bus URL ${redact(url)}: use amqp://user:pass@host:port, nats://host:port or redis://host:port`);
   }
 }
 

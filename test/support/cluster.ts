@@ -1,6 +1,7 @@
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect as natsConnect } from '@nats-io/transport-node';
 import { connect as amqpConnect } from 'amqplib';
+import { Redis } from 'ioredis';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -9,12 +10,14 @@ import { defaultRetry } from '../../src/adapters/broker/delivery.ts';
 import { natsNames } from '../../src/adapters/nats/bus.ts';
 import { rabbitQueues } from '../../src/adapters/rabbitmq/bus.ts';
 import { SERVICES } from '../../src/runtime/services.ts';
-import { freePort, stop } from './child.ts';
+import { createServer } from 'node:net';
+import { stop } from './child.ts';
 
 export const SHARED = {
   postgres: 'postgres://postgres@127.0.0.1:5432',
   rabbitmq: 'amqp://guest:guest@127.0.0.1:5672',
   nats: 'nats://127.0.0.1:4222',
+  redis: 'redis://127.0.0.1:6379',
 } as const;
 
 export const randomName = (prefix: string) => `${prefix}${randomBytes(5).toString('hex')}`;
@@ -48,6 +51,15 @@ export async function cleanBroker(busUrl: string, namespace: string): Promise<vo
     }
     await channel.deleteExchange(namespace);
     await connection.close();
+  } else if (busUrl.startsWith('redis')) {
+    const redis = new Redis(busUrl);
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${namespace}:*`, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length > 0) await redis.del(...keys);
+    } while (cursor !== '0');
+    redis.disconnect();
   } else if (busUrl.startsWith('nats')) {
     const nc = await natsConnect({ servers: busUrl.replace('nats://', '') });
     const jsm = await jetstreamManager(nc);
@@ -57,11 +69,11 @@ export async function cleanBroker(busUrl: string, namespace: string): Promise<vo
   }
 }
 
-export type Cluster = Readonly<{ url: string; process: ChildProcess; stop(): Promise<void> }>;
+export type Cluster = Readonly<{ url: string; process: ChildProcess; stop(): Promise<void>; logTail(): string }>;
 
 /** `npm run cluster` as a child process; resolves once the gateway says every service is ready. */
 export async function startCluster(options: { storeUrl: string; busUrl: string; replicas: number; namespace: string }): Promise<Cluster> {
-  const port = await freePort();
+  const port = await freeBlock(1 + 3 * options.replicas);
   const child = spawn(process.execPath, ['src/cli.ts', 'cluster', '--store', options.storeUrl, '--bus', options.busUrl,
     '--replicas', String(options.replicas), '--port', String(port), '--namespace', options.namespace], {
     env: { ...process.env, LOG_LEVEL: 'warn' },
@@ -69,15 +81,36 @@ export async function startCluster(options: { storeUrl: string; busUrl: string; 
   });
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => {
-    stderr = (stderr + chunk.toString()).slice(-4000);
+    stderr = (stderr + chunk.toString()).slice(-20_000);
   });
   const url = `http://127.0.0.1:${port}`;
   for (let i = 0; i < 300; i++) {
     if (child.exitCode !== null) throw new Error(`the cluster exited with ${child.exitCode}: ${stderr}`);
     const ready = await fetch(`${url}/readyz`).then((r) => r.ok, () => false);
-    if (ready) return { url, process: child, stop: () => stop(child, 'SIGTERM') };
+    if (ready) return { url, process: child, stop: () => stop(child, 'SIGTERM'), logTail: () => stderr };
     await sleep(200);
   }
   await stop(child, 'SIGKILL');
   throw new Error(`the cluster was not ready within 60 s: ${stderr}`);
+}
+
+/**
+ * The first of `size` consecutive free ports (the cluster puts its services on the ports after
+ * the gateway's), below the ephemeral range, where outgoing connections would take them.
+ */
+async function freeBlock(size: number): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const base = 20_000 + Math.floor(Math.random() * 10_000);
+    const free = await Promise.all(Array.from({ length: size }, (_, i) => isFree(base + i)));
+    if (free.every(Boolean)) return base;
+  }
+  throw new Error(`no ${size} consecutive free ports found`);
+}
+
+function isFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
 }

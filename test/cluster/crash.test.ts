@@ -1,0 +1,149 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { test } from 'node:test';
+import type { Audit } from '../../src/runtime/audit.ts';
+import { SERVICES } from '../../src/runtime/services.ts';
+import { CourseClient, mapLimit } from '../../src/tools/client.ts';
+import { freshDatabase, randomName, startCluster } from '../support/cluster.ts';
+import { startNats, startPostgres, startRabbitMq, startRedis, type ServerHandle } from '../support/servers.ts';
+
+// Profiles covered: orchestration × PostgreSQL × RabbitMQ, × PostgreSQL × NATS JetStream, and
+// × Redis (store and streams on one server, append-only file, fsync always); 2 replicas of
+// each service as separate processes. The servers are private instances this test starts, so
+// it can kill them.
+const USERS = 300;
+const CREDIT = 5;
+const ITEMS = 30;
+const STOCK = 15;
+const ORDERS = 600;
+const REPLICAS = 2;
+
+type Profile = Readonly<{ storeUrl: string; busUrl: string; database: ServerHandle; broker: ServerHandle; cleanup(): Promise<void> }>;
+
+const profiles: readonly (readonly [string, () => Promise<Profile>])[] = [
+  ['PostgreSQL + RabbitMQ', () => withPostgres(startRabbitMq)],
+  ['PostgreSQL + NATS JetStream', () => withPostgres(startNats)],
+  ['Redis + Redis Streams', async () => {
+    const redis = await startRedis();
+    return { storeUrl: redis.url, busUrl: redis.url, database: redis, broker: redis, cleanup: () => redis.cleanup() };
+  }],
+];
+
+for (const [name, start] of profiles) {
+  test(`${name}: replicas, the broker and the database killed under load; every saga ends, totals conserve`, async () => {
+    const { storeUrl, busUrl, database: postgres, broker, cleanup } = await start();
+    const namespace = randomName('crash');
+    const cluster = await startCluster({ storeUrl, busUrl, replicas: REPLICAS, namespace });
+    // RabbitMQ keeps queue definitions in memory for up to ~2 s before writing them down.
+    if ('syncMetadata' in broker && typeof broker.syncMetadata === 'function') await (broker.syncMetadata as () => Promise<void>)();
+    const client = new CourseClient(cluster.url, 32);
+    try {
+      await client.post(`/payment/batch_init/${USERS}/${CREDIT}`);
+      await client.post(`/stock/batch_init/${ITEMS}/${STOCK}/1`);
+      await client.post(`/orders/batch_init/${ORDERS}/${ITEMS}/${USERS}/1`);
+      const orderIds = Array.from({ length: ORDERS }, (_, i) => String(i));
+      const answers = new Map<string, number>();
+      const checkout = async (id: string) => {
+        try {
+          const { status } = await client.call('POST', `/orders/checkout/${id}`);
+          if (status < 500) answers.set(id, status);
+        } catch {
+          // the replica holding the request died: the checkout may or may not go on
+        }
+      };
+
+      let killed = 0;
+      const firing = mapLimit(orderIds, 24, async (id) => {
+        await checkout(id);
+        await sleep(5);
+      });
+      const chaos = (async () => {
+        for (let round = 1; round <= 8; round++) {
+          await sleep(1500);
+          killed += killReplica(namespace);
+          if (round === 2) await outage(broker);
+          if (round === 5) await outage(postgres);
+        }
+      })();
+      await Promise.all([firing, chaos]);
+      console.log(`${name}: killed ${killed} replicas, the broker and the database; ${answers.size} of ${ORDERS} checkouts answered`);
+
+      // Once recovery has finished every saga, ask once more for the checkouts without an answer.
+      await settle(client);
+      await mapLimit(orderIds.filter((id) => !answers.has(id)), 24, checkout);
+      const final = await settle(client);
+      console.log(`${name}: final`, JSON.stringify(final.orders.byStatus));
+
+      assert.equal(final.orders.activeSagas, 0, 'every saga ended');
+      assert.equal(final.stock.reserved, 0, 'no stock left reserved');
+      assert.equal(final.payment.held, 0, 'no credit left on hold');
+      assert.equal(final.payment.credit + final.orders.paidAmount, USERS * CREDIT, 'money conserves');
+      assert.equal(final.stock.available + final.orders.paidUnits, ITEMS * STOCK, 'stock conserves');
+      assert.ok(final.orders.paid > 0 && final.orders.paid < ORDERS, `some checkouts succeed, some fail (${final.orders.paid} paid)`);
+      for (const [id, status] of answers) {
+        const order = await client.get<{ paid: boolean }>(`/orders/find/${id}`);
+        if (status >= 200 && status < 300) assert.equal(order.paid, true, `order ${id} answered ${status} but is not paid`);
+        if (status >= 400 && status < 500) assert.equal(order.paid, false, `order ${id} answered ${status} but is paid`);
+      }
+    } catch (error) {
+      console.error(`cluster log:\n${cluster.logTail()}\ndatabase log:\n${postgres.logTail(20)}\nbroker log:\n${broker.logTail(20)}`);
+      throw error;
+    } finally {
+      await client.close();
+      await cluster.stop();
+      await cleanup();
+    }
+  });
+}
+
+async function withPostgres(startBroker: () => Promise<ServerHandle>): Promise<Profile> {
+  const postgres = await startPostgres();
+  const broker = await startBroker();
+  const database = await freshDatabase(postgres.url.replace(/\/postgres$/, ''));
+  return {
+    storeUrl: database.url,
+    busUrl: broker.url,
+    database: postgres,
+    broker,
+    async cleanup() {
+      await broker.cleanup();
+      await postgres.cleanup();
+    },
+  };
+}
+
+/** SIGKILLs one random service replica of this cluster (the cluster starts it again). */
+function killReplica(namespace: string): number {
+  const service = SERVICES[Math.floor(Math.random() * SERVICES.length)]!;
+  const replica = `${service}-${1 + Math.floor(Math.random() * REPLICAS)}`;
+  let pids: number[] = [];
+  try {
+    pids = execFileSync('pgrep', ['-f', '--', `--replica ${replica} --namespace ${namespace}`], { encoding: 'utf8' })
+      .split('\n').filter(Boolean).map(Number);
+  } catch {
+    return 0; // not running right now (being restarted)
+  }
+  for (const pid of pids) process.kill(pid, 'SIGKILL');
+  return pids.length > 0 ? 1 : 0;
+}
+
+/** Kills a server with SIGKILL, leaves it down for a while, starts it again on the same data. */
+async function outage(server: ServerHandle): Promise<void> {
+  await server.kill();
+  await sleep(2000);
+  await server.start();
+}
+
+/** Waits until no saga is under way and returns the audit. */
+async function settle(client: CourseClient): Promise<Audit> {
+  for (let i = 0; i < 240; i++) {
+    const answer = await client.call('GET', '/admin/audit').catch(() => undefined);
+    if (answer?.status === 200) {
+      const audit = answer.body as Audit;
+      if (audit.orders.activeSagas === 0) return audit;
+    }
+    await sleep(500);
+  }
+  throw new Error('sagas still active after 120 s');
+}
