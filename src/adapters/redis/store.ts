@@ -15,7 +15,8 @@
  */
 import type { Redis } from 'ioredis';
 import type { Envelope } from '../../core/message.ts';
-import { ConflictError, type Commit, type Snapshot, type Store } from '../../ports/store.ts';
+import type { Commit, Snapshot, Store } from '../../ports/store.ts';
+import { deliveredBatcher, untilCommitted, type Attempt } from '../storeKit.ts';
 import type { Logger } from '../../runtime/log.ts';
 import { checkDurability } from './durability.ts';
 import { commitScript, COMMIT_KEYS, outboxScript, pruneScript, scanScript, storeKeys } from './storeScripts.ts';
@@ -29,7 +30,6 @@ export type RedisStoreOptions = Readonly<{
 /** A store on Redis, with what is wrong with the server's durability (empty when nothing). */
 export type RedisStore = Store & { readonly warnings: readonly string[] };
 
-const MAX_ATTEMPTS = 50;
 /** Version of the key layout in `storeScripts.ts`; a store refuses keys written in another one. */
 const LAYOUT = '1';
 
@@ -54,15 +54,9 @@ export async function openRedisStore(redis: Redis, service: string, options: Red
   const layout = await redis.get(k.layout);
   if (layout !== LAYOUT) throw new Error(`Redis keys under ${prefix} have layout ${layout}; this store knows layout ${LAYOUT}`);
 
-  let pendingDelivered: string[] = [];
-  let flushing: Promise<void> | undefined;
-
-  async function flushDelivered(): Promise<void> {
-    if (pendingDelivered.length === 0) return;
-    const ids = pendingDelivered;
-    pendingDelivered = [];
+  const delivered = deliveredBatcher(async (ids) => {
     check(await redis.multi().hdel(k.outbox, ...ids).zrem(k.order, ...ids).exec());
-  }
+  });
 
   /** The documents with their versions and the consumed ids, as of one moment (MULTI). */
   async function snapshot(keys: readonly string[], messageIds: readonly string[]) {
@@ -95,7 +89,7 @@ export async function openRedisStore(redis: Redis, service: string, options: Red
     return { docs, versions, seen };
   }
 
-  async function attempt<T>(keys: readonly string[], messageIds: readonly string[], decide: (snapshot: Snapshot) => Commit<T>): Promise<{ ok: boolean; result: T }> {
+  async function attempt<T>(keys: readonly string[], messageIds: readonly string[], decide: (snapshot: Snapshot) => Commit<T>): Promise<Attempt<T>> {
     const { docs, versions, seen } = await snapshot(keys, messageIds);
     const commit = decide({ docs, seen });
     const args: (string | number)[] = [];
@@ -105,22 +99,15 @@ export async function openRedisStore(redis: Redis, service: string, options: Red
     list(commit.consumed.map((id) => [id]));
     list(commit.outbox.map((m) => [m.id, json(m, `message ${m.id}`)]));
     list(commit.cancel.map((id) => [id]));
-    const ok = (await commitScript.run(redis, commitKeys, args)) === 1;
-    return { ok, result: commit.result };
+    const committed = (await commitScript.run(redis, commitKeys, args)) === 1;
+    return committed ? { committed: true, result: commit.result } : { committed: false };
   }
 
   return {
     service,
     warnings,
 
-    async transact(keys, messageIds, decide) {
-      for (let n = 1; ; n++) {
-        const { ok, result } = await attempt(keys, messageIds, decide);
-        if (ok) return result;
-        if (n >= MAX_ATTEMPTS) throw new ConflictError(service, n);
-        await sleep(Math.min(50, n * n) * Math.random());
-      }
-    },
+    transact: (keys, messageIds, decide) => untilCommitted(service, () => attempt(keys, messageIds, decide)),
 
     async read(keys) {
       if (keys.length === 0) return new Map();
@@ -147,15 +134,7 @@ export async function openRedisStore(redis: Redis, service: string, options: Red
       return envelopes.filter((e) => e !== null).map((e) => JSON.parse(e) as Envelope);
     },
 
-    delivered(ids) {
-      pendingDelivered.push(...ids);
-      // Batched: one round trip for everything delivered in the next few milliseconds.
-      flushing ??= sleep(20).then(() => {
-        flushing = undefined;
-        return flushDelivered();
-      });
-      return flushing;
-    },
+    delivered: (ids) => delivered.add(ids),
 
     async deadLetter(message, consumer, error) {
       // One per message and consumer, the first kept (as the SQL store's primary key does).
@@ -168,8 +147,7 @@ export async function openRedisStore(redis: Redis, service: string, options: Red
     },
 
     async close() {
-      await flushing;
-      await flushDelivered();
+      await delivered.drain();
     },
   };
 }
@@ -190,6 +168,3 @@ function check(replies: [Error | null, unknown][] | null): unknown[] {
   });
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}

@@ -1,5 +1,6 @@
 import type { Envelope } from '../../core/message.ts';
-import { ConflictError, type Commit, type Snapshot, type Store } from '../../ports/store.ts';
+import type { Commit, Snapshot, Store } from '../../ports/store.ts';
+import { deliveredBatcher, untilCommitted } from '../storeKit.ts';
 import { migrate } from './migrations.ts';
 
 /** The little of a PostgreSQL driver the store needs; PGlite and node-postgres both fit. */
@@ -9,8 +10,6 @@ export interface SqlClient {
   /** Runs several statements (migrations). */
   exec(sql: string): Promise<void>;
 }
-
-const MAX_ATTEMPTS = 50;
 
 class Conflict extends Error {}
 
@@ -23,15 +22,9 @@ export async function openSqlStore(client: SqlClient, service: string): Promise<
   if (!/^[a-z][a-z0-9_]*$/.test(service)) throw new Error(`Bad service name for a schema: ${service}`);
   const s = service;
   await migrate(client, s);
-  let pendingDelivered: string[] = [];
-  let flushing: Promise<void> | undefined;
-
-  async function flushDelivered(): Promise<void> {
-    if (pendingDelivered.length === 0) return;
-    const ids = pendingDelivered;
-    pendingDelivered = [];
+  const delivered = deliveredBatcher(async (ids) => {
     await client.query(`delete from ${s}.outbox where id = any($1::text[])`, [ids]);
-  }
+  });
 
   async function attempt<T>(keys: readonly string[], messageIds: readonly string[], decide: (snapshot: Snapshot) => Commit<T>): Promise<T> {
     return client.transaction(async (tx) => {
@@ -61,17 +54,14 @@ export async function openSqlStore(client: SqlClient, service: string): Promise<
   return {
     service,
 
-    async transact(keys, messageIds, decide) {
-      for (let n = 1; ; n++) {
-        try {
-          return await attempt(keys, messageIds, decide);
-        } catch (error) {
-          if (!(error instanceof Conflict || isSerializationFailure(error))) throw error;
-          if (n >= MAX_ATTEMPTS) throw new ConflictError(service, n);
-          await sleep(Math.min(50, n * n) * Math.random());
-        }
+    transact: <T>(keys: readonly string[], messageIds: readonly string[], decide: (snapshot: Snapshot) => Commit<T>) => untilCommitted<T>(service, async () => {
+      try {
+        return { committed: true, result: await attempt(keys, messageIds, decide) };
+      } catch (error) {
+        if (error instanceof Conflict || isSerializationFailure(error)) return { committed: false };
+        throw error;
       }
-    },
+    }),
 
     async read(keys) {
       const { rows } = await client.query<{ key: string; doc: unknown }>(`select key, doc from ${s}.docs where key = any($1::text[])`, [keys]);
@@ -91,15 +81,7 @@ export async function openSqlStore(client: SqlClient, service: string): Promise<
       return rows.map((r) => r.envelope);
     },
 
-    delivered(ids) {
-      pendingDelivered.push(...ids);
-      // Batched: one delete for everything delivered in the next few milliseconds.
-      flushing ??= sleep(20).then(() => {
-        flushing = undefined;
-        return flushDelivered();
-      });
-      return flushing;
-    },
+    delivered: (ids) => delivered.add(ids),
 
     async deadLetter(message, consumer, error) {
       await client.transaction(async (tx) => {
@@ -116,8 +98,7 @@ export async function openSqlStore(client: SqlClient, service: string): Promise<
     },
 
     async close() {
-      await flushing;
-      await flushDelivered();
+      await delivered.drain();
     },
   };
 }
@@ -179,8 +160,4 @@ async function write<T>(tx: SqlClient, s: string, commit: Commit<T>, versions: R
 function isSerializationFailure(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;
   return code === '40001' || code === '40P01';
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
