@@ -57,3 +57,40 @@ export async function consistencyScenario(baseUrl: string, options = { stock: 10
     await client.close();
   }
 }
+
+export type BatchInit = Readonly<{ users: number; credit: number; items: number; stock: number; orders: number }>;
+
+/**
+ * Checks, after `batch_init` with these numbers and any checkouts, that every user's credit is
+ * what they had less exactly the paid orders they placed, and every item's stock is what it had
+ * less exactly the paid units of it: nothing charged or taken twice, for no one, and nothing
+ * taken for an order that is not paid. Returns what is wrong (empty when all is right).
+ */
+export async function verifyEveryEntity(baseUrl: string, init: BatchInit): Promise<string[]> {
+  const client = new CourseClient(baseUrl, 32);
+  try {
+    type FoundOrder = { paid: boolean; user_id: string; total_cost: number; items: [string, number][] };
+    const orders = await mapLimit(Array.from({ length: init.orders }, (_, i) => String(i)), 32, (id) => client.get<FoundOrder>(`/orders/find/${id}`));
+    const charged = new Map<string, number>();
+    const taken = new Map<string, number>();
+    for (const order of orders) {
+      if (!order.paid) continue;
+      charged.set(order.user_id, (charged.get(order.user_id) ?? 0) + order.total_cost);
+      for (const [itemId, quantity] of order.items) taken.set(itemId, (taken.get(itemId) ?? 0) + quantity);
+    }
+    const wrong: string[] = [];
+    await mapLimit(Array.from({ length: init.users }, (_, i) => String(i)), 32, async (id) => {
+      const { credit } = await client.get<{ credit: number }>(`/payment/find_user/${id}`);
+      const expected = init.credit - (charged.get(id) ?? 0);
+      if (credit !== expected) wrong.push(`user ${id} has credit ${credit}, expected ${expected}`);
+    });
+    await mapLimit(Array.from({ length: init.items }, (_, i) => String(i)), 32, async (id) => {
+      const { stock } = await client.get<{ stock: number }>(`/stock/find/${id}`);
+      const expected = init.stock - (taken.get(id) ?? 0);
+      if (stock !== expected) wrong.push(`item ${id} has stock ${stock}, expected ${expected}`);
+    });
+    return wrong;
+  } finally {
+    await client.close();
+  }
+}

@@ -5,6 +5,7 @@ import { test } from 'node:test';
 import type { Audit } from '../../src/runtime/audit.ts';
 import { SERVICES } from '../../src/runtime/services.ts';
 import { CourseClient, mapLimit } from '../../src/tools/client.ts';
+import { verifyEveryEntity } from '../../src/tools/consistency.ts';
 import { freshDatabase, randomName, startCluster } from '../support/cluster.ts';
 import { startNats, startPostgres, startRabbitMq, startRedis, type ServerHandle } from '../support/servers.ts';
 
@@ -86,6 +87,8 @@ for (const [name, start] of profiles) {
         if (status >= 200 && status < 300) assert.equal(order.paid, true, `order ${id} answered ${status} but is not paid`);
         if (status >= 400 && status < 500) assert.equal(order.paid, false, `order ${id} answered ${status} but is paid`);
       }
+      assert.deepEqual(await verifyEveryEntity(cluster.url, { users: USERS, credit: CREDIT, items: ITEMS, stock: STOCK, orders: ORDERS }), [],
+        'every user charged exactly for their paid orders, every item short exactly its paid units');
     } catch (error) {
       console.error(`cluster log:\n${cluster.logTail()}\ndatabase log:\n${postgres.logTail(20)}\nbroker log:\n${broker.logTail(20)}`);
       throw error;

@@ -6,6 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
 import type { Audit } from '../../src/runtime/audit.ts';
 import { CourseClient, mapLimit } from '../../src/tools/client.ts';
+import { verifyEveryEntity } from '../../src/tools/consistency.ts';
 import { freePort, startOrderly, stop } from '../support/child.ts';
 
 // Profile covered: orchestration × embedded store (PGlite) × in-process bus, `npm start` as a
@@ -66,6 +67,8 @@ test('SIGKILL during concurrent checkouts: every saga ends, money and stock cons
       if (status >= 200 && status < 300) assert.equal(order.paid, true, `order ${id} answered ${status} but is not paid`);
       if (status >= 400 && status < 500) assert.equal(order.paid, false, `order ${id} answered ${status} but is paid`);
     }
+    assert.deepEqual(await verifyEveryEntity(`http://127.0.0.1:${port}`, { users: USERS, credit: CREDIT, items: ITEMS, stock: STOCK, orders: ORDERS }), [],
+      'every user charged exactly for their paid orders, every item short exactly its paid units');
   } finally {
     await client.close();
     await stop(child, 'SIGTERM');
