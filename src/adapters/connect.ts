@@ -5,7 +5,7 @@ import { Redis } from 'ioredis';
 import { natsBus } from './nats/bus.ts';
 import { openPostgres } from './postgres/client.ts';
 import { rabbitBus } from './rabbitmq/bus.ts';
-import { redisBus } from './redis/bus.ts';
+import { redisBus, redisNames } from './redis/bus.ts';
 import { openRedisStore } from './redis/store.ts';
 import { openSqlStore } from './sql/store.ts';
 
@@ -13,7 +13,7 @@ import { openSqlStore } from './sql/store.ts';
  * A service's store from a URL: postgres://… (each service owns a schema named after it) or
  * redis://… (each service owns the keys under `<namespace>:<service>:`).
  */
-export async function connectStore(url: string, service: string, namespace: string, log: Logger): Promise<Readonly<{ store: Store; close(): Promise<void> }>> {
+export async function connectStore(url: string, service: string, namespace: string, busUrl: string, log: Logger): Promise<Readonly<{ store: Store; close(): Promise<void> }>> {
   const scheme = schemeOf(url);
   switch (scheme) {
     case 'postgres':
@@ -26,7 +26,9 @@ export async function connectStore(url: string, service: string, namespace: stri
     case 'rediss': {
       const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: null });
       await redis.connect();
-      const store = await openRedisStore(redis, service, { prefix: `${namespace}:${service}:`, log });
+      // With the bus on the same Redis, commits append their messages to the streams themselves.
+      const streams = busUrl === url ? redisNames(namespace).stream : undefined;
+      const store = await openRedisStore(redis, service, { prefix: `${namespace}:${service}:`, log, ...(streams ? { streams } : {}) });
       return { store, close: async () => { await store.close(); redis.disconnect(); } };
     }
     default:

@@ -25,6 +25,12 @@ export type Commit<T> = Readonly<{
 export interface Store {
   readonly service: string;
   /**
+   * True when the store puts outgoing messages due now on the bus itself, inside the commit
+   * (a Redis store whose bus is Redis Streams on the same server): the relay then only sends
+   * delayed ones and what an earlier run left in the outbox.
+   */
+  readonly sendsOnCommit: boolean;
+  /**
    * Reads `keys` and whether `messageIds` were consumed, calls `decide`, and commits its
    * result atomically. When another writer changed a read document in between, the whole
    * transaction is retried with fresh data, so `decide` must be a pure function of its input.

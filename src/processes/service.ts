@@ -18,7 +18,7 @@ export type ServiceProcessOptions = Readonly<{
 /** One replica of one service as its own process: its store, the bus, its HTTP API. */
 export async function startServiceProcess(options: ServiceProcessOptions, config: Config, log: Logger) {
   const { service, replica } = options;
-  const { store, close: closeStore } = await connectStore(options.storeUrl, service, options.namespace, log);
+  const { store, close: closeStore } = await connectStore(options.storeUrl, service, options.namespace, options.busUrl, log);
   const bus = await connectBus(options.busUrl, options.namespace, replica, log);
   await declareTopology(bus, config);
   const lookups = service === 'orders' ? httpLookups(options.gatewayUrl) : undefined;

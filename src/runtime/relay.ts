@@ -40,7 +40,7 @@ export class Relay {
   /** Loads the outbox left by an earlier run and starts the timer clock. */
   async start(): Promise<number> {
     const pending = await this.#store.outbox();
-    this.committed(pending, []);
+    this.#schedule(pending, []);
     this.#timer = setInterval(() => this.#releaseDue(), this.#options.tickMs);
     this.#timer.unref();
     return pending.length;
@@ -48,6 +48,10 @@ export class Relay {
 
   /** Takes the messages of a transaction that just committed. */
   committed(messages: readonly Envelope[], cancelled: readonly string[]): void {
+    this.#schedule(this.#store.sendsOnCommit ? messages.filter((m) => m.deliverAt !== undefined) : messages, cancelled);
+  }
+
+  #schedule(messages: readonly Envelope[], cancelled: readonly string[]): void {
     for (const id of cancelled) this.#delayed.delete(id);
     const now = this.#options.now();
     const due: Envelope[] = [];
@@ -69,7 +73,7 @@ export class Relay {
     const cutoff = this.#options.now() - graceMs;
     const orphans = (await this.#store.outbox()).filter((m) =>
       !this.#sending.has(m.id) && !this.#delayed.has(m.id) && (m.deliverAt ?? m.at) < cutoff);
-    this.committed(orphans, []);
+    this.#schedule(orphans, []);
     return orphans.length;
   }
 
@@ -95,7 +99,7 @@ export class Relay {
         due.push(next);
       }
     }
-    if (due.length > 0) this.committed(due, []);
+    if (due.length > 0) this.#schedule(due, []);
   }
 
   #publish(messages: Envelope[]): void {
@@ -114,7 +118,7 @@ export class Relay {
         if (this.#stopped) return;
         // Still in the outbox, so nothing is lost; try again shortly.
         this.#options.log.warn({ err: error, count: messages.length }, 'relay: publish failed; retrying in 1 s');
-        setTimeout(() => this.committed(messages, []), 1000).unref();
+        setTimeout(() => this.#schedule(messages, []), 1000).unref();
       },
     );
     const tracked: Promise<void> = run.finally(() => this.#inFlight.delete(tracked));

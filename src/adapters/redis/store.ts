@@ -25,6 +25,11 @@ export type RedisStoreOptions = Readonly<{
   /** Prefix of every key of this store; default `orderly:<service>:`. */
   prefix?: string;
   log?: Logger;
+  /**
+   * The stream of each message type, when the bus is Redis Streams on this same server: then
+   * the commit itself appends the messages due now to their streams, and no relay is needed.
+   */
+  streams?: (type: string) => string;
 }>;
 
 /** A store on Redis, with what is wrong with the server's durability (empty when nothing). */
@@ -97,8 +102,11 @@ export async function openRedisStore(redis: Redis, service: string, options: Red
     list([...new Set(keys)].map((key) => [key, versions.get(key) ?? '0']));
     list([...commit.writes].map(([key, doc]) => [key, doc === null ? '' : json(doc, `document ${key}`)]));
     list(commit.consumed.map((id) => [id]));
-    list(commit.outbox.map((m) => [m.id, json(m, `message ${m.id}`)]));
+    const streams = options.streams;
+    const direct = streams ? commit.outbox.filter((m) => m.deliverAt === undefined) : [];
+    list(commit.outbox.filter((m) => !direct.includes(m)).map((m) => [m.id, json(m, `message ${m.id}`)]));
     list(commit.cancel.map((id) => [id]));
+    list(direct.map((m) => [streams!(m.type), json(m, `message ${m.id}`)]));
     const committed = (await commitScript.run(redis, commitKeys, args)) === 1;
     return committed ? { committed: true, result: commit.result } : { committed: false };
   }
@@ -106,6 +114,7 @@ export async function openRedisStore(redis: Redis, service: string, options: Red
   return {
     service,
     warnings,
+    sendsOnCommit: options.streams !== undefined,
 
     transact: (keys, messageIds, decide) => untilCommitted(service, () => attempt(keys, messageIds, decide)),
 

@@ -35,9 +35,10 @@ export const COMMIT_KEYS = ['docs', 'versions', 'index', 'inbox', 'outbox', 'ord
  * versions read, the inbox) and only then writes; `#!lua` makes Redis refuse to start it at
  * all when out of memory, rather than fail half-way.
  *
- * KEYS: COMMIT_KEYS. ARGV: five lists, each its length then its items: the documents read
+ * KEYS: COMMIT_KEYS. ARGV: six lists, each its length then its items: the documents read
  * (key, version, '0' when missing), the writes (key, JSON, '' to delete), the consumed ids,
- * the outbox (id, envelope JSON) and the cancelled ids.
+ * the outbox (id, envelope JSON), the cancelled ids, and the messages sent straight to the
+ * bus (stream, envelope JSON), when the bus is Redis Streams on this server.
  * Returns 1 when committed, 0 on a conflict (nothing written).
  */
 export const commitScript = script(`#!lua
@@ -50,8 +51,8 @@ local function list(width)
   pos = pos + #out
   return out
 end
-local reads, writes, consumed, outgoing, cancel = list(2), list(2), list(1), list(2), list(1)
-if #writes + #consumed + #outgoing + #cancel == 0 then return 1 end
+local reads, writes, consumed, outgoing, cancel, streamed = list(2), list(2), list(1), list(2), list(1), list(2)
+if #writes + #consumed + #outgoing + #cancel + #streamed == 0 then return 1 end
 
 -- Every key this commit writes must have its type, or a command would fail half-way.
 local function expect(key, want)
@@ -62,6 +63,7 @@ expect(seq, 'string')
 if #writes > 0 then expect(docs, 'hash'); expect(versions, 'hash'); expect(index, 'zset') end
 if #consumed > 0 then expect(inbox, 'zset') end
 if #outgoing + #cancel > 0 then expect(outbox, 'hash'); expect(order, 'zset') end
+for k = 1, #streamed, 2 do expect(streamed[k], 'stream') end
 
 for k = 1, #reads, 2 do
   if (redis.call('HGET', versions, reads[k]) or '0') ~= reads[k + 1] then return 0 end
@@ -99,6 +101,7 @@ for _, id in ipairs(cancel) do
   redis.call('HDEL', outbox, id)
   redis.call('ZREM', order, id)
 end
+for k = 1, #streamed, 2 do redis.call('XADD', streamed[k], '*', 'envelope', streamed[k + 1]) end
 return 1
 `);
 

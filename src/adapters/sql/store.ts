@@ -53,6 +53,7 @@ export async function openSqlStore(client: SqlClient, service: string): Promise<
 
   return {
     service,
+    sendsOnCommit: false,
 
     transact: <T>(keys: readonly string[], messageIds: readonly string[], decide: (snapshot: Snapshot) => Commit<T>) => untilCommitted<T>(service, async () => {
       try {
