@@ -84,7 +84,7 @@ export function runService(name: ServiceName, store: Store, bus: Bus, options: S
       const recovered = await relay.start();
       if (name === 'orders') {
         // Another replica may commit the end of a checkout this one has a request waiting for.
-        stopPolling = outcomes.poll((ids) => endedCheckouts(runtime, ids), 50, (err) => log.warn({ err }, 'polling checkout outcomes failed'));
+        stopPolling = outcomes.poll((ids) => endedCheckouts(runtime, ids), 10, (err) => log.warn({ err }, 'polling checkout outcomes failed'));
       }
       if (options.sweepMs > 0) {
         const sweep = setInterval(() => {
