@@ -5,6 +5,7 @@ import { redisBus, redisNames } from '../../src/adapters/redis/bus.ts';
 import { openRedisStore } from '../../src/adapters/redis/store.ts';
 import type { Envelope } from '../../src/core/message.ts';
 import { createLogger } from '../../src/runtime/log.ts';
+import { cleanBroker } from '../support/cluster.ts';
 import { envelope, eventually, randomName } from './helpers.ts';
 
 const REDIS = process.env.ORDERLY_TEST_REDIS ?? 'redis://127.0.0.1:6379';
@@ -49,12 +50,7 @@ test('a Redis store whose bus is on the same server appends messages due now to 
   } finally {
     await bus.close();
     await store.close();
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${namespace}:*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length > 0) await redis.del(...keys);
-    } while (cursor !== '0');
+    await cleanBroker(REDIS, namespace);
     redis.disconnect();
   }
 });
