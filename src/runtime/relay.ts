@@ -77,11 +77,6 @@ export class Relay {
     return orphans.length;
   }
 
-  /** Messages held for later delivery (live timers). */
-  get delayed(): number {
-    return this.#delayed.size;
-  }
-
   async stop(): Promise<void> {
     this.#stopped = true;
     clearInterval(this.#timer);

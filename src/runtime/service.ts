@@ -78,11 +78,6 @@ export class ServiceRuntime {
     this.#listeners.push(listener);
   }
 
-  /** Work waiting for a transaction. */
-  get backlog(): number {
-    return this.#queue.length;
-  }
-
   #enqueue(work: Work): void {
     this.#queue.push(work);
     if (!this.#busy) void this.#pump();
