@@ -7,7 +7,13 @@ async function main(): Promise<void> {
   const config = loadConfig();
   const log = createLogger(config.logLevel);
   const system = await startEmbedded(config, log);
-  const address = await system.app.listen({ host: config.host, port: config.port });
+  const address = await system.app.listen({ host: config.host, port: config.port }).catch(async (error: unknown) => {
+    await system.close();
+    if ((error as { code?: string }).code === 'EADDRINUSE') {
+      throw new ConfigError(`Port ${config.port} on ${config.host} is already in use: stop what uses it, or start with PORT=<another port>.`);
+    }
+    throw error;
+  });
   log.info({ address, dataDir: config.dataDir, recovered: system.recovered }, 'orderly is running');
   console.log(`Orderly is running on ${address} (data in ${config.dataDir}${system.recovered ? `, resuming ${system.recovered} unfinished messages` : ''}). Ctrl-C stops it.`);
 
