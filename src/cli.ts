@@ -17,6 +17,8 @@ import { startServiceProcess } from './processes/service.ts';
 import { createLogger } from './runtime/log.ts';
 import { isServiceName, SERVICES } from './runtime/services.ts';
 
+const STOP_DEADLINE_MS = 10_000;
+
 const USAGE = `usage:
   orderly service <${SERVICES.join('|')}> --store postgres://…|redis://… --bus amqp://…|nats://…|redis://… [--gateway http://…] [--port N] [--replica NAME]
   orderly gateway --port 8000 --orders URL[,URL…] --stock URL[,URL…] --payment URL[,URL…]
@@ -75,6 +77,7 @@ async function main(): Promise<void> {
         busUrl: need(busUrl, '--bus (or ORDERLY_BUS_URL)'),
         replicas, port: config.port, host: config.host, namespace,
       });
+      process.exit(0);
       return;
     }
     default:
@@ -82,11 +85,16 @@ async function main(): Promise<void> {
   }
 }
 
+/** Stops cleanly on SIGINT/SIGTERM; a stop that hangs is cut short (everything is durable, so nothing is lost). */
 function onStop(close: () => Promise<void>): void {
   let stopping = false;
   const stop = () => {
     if (stopping) return;
     stopping = true;
+    setTimeout(() => {
+      console.error(`orderly: still stopping after ${STOP_DEADLINE_MS / 1000} s; exiting now`);
+      process.exit(1);
+    }, STOP_DEADLINE_MS).unref();
     close().then(() => process.exit(0), () => process.exit(1));
   };
   process.on('SIGINT', stop);

@@ -22,6 +22,11 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     console.log(`\n${signal}: stopping…`);
+    // Everything is durable: a stop that hangs is cut short rather than left hanging.
+    setTimeout(() => {
+      console.error('orderly: still stopping after 10 s; exiting now');
+      process.exit(1);
+    }, 10_000).unref();
     system.close().then(
       () => process.exit(0),
       (error: unknown) => {

@@ -48,6 +48,8 @@ export async function runCluster(options: ClusterOptions): Promise<void> {
 
   let stopping = false;
   const start = (member: Member) => {
+    // A restart that comes due after Ctrl-C must not start a process nobody would stop.
+    if (stopping) return;
     const child = spawn(process.execPath, [CLI, ...member.args], { stdio: ['ignore', 'pipe', 'pipe'], env: process.env });
     member.child = child;
     for (const stream of [child.stdout, child.stderr]) {
@@ -75,7 +77,14 @@ export async function runCluster(options: ClusterOptions): Promise<void> {
       console.log('\nstopping the cluster…');
       const exits = members.map((m) => new Promise((r) => (m.child && m.child.exitCode === null && m.child.signalCode === null ? m.child.once('exit', r) : r(null))));
       for (const m of members) m.child?.kill('SIGTERM');
-      void Promise.all(exits).then(() => resolve());
+      // A process gives itself 10 s to stop; one still there after 15 s is killed.
+      const deadline = setTimeout(() => {
+        for (const m of members) if (m.child && m.child.exitCode === null && m.child.signalCode === null) m.child.kill('SIGKILL');
+      }, 15_000);
+      void Promise.all(exits).then(() => {
+        clearTimeout(deadline);
+        resolve();
+      });
     };
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
