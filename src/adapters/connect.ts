@@ -36,25 +36,18 @@ export async function connectStore(url: string, service: string, namespace: stri
   }
 }
 
-/**
- * Unacknowledged messages a consumer may hold per process. A message stays unacknowledged
- * until its batch commits, so this bounds the batch size; too small and replies queue on the
- * broker (32 held the order service to a third of its speed).
- */
-const PREFETCH = 512;
-
 /** A bus from a URL: amqp://… (RabbitMQ), nats://… (NATS JetStream) or redis://… (Redis Streams). */
 export async function connectBus(url: string, namespace: string, replica: string, log: Logger): Promise<Bus> {
   const scheme = schemeOf(url);
   switch (scheme) {
     case 'amqp':
     case 'amqps':
-      return rabbitBus({ url, namespace, log, prefetch: PREFETCH });
+      return rabbitBus({ url, namespace, log });
     case 'nats':
-      return natsBus({ servers: url, namespace, log, prefetch: PREFETCH });
+      return natsBus({ servers: url, namespace, log });
     case 'redis':
     case 'rediss':
-      return redisBus({ url, namespace, log, consumerName: replica, prefetch: PREFETCH });
+      return redisBus({ url, namespace, log, consumerName: replica });
     default:
       throw new Error(`Unsupported bus URL ${redact(url)}: use amqp://user:pass@host:port, nats://host:port or redis://host:port`);
   }

@@ -51,6 +51,11 @@ export interface Store {
   close(): Promise<void>;
 }
 
+/** One document, outside any transaction (queries). */
+export async function readDoc<T>(store: Store, key: string): Promise<T | undefined> {
+  return (await store.read([key])).get(key) as T | undefined;
+}
+
 /** Thrown when a transaction keeps conflicting; a fault, not a business outcome. */
 export class ConflictError extends Error {
   constructor(service: string, attempts: number) {

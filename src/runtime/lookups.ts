@@ -1,19 +1,14 @@
 import type { Lookups } from '../domain/order/api.ts';
 import { accountKey } from '../domain/payment/payment.ts';
 import { itemKey, type Item } from '../domain/stock/stock.ts';
-import type { Store } from '../ports/store.ts';
+import { readDoc, type Store } from '../ports/store.ts';
 import { CourseClient } from '../tools/client.ts';
 
 /** Lookups in the same process: read the other services' stores. */
 export function storeLookups(stock: Store, payment: Store): Lookups {
   return {
-    async itemPrice(itemId) {
-      const item = (await stock.read([itemKey(itemId)])).get(itemKey(itemId)) as Item | undefined;
-      return item?.price;
-    },
-    async userExists(userId) {
-      return (await payment.read([accountKey(userId)])).has(accountKey(userId));
-    },
+    itemPrice: async (itemId) => (await readDoc<Item>(stock, itemKey(itemId)))?.price,
+    userExists: async (userId) => (await readDoc(payment, accountKey(userId))) !== undefined,
   };
 }
 

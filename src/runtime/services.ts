@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../config.ts';
 import type { Decider } from '../core/decider.ts';
-import { orderApi, type Lookups } from '../domain/order/api.ts';
+import { endedCheckouts, orderApi, type Lookups } from '../domain/order/api.ts';
 import { orderDecider } from '../domain/order/businessLogic.ts';
 import { checkoutSaga, defaultCheckoutPolicy } from '../domain/order/checkoutSaga.ts';
 import { OrderEvents } from '../domain/order/order.ts';
@@ -16,7 +16,6 @@ import type { Logger } from './log.ts';
 import { SagaOutcomes } from './outcomes.ts';
 import { Relay } from './relay.ts';
 import { ServiceRuntime } from './service.ts';
-import { endedCheckouts } from '../domain/order/api.ts';
 
 export const SERVICES = ['orders', 'stock', 'payment'] as const;
 export type ServiceName = (typeof SERVICES)[number];

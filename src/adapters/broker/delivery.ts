@@ -3,6 +3,13 @@ import type { Envelope } from '../../core/message.ts';
 /** Retry policy shared by the broker buses, with the same meaning as the in-process bus's. */
 export type RetryPolicy = Readonly<{ maxDeliveries: number; backoffMs: readonly number[] }>;
 
+/**
+ * Unacknowledged messages a consumer may hold per process. A message stays unacknowledged
+ * until its batch commits, so this bounds the batch size; too small and replies queue on the
+ * broker (32 held the order service to a third of its speed).
+ */
+export const DEFAULT_PREFETCH = 512;
+
 export const defaultRetry: RetryPolicy = { maxDeliveries: 10, backoffMs: [100, 1000, 5000] };
 
 export function retryPolicy(maxDeliveries: number | undefined, backoffMs: readonly number[] | undefined): RetryPolicy {

@@ -3,7 +3,7 @@ import { connect, headers, nanos } from '@nats-io/transport-node';
 import type { Envelope } from '../../core/message.ts';
 import type { Bus, Handler } from '../../ports/bus.ts';
 import type { Logger } from '../../runtime/log.ts';
-import { backoffAfter, checkName, decodeEnvelope, encodeEnvelope, errorText, retryPolicy } from '../broker/delivery.ts';
+import { DEFAULT_PREFETCH, backoffAfter, checkName, decodeEnvelope, encodeEnvelope, errorText, retryPolicy } from '../broker/delivery.ts';
 
 export type NatsBusOptions = Readonly<{
   /** Comma-separated server URLs. */
@@ -48,7 +48,7 @@ export async function natsBus(options: NatsBusOptions): Promise<Bus> {
   const { namespace: ns, log } = options;
   checkName('namespace', ns);
   const policy = retryPolicy(options.maxDeliveries, options.backoffMs);
-  const prefetch = options.prefetch ?? 32;
+  const prefetch = options.prefetch ?? DEFAULT_PREFETCH;
   const names = natsNames(ns);
   const nc = await connect({ servers: options.servers.split(','), name: `orderly ${ns}`, maxReconnectAttempts: -1, reconnectTimeWait: 500 });
   const jsm = await jetstreamManager(nc);

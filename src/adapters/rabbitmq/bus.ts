@@ -2,7 +2,7 @@ import { connect, type Channel, type ChannelModel, type ConfirmChannel, type Con
 import type { Envelope } from '../../core/message.ts';
 import type { Bus, Handler } from '../../ports/bus.ts';
 import type { Logger } from '../../runtime/log.ts';
-import { backoffAfter, checkName, decodeEnvelope, encodeEnvelope, errorText, retryPolicy } from '../broker/delivery.ts';
+import { DEFAULT_PREFETCH, backoffAfter, checkName, decodeEnvelope, encodeEnvelope, errorText, retryPolicy } from '../broker/delivery.ts';
 
 export type RabbitBusOptions = Readonly<{
   url: string;
@@ -44,7 +44,7 @@ export async function rabbitBus(options: RabbitBusOptions): Promise<Bus> {
   const { namespace: ns, log } = options;
   checkName('namespace', ns);
   const policy = retryPolicy(options.maxDeliveries, options.backoffMs);
-  const prefetch = options.prefetch ?? 32;
+  const prefetch = options.prefetch ?? DEFAULT_PREFETCH;
   const subscriptions = new Map<string, Subscription>();
   let session: Session | undefined;
   const waiting: { resolve: (s: Session) => void; reject: (e: Error) => void }[] = [];

@@ -3,7 +3,7 @@ import { Redis } from 'ioredis';
 import type { Envelope } from '../../core/message.ts';
 import type { Bus, Handler } from '../../ports/bus.ts';
 import type { Logger } from '../../runtime/log.ts';
-import { backoffAfter, checkName, decodeEnvelope, errorText, retryPolicy } from '../broker/delivery.ts';
+import { DEFAULT_PREFETCH, backoffAfter, checkName, decodeEnvelope, errorText, retryPolicy } from '../broker/delivery.ts';
 import { autoclaimScript, claimOwnScript, deadLetterScript, handBackScript, trimScript } from './busScripts.ts';
 import { checkDurability } from './durability.ts';
 import { Slots } from './slots.ts';
@@ -71,7 +71,7 @@ export async function redisBus(options: RedisBusOptions): Promise<Bus> {
   checkName('namespace', ns);
   const policy = retryPolicy(options.maxDeliveries, options.backoffMs);
   const me = options.consumerName ?? `c_${randomBytes(6).toString('hex')}`;
-  const prefetch = options.prefetch ?? 32;
+  const prefetch = options.prefetch ?? DEFAULT_PREFETCH;
   const claimIdleMs = options.claimIdleMs ?? 30_000;
   // A message waiting for its retry looks idle: with a longer backoff, another process would take it early.
   if (!(claimIdleMs > Math.max(...policy.backoffMs))) throw new Error(`claimIdleMs (${claimIdleMs}) must be longer than every backoff (${policy.backoffMs.join(', ')} ms)`);

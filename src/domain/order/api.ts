@@ -4,6 +4,7 @@ import { Problem } from '../../http/problems.ts';
 import { batchSize, count, id, idempotency, type Idempotency } from '../../http/validate.ts';
 import type { SagaOutcome } from '../../core/saga.ts';
 import type { SagaOutcomes } from '../../runtime/outcomes.ts';
+import { readDoc } from '../../ports/store.ts';
 import type { ServiceRuntime } from '../../runtime/service.ts';
 import type { CheckoutAnswer } from './businessLogic.ts';
 import { isPaid, orderKey, orderStatus, type Order, type OrderApiCommand } from './order.ts';
@@ -123,7 +124,7 @@ export async function endedCheckouts(orders: ServiceRuntime, orderIds: readonly 
 }
 
 async function findOrder(orders: ServiceRuntime, orderId: string): Promise<Order> {
-  const order = (await orders.store.read([orderKey(orderId)])).get(orderKey(orderId)) as Order | undefined;
+  const order = await readDoc<Order>(orders.store, orderKey(orderId));
   if (!order) throw new Problem('order-not-found', `Order ${orderId} does not exist.`);
   return order;
 }

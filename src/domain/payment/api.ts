@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { execute, newId } from '../../http/commands.ts';
 import { Problem } from '../../http/problems.ts';
 import { batchSize, count, id, idempotency, type Idempotency } from '../../http/validate.ts';
+import { readDoc } from '../../ports/store.ts';
 import type { ServiceRuntime } from '../../runtime/service.ts';
 import { accountKey, type Account, type PaymentApiCommand } from './payment.ts';
 
@@ -37,8 +38,8 @@ export function paymentApi(payment: ServiceRuntime) {
 }
 
 /** Reads a user's account, or answers 404. */
-export async function findAccount(payment: ServiceRuntime, userId: string): Promise<Account> {
-  const account = (await payment.store.read([accountKey(userId)])).get(accountKey(userId)) as Account | undefined;
+async function findAccount(payment: ServiceRuntime, userId: string): Promise<Account> {
+  const account = await readDoc<Account>(payment.store, accountKey(userId));
   if (!account) throw new Problem('user-not-found', `User ${userId} does not exist.`);
   return account;
 }

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { execute, newId } from '../../http/commands.ts';
 import { Problem } from '../../http/problems.ts';
 import { batchSize, count, id, idempotency, type Idempotency } from '../../http/validate.ts';
+import { readDoc } from '../../ports/store.ts';
 import type { ServiceRuntime } from '../../runtime/service.ts';
 import { itemKey, type Item, type StockApiCommand } from './stock.ts';
 
@@ -45,8 +46,8 @@ export function stockApi(stock: ServiceRuntime) {
 }
 
 /** Reads an item, or answers 404. */
-export async function findItem(stock: ServiceRuntime, itemId: string): Promise<Item> {
-  const item = (await stock.store.read([itemKey(itemId)])).get(itemKey(itemId)) as Item | undefined;
+async function findItem(stock: ServiceRuntime, itemId: string): Promise<Item> {
+  const item = await readDoc<Item>(stock.store, itemKey(itemId));
   if (!item) throw new Problem('item-not-found', `Item ${itemId} does not exist.`);
   return item;
 }
