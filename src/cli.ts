@@ -1,12 +1,13 @@
 /**
  * `orderly` — run Orderly as separate processes.
  *
- *   npm run orderly -- service <orders|stock|payment> --store URL --bus URL [--gateway URL] [--port N]
- *   npm run orderly -- gateway --port 8000 --orders URL[,URL…] --stock URL[,…] --payment URL[,…]
+ *   npm run orderly -- service <orders|stock|payment|tracker> --store URL --bus URL [--gateway URL] [--port N]
+ *   npm run orderly -- gateway --port 8000 --orders URL[,URL…] --stock URL[,…] --payment URL[,…] [--tracker URL[,…]]
  *   npm run cluster -- --store URL --bus URL [--replicas 2] [--port 8000]
  *
  * Every flag can also come from the environment (ORDERLY_STORE_URL, ORDERLY_BUS_URL,
- * ORDERLY_GATEWAY_URL, ORDERLY_REPLICA, ORDERLY_NAMESPACE, PORT, HOST).
+ * ORDERLY_GATEWAY_URL, ORDERLY_REPLICA, ORDERLY_NAMESPACE, PORT, HOST). SAGA_STYLE picks the
+ * saga style; the synchronous style needs no bus.
  */
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
@@ -15,14 +16,16 @@ import { startGateway } from './processes/gateway.ts';
 import { runCluster } from './processes/cluster.ts';
 import { startServiceProcess } from './processes/service.ts';
 import { createLogger } from './runtime/log.ts';
-import { isServiceName, SERVICES } from './runtime/services.ts';
+import { isServiceName, SERVICES, servicesOf } from './runtime/services.ts';
 
 const STOP_DEADLINE_MS = 10_000;
 
 const USAGE = `usage:
   orderly service <${SERVICES.join('|')}> --store postgres://…|redis://… --bus amqp://…|nats://…|redis://… [--gateway http://…] [--port N] [--replica NAME]
-  orderly gateway --port 8000 --orders URL[,URL…] --stock URL[,URL…] --payment URL[,URL…]
-  orderly cluster --store postgres://…|redis://… --bus amqp://…|nats://…|redis://… [--replicas 2] [--port 8000]`;
+  orderly gateway --port 8000 --orders URL[,URL…] --stock URL[,URL…] --payment URL[,URL…] [--tracker URL[,URL…]]
+  orderly cluster --store postgres://…|redis://… --bus amqp://…|nats://…|redis://… [--replicas 2] [--port 8000]
+SAGA_STYLE=orchestration|choreography|synchronous picks how checkouts are coordinated (default
+orchestration); the synchronous style calls the participants over HTTP and takes no --bus.`;
 
 async function main(): Promise<void> {
   const { values: flags, positionals } = parseArgs({
@@ -30,7 +33,8 @@ async function main(): Promise<void> {
     options: {
       store: { type: 'string' }, bus: { type: 'string' }, gateway: { type: 'string' }, port: { type: 'string' },
       host: { type: 'string' }, replica: { type: 'string' }, namespace: { type: 'string' }, replicas: { type: 'string' },
-      orders: { type: 'string' }, stock: { type: 'string' }, payment: { type: 'string' }, help: { type: 'boolean' },
+      orders: { type: 'string' }, stock: { type: 'string' }, payment: { type: 'string' }, tracker: { type: 'string' },
+      help: { type: 'boolean' },
     },
   });
   const [command, service] = positionals;
@@ -42,7 +46,8 @@ async function main(): Promise<void> {
   const config = loadConfig({ ...env, ...(flags.port ? { PORT: flags.port } : {}), ...(flags.host ? { HOST: flags.host } : {}) });
   const log = createLogger(config.logLevel);
   const storeUrl = flags.store ?? env.ORDERLY_STORE_URL;
-  const busUrl = flags.bus ?? env.ORDERLY_BUS_URL;
+  // The synchronous style has no bus: the order service calls the participants.
+  const busUrl = config.sagaStyle === 'synchronous' ? undefined : flags.bus ?? env.ORDERLY_BUS_URL;
   const namespace = flags.namespace ?? env.ORDERLY_NAMESPACE ?? 'orderly';
   const need = (value: string | undefined, what: string) => {
     if (!value) throw new ConfigError(`${what} is required.\n${USAGE}`);
@@ -52,10 +57,11 @@ async function main(): Promise<void> {
   switch (command) {
     case 'service': {
       if (!service || !isServiceName(service)) throw new ConfigError(`Name a service: ${SERVICES.join(', ')}.\n${USAGE}`);
+      if (!servicesOf(config.sagaStyle).includes(service)) throw new ConfigError(`The ${service} service runs only with SAGA_STYLE=choreography.`);
       const running = await startServiceProcess({
         service,
         storeUrl: need(storeUrl, '--store (or ORDERLY_STORE_URL)'),
-        busUrl: need(busUrl, '--bus (or ORDERLY_BUS_URL)'),
+        busUrl: config.sagaStyle === 'synchronous' ? undefined : need(busUrl, '--bus (or ORDERLY_BUS_URL)'),
         gatewayUrl: flags.gateway ?? env.ORDERLY_GATEWAY_URL ?? 'http://127.0.0.1:8000',
         namespace,
         replica: flags.replica ?? env.ORDERLY_REPLICA ?? `${service}@${hostname()}:${process.pid}`,
@@ -64,8 +70,11 @@ async function main(): Promise<void> {
       return;
     }
     case 'gateway': {
-      const list = (name: 'orders' | 'stock' | 'payment') => need(flags[name], `--${name}`).split(',').map((u) => u.trim()).filter(Boolean);
-      const gateway = await startGateway({ orders: list('orders'), stock: list('stock'), payment: list('payment') }, config.host, config.port, log);
+      const list = (value: string | undefined) => (value ?? '').split(',').map((u) => u.trim()).filter(Boolean);
+      const gateway = await startGateway({
+        orders: list(need(flags.orders, '--orders')), stock: list(need(flags.stock, '--stock')), payment: list(need(flags.payment, '--payment')),
+        tracker: list(flags.tracker),
+      }, config.host, config.port, log);
       onStop(() => gateway.close());
       return;
     }
@@ -74,7 +83,8 @@ async function main(): Promise<void> {
       if (!Number.isInteger(replicas) || replicas < 1 || replicas > 16) throw new ConfigError('--replicas must be a whole number from 1 to 16.');
       await runCluster({
         storeUrl: need(storeUrl, '--store (or ORDERLY_STORE_URL)'),
-        busUrl: need(busUrl, '--bus (or ORDERLY_BUS_URL)'),
+        busUrl: config.sagaStyle === 'synchronous' ? undefined : need(busUrl, '--bus (or ORDERLY_BUS_URL)'),
+        style: config.sagaStyle,
         replicas, port: config.port, host: config.host, namespace,
       });
       process.exit(0);

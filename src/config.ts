@@ -1,7 +1,12 @@
 import { resolve } from 'node:path';
 
+export const SAGA_STYLES = ['orchestration', 'choreography', 'synchronous'] as const;
+/** How checkouts are coordinated (docs/saga-styles.md): one setting for a whole deployment. */
+export type SagaStyle = (typeof SAGA_STYLES)[number];
+
 /** Settings of a process, read once from the environment at start-up. */
 export type Config = Readonly<{
+  sagaStyle: SagaStyle;
   host: string;
   port: number;
   dataDir: string;
@@ -20,6 +25,7 @@ type Env = Readonly<Record<string, string | undefined>>;
 
 export function loadConfig(env: Env = process.env): Config {
   return Object.freeze({
+    sagaStyle: oneOf(env, 'SAGA_STYLE', 'orchestration', SAGA_STYLES),
     host: env.HOST ?? '127.0.0.1',
     port: int(env, 'PORT', 8000, 0, 65535),
     dataDir: resolve(env.ORDERLY_DATA_DIR ?? './data'),
@@ -40,9 +46,9 @@ function int(env: Env, name: string, fallback: number, min: number, max: number)
   return n;
 }
 
-function oneOf(env: Env, name: string, fallback: string, allowed: readonly string[]): string {
+function oneOf<T extends string>(env: Env, name: string, fallback: T, allowed: readonly T[]): T {
   const raw = env[name];
   if (raw === undefined || raw === '') return fallback;
-  if (!allowed.includes(raw)) throw new ConfigError(`${name}=${raw} is not valid: use one of ${allowed.join(', ')}.`);
-  return raw;
+  if (!(allowed as readonly string[]).includes(raw)) throw new ConfigError(`${name}=${raw} is not valid: use one of ${allowed.join(', ')}.`);
+  return raw as T;
 }

@@ -83,6 +83,9 @@ export type ActiveSaga<C> = Extract<SagaState<C>, { status: 'running' | 'compens
 
 export type SagaOutcome = Readonly<{ status: 'completed' } | { status: 'failed'; reason: string }>;
 
+/** A participant's reply, or in choreography the event a participant published. */
+export type SagaReply = Readonly<{ type: string; step: string; detail?: string }>;
+
 export type Transition<C> = Readonly<{
   state: SagaState<C>;
   /** Commands and timers to send (with saga id and step set). */
@@ -124,7 +127,7 @@ export function startSaga<C>(def: SagaDefinition<C>, id: string, ctx: C, now: nu
 export function onReply<C>(
   def: SagaDefinition<C>,
   state: SagaState<C>,
-  reply: Readonly<{ type: string; step: string; detail?: string }>,
+  reply: SagaReply,
   now: number,
 ): Transition<C> | undefined {
   switch (state.status) {
@@ -159,6 +162,36 @@ export function onReply<C>(
     case 'failed':
       return undefined;
   }
+}
+
+/** A saga run by others, as one observer sees it: its state, and events that came too early. */
+export type Observation<C> = Readonly<{ state: SagaState<C>; early: readonly SagaReply[] }>;
+
+/**
+ * Applies an event to a saga that nobody commands (choreography): the owner and the tracker
+ * only follow it. Events of different types may arrive in any order, so one that matches
+ * nothing pending yet is kept and applied once the events before it have come. What the
+ * state machine would send is dropped: the participants react to the events themselves.
+ * Every event kept is forgotten when the saga ends (a duplicate would match nothing again).
+ */
+export function observe<C>(def: SagaDefinition<C>, seen: Observation<C>, reply: SagaReply, now: number): Observation<C> & { outcome?: SagaOutcome } {
+  let state = seen.state;
+  let outcome: SagaOutcome | undefined;
+  let waiting = [...seen.early, reply];
+  for (let progress = true; progress && waiting.length > 0;) {
+    progress = false;
+    for (const [i, next] of waiting.entries()) {
+      const transition = onReply(def, state, next, now);
+      if (!transition) continue;
+      state = transition.state;
+      outcome ??= transition.outcome;
+      waiting = waiting.filter((_, j) => j !== i);
+      progress = true;
+      break;
+    }
+  }
+  if (!isActive(state)) waiting = [];
+  return outcome ? { state, early: waiting, outcome } : { state, early: waiting };
 }
 
 /** Applies the saga's timer firing; `undefined` when the timer is stale or the saga ended. */

@@ -56,6 +56,17 @@ export async function readDoc<T>(store: Store, key: string): Promise<T | undefin
   return (await store.read([key])).get(key) as T | undefined;
 }
 
+/** Every document whose key starts with `prefix`, in pages (admin queries and audits). */
+export async function* scanAll<T>(store: Store, prefix: string, after = ''): AsyncGenerator<readonly [string, T]> {
+  for (;;) {
+    const page = await store.scan(prefix, 5000, after);
+    for (const [key, doc] of page) yield [key, doc as T];
+    const last = page.at(-1);
+    if (!last || page.length < 5000) return;
+    after = last[0];
+  }
+}
+
 /** Thrown when a transaction keeps conflicting; a fault, not a business outcome. */
 export class ConflictError extends Error {
   constructor(service: string, attempts: number) {

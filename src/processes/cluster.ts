@@ -2,11 +2,14 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { redact } from '../adapters/connect.ts';
-import { SERVICES } from '../runtime/services.ts';
+import type { SagaStyle } from '../config.ts';
+import { servicesOf } from '../runtime/services.ts';
 
 export type ClusterOptions = Readonly<{
   storeUrl: string;
-  busUrl: string;
+  /** None in the synchronous style. */
+  busUrl: string | undefined;
+  style: SagaStyle;
   replicas: number;
   port: number;
   host: string;
@@ -25,16 +28,17 @@ const CLI = fileURLToPath(new URL('../cli.ts', import.meta.url));
 export async function runCluster(options: ClusterOptions): Promise<void> {
   const gatewayUrl = `http://${options.host}:${options.port}`;
   const members: Member[] = [];
-  const urls: Record<string, string[]> = { orders: [], stock: [], payment: [] };
+  const services = servicesOf(options.style);
+  const urls: Record<string, string[]> = Object.fromEntries(services.map((s) => [s, []]));
   let port = options.port;
-  for (const service of SERVICES) {
+  for (const service of services) {
     for (let i = 1; i <= options.replicas; i++) {
       const p = ++port;
       urls[service]!.push(`http://${options.host}:${p}`);
       members.push({
         name: `${service}-${i}`,
         restarts: 0,
-        args: ['service', service, '--store', options.storeUrl, '--bus', options.busUrl, '--gateway', gatewayUrl,
+        args: ['service', service, '--store', options.storeUrl, ...(options.busUrl ? ['--bus', options.busUrl] : []), '--gateway', gatewayUrl,
           '--port', String(p), '--host', options.host, '--replica', `${service}-${i}`, '--namespace', options.namespace],
       });
     }
@@ -43,14 +47,14 @@ export async function runCluster(options: ClusterOptions): Promise<void> {
     name: 'gateway',
     restarts: 0,
     args: ['gateway', '--port', String(options.port), '--host', options.host,
-      ...SERVICES.flatMap((s) => [`--${s}`, urls[s]!.join(',')])],
+      ...services.flatMap((s) => [`--${s}`, urls[s]!.join(',')])],
   });
 
   let stopping = false;
   const start = (member: Member) => {
     // A restart that comes due after Ctrl-C must not start a process nobody would stop.
     if (stopping) return;
-    const child = spawn(process.execPath, [CLI, ...member.args], { stdio: ['ignore', 'pipe', 'pipe'], env: process.env });
+    const child = spawn(process.execPath, [CLI, ...member.args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SAGA_STYLE: options.style } });
     member.child = child;
     for (const stream of [child.stdout, child.stderr]) {
       createInterface({ input: stream }).on('line', (line) => process.stderr.write(`[${member.name}] ${line}\n`));
@@ -65,9 +69,11 @@ export async function runCluster(options: ClusterOptions): Promise<void> {
   };
   for (const member of members) start(member);
 
-  console.log(`Orderly cluster: store ${redact(options.storeUrl)}, bus ${redact(options.busUrl)}, namespace ${options.namespace}`);
+  const bus = options.busUrl ? `bus ${redact(options.busUrl)}` : 'no bus (the order service calls the others over HTTP)';
+  console.log(`Orderly cluster (${options.style}): store ${redact(options.storeUrl)}, ${bus}, namespace ${options.namespace}`);
   console.log(`  gateway   ${gatewayUrl}   (the course API; /readyz says when every service is ready)`);
-  for (const service of SERVICES) console.log(`  ${service.padEnd(9)} ${urls[service]!.join('  ')}`);
+  for (const service of services) console.log(`  ${service.padEnd(9)} ${urls[service]!.join('  ')}`);
+  if (options.style === 'choreography') console.log(`  sagas     ${gatewayUrl}/sagas   (the tracker: /sagas, /sagas/statistics, /sagas/<saga id>)`);
   console.log('Ctrl-C stops everything.');
 
   await new Promise<void>((resolve) => {

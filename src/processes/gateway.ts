@@ -5,9 +5,12 @@ import { problems, type ProblemCode } from '../http/problems.ts';
 import type { Logger } from '../runtime/log.ts';
 import { SERVICES, type ServiceName } from '../runtime/services.ts';
 
-export type Upstreams = Readonly<Record<ServiceName, readonly string[]>>;
+/** Replica URLs of each service the deployment runs (the tracker runs only in choreography). */
+export type Upstreams = Readonly<Partial<Record<ServiceName, readonly string[]>>>;
 
-const PREFIX: Readonly<Record<string, ServiceName>> = { stock: 'stock', payment: 'payment', orders: 'orders' };
+const PREFIX: Readonly<Record<string, ServiceName>> = { stock: 'stock', payment: 'payment', orders: 'orders', sagas: 'tracker' };
+/** Larger bodies are refused here; each service has its own, smaller limits (the synchronous style's saga calls carry up to 4 MiB). */
+const MAX_BODY = 4 * 1024 * 1024;
 /** A replica that refused a connection is skipped for this long. */
 const COOL_DOWN_MS = 2_000;
 
@@ -15,13 +18,14 @@ const COOL_DOWN_MS = 2_000;
  * The gateway: one port for the course API, spreading requests over the replicas of each
  * service (round robin). A replica that cannot be reached is skipped and the request goes to
  * the next one (safe: nothing was sent). nginx or a Kubernetes ingress can take its place:
- * route /stock, /payment and /orders to the replicas of each service (see README).
+ * route /stock, /payment, /orders (and /sagas in choreography) to the replicas of each service (see README).
  */
 export async function startGateway(upstreams: Upstreams, host: string, port: number, log: Logger) {
-  const replicas = Object.fromEntries(SERVICES.map((name) => [name, upstreams[name].map((url) => ({
+  const served = SERVICES.filter((name) => (upstreams[name] ?? []).length > 0);
+  const replicas = Object.fromEntries(SERVICES.map((name) => [name, (upstreams[name] ?? []).map((url) => ({
     url, pool: new Pool(url, { connections: 128, keepAliveTimeout: 30_000 }), downUntil: 0,
   }))])) as Record<ServiceName, { url: string; pool: Pool; downUntil: number }[]>;
-  const next: Record<ServiceName, number> = { orders: 0, stock: 0, payment: 0 };
+  const next: Record<ServiceName, number> = { orders: 0, stock: 0, payment: 0, tracker: 0 };
 
   async function forward(service: ServiceName, method: string, path: string, headers: Record<string, string>, body: Buffer | undefined) {
     const list = replicas[service];
@@ -47,8 +51,11 @@ export async function startGateway(upstreams: Upstreams, host: string, port: num
     if (path === '/admin/audit') return audit(res);
     const service = PREFIX[path.split('/')[1] ?? ''];
     if (!service) return problem(res, 'route-not-found', `There is no ${req.method} ${path}. See the API in README.md.`);
+    if (!served.includes(service)) {
+      return problem(res, 'route-not-found', `There is no ${req.method} ${path}: the saga tracker (/sagas) runs only with SAGA_STYLE=choreography.`);
+    }
     const body = await readBody(req);
-    if (body === 'too-large') return problem(res, 'payload-too-large', 'The request body is larger than 64 KiB.');
+    if (body === 'too-large') return problem(res, 'payload-too-large', `The request body is larger than ${MAX_BODY / 1024 / 1024} MiB.`);
     const headers: Record<string, string> = {};
     for (const name of ['idempotency-key', 'content-type']) {
       const value = req.headers[name];
@@ -62,7 +69,7 @@ export async function startGateway(upstreams: Upstreams, host: string, port: num
 
   async function ready(res: ServerResponse): Promise<void> {
     const reasons: string[] = [];
-    for (const service of SERVICES) {
+    for (const service of served) {
       const answers = await Promise.all(replicas[service].map((r) => r.pool.request({ method: 'GET', path: '/readyz' })
         .then(async (x) => { await x.body.dump(); return x.statusCode === 200; }, () => false)));
       if (!answers.some(Boolean)) reasons.push(`no ready replica of ${service}`);
@@ -71,7 +78,7 @@ export async function startGateway(upstreams: Upstreams, host: string, port: num
   }
 
   async function audit(res: ServerResponse): Promise<void> {
-    const parts = await Promise.all(SERVICES.map(async (service) => {
+    const parts = await Promise.all(served.map(async (service) => {
       const answer = await forward(service, 'GET', '/admin/audit', {}, undefined);
       if (!answer || answer.status !== 200) throw new Error(`${service} did not answer /admin/audit`);
       return JSON.parse(answer.body.toString()) as object;
@@ -111,9 +118,9 @@ function readBody(req: IncomingMessage): Promise<Buffer | 'too-large'> {
     let size = 0;
     req.on('data', (chunk: Buffer) => {
       size += chunk.length;
-      if (size <= 64 * 1024) chunks.push(chunk);
+      if (size <= MAX_BODY) chunks.push(chunk);
     });
-    req.on('end', () => resolve(size > 64 * 1024 ? 'too-large' : Buffer.concat(chunks)));
+    req.on('end', () => resolve(size > MAX_BODY ? 'too-large' : Buffer.concat(chunks)));
     req.on('error', reject);
   });
 }

@@ -1,15 +1,18 @@
+import { callingBus } from '../adapters/calls/bus.ts';
+import { httpCall } from '../adapters/calls/http.ts';
 import { connectBus, connectStore, redact } from '../adapters/connect.ts';
 import type { Config } from '../config.ts';
 import { buildApp } from '../http/app.ts';
 import type { Logger } from '../runtime/log.ts';
 import { httpLookups } from '../runtime/lookups.ts';
-import { declareTopology, runService, type ServiceName } from '../runtime/services.ts';
+import { calledCommands, declareTopology, runService, type ServiceName } from '../runtime/services.ts';
 
 export type ServiceProcessOptions = Readonly<{
   service: ServiceName;
   storeUrl: string;
-  busUrl: string;
-  /** Where the other services' APIs are (the gateway), for the order service's lookups. */
+  /** None in the synchronous style. */
+  busUrl: string | undefined;
+  /** Where the other services' APIs are (the gateway), for the order service's lookups and synchronous calls. */
   gatewayUrl: string;
   namespace: string;
   replica: string;
@@ -18,8 +21,10 @@ export type ServiceProcessOptions = Readonly<{
 /** One replica of one service as its own process: its store, the bus, its HTTP API. */
 export async function startServiceProcess(options: ServiceProcessOptions, config: Config, log: Logger) {
   const { service, replica } = options;
-  const { store, close: closeStore } = await connectStore(options.storeUrl, service, options.namespace, options.busUrl, log);
-  const bus = await connectBus(options.busUrl, options.namespace, replica, log);
+  const { busUrl } = options;
+  const { store, close: closeStore } = await connectStore(options.storeUrl, service, options.namespace, busUrl ?? '', log);
+  const calls = busUrl === undefined ? httpCall(options.gatewayUrl) : undefined;
+  const bus = calls ? callingBus(calledCommands(config), calls) : await connectBus(busUrl!, options.namespace, replica, log);
   await declareTopology(bus, config);
   const lookups = service === 'orders' ? httpLookups(options.gatewayUrl) : undefined;
   const running = runService(service, store, bus, {
@@ -30,7 +35,7 @@ export async function startServiceProcess(options: ServiceProcessOptions, config
     routes: (a) => running.routes(a),
     async notReady() {
       const reasons: string[] = [];
-      if (!bus.connected()) reasons.push(`bus ${redact(options.busUrl)} is not connected`);
+      if (!bus.connected()) reasons.push(`bus ${redact(busUrl ?? '')} is not connected`);
       await store.read([]).catch((err: unknown) => reasons.push(`store ${redact(options.storeUrl)}: ${String(err)}`));
       return reasons;
     },
@@ -47,6 +52,7 @@ export async function startServiceProcess(options: ServiceProcessOptions, config
       await running.stop();
       await bus.close();
       await lookups?.close();
+      await calls?.close();
       await closeStore();
     },
   };

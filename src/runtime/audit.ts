@@ -2,7 +2,7 @@ import type { Order } from '../domain/order/order.ts';
 import { isPaid, orderStatus } from '../domain/order/order.ts';
 import type { Account } from '../domain/payment/payment.ts';
 import type { Item } from '../domain/stock/stock.ts';
-import type { Store } from '../ports/store.ts';
+import { scanAll, type Store } from '../ports/store.ts';
 
 /** Totals over every store: what conservation checks compare with what was put in. */
 export type Audit = Readonly<{
@@ -56,15 +56,9 @@ export const audits = {
     }
     return { orders };
   },
-} as const;
 
-async function* scanAll<T>(store: Store, prefix: string): AsyncGenerator<readonly [string, T]> {
-  let after = '';
-  for (;;) {
-    const page = await store.scan(prefix, 5000, after);
-    for (const [key, doc] of page) yield [key, doc as T];
-    const last = page.at(-1);
-    if (!last || page.length < 5000) return;
-    after = last[0];
-  }
-}
+  /** The tracker holds no money or stock; its view is under /sagas. */
+  async tracker(): Promise<Partial<Audit>> {
+    return {};
+  },
+} as const;

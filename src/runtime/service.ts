@@ -15,14 +15,18 @@ export type ServiceOptions = Readonly<{
 
 type Work = Readonly<{
   message: Envelope;
-  /** From the bus: deduplicated through the inbox. */
-  consumed: boolean;
+  /**
+   * command: from the API; consume: from the bus, deduplicated through the inbox; call: a
+   * synchronous call, whose messages go back to the caller instead of into the outbox.
+   */
+  kind: 'command' | 'consume' | 'call';
   idempotency?: Idempotency;
-  resolve: (reply: Reply | undefined) => void;
+  resolve: (answer: Answer) => void;
   reject: (error: unknown) => void;
 }>;
 
-type Outcome = { kind: 'reply'; reply: Reply | undefined } | { kind: 'error'; error: unknown };
+type Answer = Readonly<{ reply: Reply | undefined; sent: readonly Envelope[] }>;
+type Outcome = ({ kind: 'answer' } & Answer) | { kind: 'error'; error: unknown };
 
 /** The first answer to an Idempotency-Key, and the request it answered. */
 type Stored = Readonly<{ request: string; reply: Reply }>;
@@ -60,16 +64,29 @@ export class ServiceRuntime {
   /** Runs a command of the service's API; resolves with its reply once committed. */
   command(message: Envelope, idempotency?: Idempotency): Promise<Reply | undefined> {
     return new Promise((resolve, reject) => {
+      const done = (answer: Answer) => resolve(answer.reply);
       this.#enqueue(idempotency === undefined
-        ? { message, consumed: false, resolve, reject }
-        : { message, consumed: false, idempotency, resolve, reject });
+        ? { message, kind: 'command', resolve: done, reject }
+        : { message, kind: 'command', idempotency, resolve: done, reject });
     });
   }
 
   /** Consumes a message from the bus; resolves once committed (then the bus may acknowledge it). */
   consume(message: Envelope): Promise<void> {
     return new Promise((resolve, reject) => {
-      this.#enqueue({ message, consumed: true, resolve: () => resolve(), reject });
+      this.#enqueue({ message, kind: 'consume', resolve: () => resolve(), reject });
+    });
+  }
+
+  /**
+   * Runs a saga command called synchronously (the synchronous saga style) and resolves, once
+   * committed, with the messages it answers, which the caller takes instead of the outbox.
+   * There is no inbox mark: a repeated call must answer again, and the saga steps are
+   * idempotent by saga id, so the repeat changes nothing and gets the same answer.
+   */
+  call(message: Envelope): Promise<readonly Envelope[]> {
+    return new Promise((resolve, reject) => {
+      this.#enqueue({ message, kind: 'call', resolve: (answer) => resolve(answer.sent), reject });
     });
   }
 
@@ -111,7 +128,7 @@ export class ServiceRuntime {
       return new Set(keys);
     });
     const keys = new Set(declared.flatMap((set) => [...set]));
-    const messageIds = batch.filter((w) => w.consumed).map((w) => w.message.id);
+    const messageIds = batch.filter((w) => w.kind === 'consume').map((w) => w.message.id);
     const now = this.#options.now();
 
     const { outcomes, outbox, cancel } = await this.store.transact([...keys], messageIds, (snapshot) => {
@@ -122,12 +139,12 @@ export class ServiceRuntime {
       const cancel: string[] = [];
       const consumed: string[] = [];
       const outcomes: Outcome[] = batch.map((work, i) => {
-        if (work.consumed && seen.has(work.message.id)) return { kind: 'reply', reply: undefined };
+        if (work.kind === 'consume' && seen.has(work.message.id)) return { kind: 'answer', reply: undefined, sent: [] };
         const idempotency = work.idempotency;
         const idemKey = idempotency === undefined ? undefined : idempotencyDoc(idempotency.key);
         if (idemKey !== undefined) {
           const stored = view.get(idemKey) as Stored | undefined;
-          if (stored) return { kind: 'reply', reply: stored.request === idempotency?.request ? stored.reply : reusedKey(stored.request) };
+          if (stored) return { kind: 'answer', reply: stored.request === idempotency?.request ? stored.reply : reusedKey(stored.request), sent: [] };
         }
         const allowed = declared[i]!;
         let decision: Decision;
@@ -149,13 +166,14 @@ export class ServiceRuntime {
           view.set(idemKey, stored);
           writes.set(idemKey, stored);
         }
-        outbox.push(...envelopesFrom(work.message, decision.send ?? [], now));
+        const sent = envelopesFrom(work.message, decision.send ?? [], now);
+        if (work.kind !== 'call') outbox.push(...sent);
         cancel.push(...(decision.cancel ?? []));
-        if (work.consumed) {
+        if (work.kind === 'consume') {
           consumed.push(work.message.id);
           seen.add(work.message.id);
         }
-        return { kind: 'reply', reply: decision.reply };
+        return { kind: 'answer', reply: decision.reply, sent: work.kind === 'call' ? sent : [] };
       });
       return { writes, consumed, outbox, cancel, result: { outcomes, outbox, cancel } };
     });
@@ -164,7 +182,7 @@ export class ServiceRuntime {
     for (const listener of this.#listeners) listener(outbox);
     batch.forEach((work, i) => {
       const outcome = outcomes[i]!;
-      if (outcome.kind === 'reply') work.resolve(outcome.reply);
+      if (outcome.kind === 'answer') work.resolve(outcome);
       else {
         this.#options.log.error({ err: outcome.error, service: this.name, type: work.message.type, messageId: work.message.id }, 'decide failed');
         work.reject(outcome.error);

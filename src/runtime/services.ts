@@ -1,14 +1,20 @@
 import type { FastifyInstance } from 'fastify';
-import type { Config } from '../config.ts';
+import { sagaCallRoute } from '../adapters/calls/http.ts';
+import type { Config, SagaStyle } from '../config.ts';
+import { reacting, reactions } from '../core/choreography.ts';
 import type { Decider } from '../core/decider.ts';
 import { endedCheckouts, orderApi, type Lookups } from '../domain/order/api.ts';
 import { orderDecider } from '../domain/order/businessLogic.ts';
-import { checkoutSaga, defaultCheckoutPolicy } from '../domain/order/checkoutSaga.ts';
+import { checkoutParticipant, checkoutSaga, defaultCheckoutPolicy } from '../domain/order/checkoutSaga.ts';
 import { OrderEvents } from '../domain/order/order.ts';
 import { paymentApi } from '../domain/payment/api.ts';
 import { paymentDecider } from '../domain/payment/businessLogic.ts';
+import { chargeProblem } from '../domain/payment/payment.ts';
 import { stockApi } from '../domain/stock/api.ts';
 import { stockDecider } from '../domain/stock/businessLogic.ts';
+import { stockLinesProblem } from '../domain/stock/stock.ts';
+import { trackerApi } from '../domain/tracker/api.ts';
+import { trackerDecider } from '../domain/tracker/businessLogic.ts';
 import type { Bus } from '../ports/bus.ts';
 import type { Store } from '../ports/store.ts';
 import { audits, type Audit } from './audit.ts';
@@ -17,11 +23,16 @@ import { SagaOutcomes } from './outcomes.ts';
 import { Relay } from './relay.ts';
 import { ServiceRuntime } from './service.ts';
 
-export const SERVICES = ['orders', 'stock', 'payment'] as const;
+export const SERVICES = ['orders', 'stock', 'payment', 'tracker'] as const;
 export type ServiceName = (typeof SERVICES)[number];
 
 export function isServiceName(name: string): name is ServiceName {
   return (SERVICES as readonly string[]).includes(name);
+}
+
+/** The services a deployment of `style` runs: the saga tracker only observes choreographies. */
+export function servicesOf(style: SagaStyle): readonly ServiceName[] {
+  return style === 'choreography' ? SERVICES : SERVICES.filter((s) => s !== 'tracker');
 }
 
 export type RunningService = Readonly<{
@@ -53,7 +64,9 @@ export function runService(name: ServiceName, store: Store, bus: Bus, options: S
   const { config, log } = options;
   const now = () => Date.now();
   const relay = new Relay(store, bus, { chunk: options.publishChunk, tickMs: 50, now, log });
-  const runtime = new ServiceRuntime(name, deciderOf(name, config), store, relay, { maxBatch: config.maxBatch, now, log: log.child({ service: name }) });
+  const runtime = new ServiceRuntime(name, deciderOf(name, config.sagaStyle, config), store, relay, { maxBatch: config.maxBatch, now, log: log.child({ service: name }) });
+  // In the synchronous style the participants are called, not subscribed.
+  const called = config.sagaStyle === 'synchronous' && (name === 'stock' || name === 'payment');
   const outcomes = new SagaOutcomes(OrderEvents);
   runtime.onCommitted((messages) => outcomes.observe(messages));
   const timers: NodeJS.Timeout[] = [];
@@ -66,9 +79,14 @@ export function runService(name: ServiceName, store: Store, bus: Bus, options: S
       switch (name) {
         case 'stock':
           app.register(stockApi(runtime), { prefix: '/stock' });
+          if (called) app.register(sagaCallRoute(runtime, stockLinesProblem), { prefix: '/stock' });
           return;
         case 'payment':
           app.register(paymentApi(runtime), { prefix: '/payment' });
+          if (called) app.register(sagaCallRoute(runtime, chargeProblem), { prefix: '/payment' });
+          return;
+        case 'tracker':
+          app.register(trackerApi(store), { prefix: '/sagas' });
           return;
         case 'orders': {
           if (!options.lookups) throw new Error('The order service needs lookups of stock and payment');
@@ -78,7 +96,9 @@ export function runService(name: ServiceName, store: Store, bus: Bus, options: S
       }
     },
     audit: () => audits[name](store),
-    subscribe: () => bus.subscribe(name, runtime.consumes, (message) => runtime.consume(message)),
+    subscribe: async () => {
+      if (!called) await bus.subscribe(name, runtime.consumes, (message) => runtime.consume(message));
+    },
     async start() {
       const recovered = await relay.start();
       if (name === 'orders') {
@@ -113,16 +133,32 @@ export function runService(name: ServiceName, store: Store, bus: Bus, options: S
 
 /** Makes the bus keep every service's messages, whether or not that service runs yet. */
 export async function declareTopology(bus: Bus, config: Config): Promise<void> {
-  for (const name of SERVICES) await bus.declare(name, deciderOf(name, config).consumes);
+  for (const name of servicesOf(config.sagaStyle)) await bus.declare(name, deciderOf(name, config.sagaStyle, config).consumes);
 }
 
-function deciderOf(name: ServiceName, config: Config): Decider {
+/** The command types of the participants a synchronous deployment calls, and who owns each. */
+export function calledCommands(config: Config): ReadonlyMap<string, ServiceName> {
+  const owners = new Map<string, ServiceName>();
+  for (const name of ['stock', 'payment'] as const) for (const type of deciderOf(name, 'synchronous', config).consumes) owners.set(type, name);
+  return owners;
+}
+
+/**
+ * Each service's decider in each style. The domain deciders are the same in every style:
+ * choreography wraps stock's and payment's so they react to events instead of commands.
+ */
+function deciderOf(name: ServiceName, style: SagaStyle, config: Config): Decider {
+  const saga = checkoutSaga({ ...defaultCheckoutPolicy, stepTimeoutMs: config.sagaStepTimeoutMs }, { sequential: style === 'choreography' });
+  const reactionsOf = (participant: string) =>
+    reactions(saga, OrderEvents.requested, checkoutParticipant).filter((r) => r.participant === participant);
   switch (name) {
     case 'orders':
-      return orderDecider(checkoutSaga({ ...defaultCheckoutPolicy, stepTimeoutMs: config.sagaStepTimeoutMs }));
+      return orderDecider(saga, style === 'choreography' ? 'events' : 'commands');
     case 'stock':
-      return stockDecider;
+      return style === 'choreography' ? reacting(stockDecider, reactionsOf('stock')) : stockDecider;
     case 'payment':
-      return paymentDecider;
+      return style === 'choreography' ? reacting(paymentDecider, reactionsOf('payment')) : paymentDecider;
+    case 'tracker':
+      return trackerDecider(saga, OrderEvents.requested);
   }
 }

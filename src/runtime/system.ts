@@ -1,47 +1,55 @@
 import type { FastifyInstance } from 'fastify';
 import { join } from 'node:path';
+import { callingBus } from '../adapters/calls/bus.ts';
 import { inProcessBus } from '../adapters/inproc/bus.ts';
 import { openPglite } from '../adapters/pglite/client.ts';
 import { openSqlStore } from '../adapters/sql/store.ts';
 import type { Config } from '../config.ts';
 import { buildApp } from '../http/app.ts';
+import type { Bus } from '../ports/bus.ts';
 import type { Store } from '../ports/store.ts';
 import { lockDataDir } from './dataDirLock.ts';
 import type { Logger } from './log.ts';
 import { storeLookups } from './lookups.ts';
 import type { ServiceRuntime } from './service.ts';
-import { runService, SERVICES, type ServiceName } from './services.ts';
+import { calledCommands, runService, servicesOf, type ServiceName } from './services.ts';
 
 export type System = Readonly<{
   app: FastifyInstance;
-  services: Readonly<Record<ServiceName, ServiceRuntime>>;
+  services: Readonly<Partial<Record<ServiceName, ServiceRuntime>>>;
   /** Messages found in the outboxes at start (work a crash left unfinished). */
   recovered: number;
   close(): Promise<void>;
 }>;
 
 /**
- * The embedded profile: the order, stock and payment services in this process, each with
- * its own embedded PostgreSQL (PGlite, in a worker thread) under `config.dataDir/<service>`,
- * talking over the in-process bus. Nothing to install, nothing lost on a crash.
+ * The embedded profile: the order, stock and payment services (and the tracker, in
+ * choreography) in this process, each with its own embedded PostgreSQL (PGlite, in a worker
+ * thread) under `config.dataDir/<service>`, talking over the in-process bus, or, in the
+ * synchronous style, calling each other directly. Nothing to install, nothing lost on a crash.
  */
 export async function startEmbedded(config: Config, log: Logger): Promise<System> {
   const unlock = lockDataDir(config.dataDir);
-  const databases = await Promise.all(SERVICES.map((name) => openPglite(join(config.dataDir, name))));
+  const names = servicesOf(config.sagaStyle);
+  const databases = await Promise.all(names.map((name) => openPglite(join(config.dataDir, name))));
   const stores = {} as Record<ServiceName, Store>;
-  for (const [i, name] of SERVICES.entries()) stores[name] = await openSqlStore(databases[i]!, name);
-  const bus = inProcessBus({
-    maxDeliveries: 10,
-    backoffMs: [10, 100, 1000, 5000],
-    deadLetter: async (consumer, message, error) => {
-      log.error({ consumer, messageId: message.id, type: message.type, sagaId: message.sagaId, error }, 'message dead-lettered');
-      if (consumer in stores) await stores[consumer as ServiceName].deadLetter(message, consumer, error);
-    },
-    onError: (consumer, message, err, delivery) =>
-      log.warn({ consumer, messageId: message.id, type: message.type, sagaId: message.sagaId, delivery, err }, 'delivery failed; will retry'),
-  });
+  for (const [i, name] of names.entries()) stores[name] = await openSqlStore(databases[i]!, name);
+  const runtimes = new Map<string, ServiceRuntime>();
+  const bus: Bus = config.sagaStyle === 'synchronous'
+    ? callingBus(calledCommands(config), (participant, commands) => Promise.all(commands.map((c) => runtimes.get(participant)!.call(c))))
+    : inProcessBus({
+      maxDeliveries: 10,
+      backoffMs: [10, 100, 1000, 5000],
+      deadLetter: async (consumer, message, error) => {
+        log.error({ consumer, messageId: message.id, type: message.type, sagaId: message.sagaId, error }, 'message dead-lettered');
+        if (consumer in stores) await stores[consumer as ServiceName].deadLetter(message, consumer, error);
+      },
+      onError: (consumer, message, err, delivery) =>
+        log.warn({ consumer, messageId: message.id, type: message.type, sagaId: message.sagaId, delivery, err }, 'delivery failed; will retry'),
+    });
   const options = { config, log, publishChunk: 1, sweepMs: 0, lookups: storeLookups(stores.stock, stores.payment) };
-  const services = SERVICES.map((name) => runService(name, stores[name], bus, options));
+  const services = names.map((name) => runService(name, stores[name], bus, options));
+  for (const service of services) runtimes.set(service.name, service.runtime);
   const app = buildApp({
     log,
     routes: (a) => services.forEach((s) => s.routes(a)),

@@ -71,7 +71,7 @@ export function ok<T>(res: LightMyRequestResponse, context = ''): T {
 
 /** How many documents of a service's store have keys starting with `prefix`. */
 export async function countDocs(system: System, service: keyof System['services'], prefix: string): Promise<number> {
-  return (await system.services[service].store.scan(prefix, 1_000_000)).length;
+  return (await system.services[service]!.store.scan(prefix, 1_000_000)).length;
 }
 
 // Small course-API clients that assert success.

@@ -1,8 +1,9 @@
 import { assertNever, fail, ok, type Decider, type Decision, type Read } from '../../core/decider.ts';
 import type { Envelope, Outgoing } from '../../core/message.ts';
+import type { EventPayload } from '../../core/choreography.ts';
 import {
-  isActive, onReply, onTimer, SAGA_TIMER, startSaga,
-  type SagaDefinition, type SagaTimerPayload, type Transition,
+  isActive, observe, onReply, onTimer, SAGA_TIMER, startSaga,
+  type SagaDefinition, type SagaOutcome, type SagaTimerPayload, type Transition,
 } from '../../core/saga.ts';
 import { MAX_AMOUNT } from '../limits.ts';
 import type { Line } from '../stock/stock.ts';
@@ -16,13 +17,20 @@ import {
 export type CheckoutAnswer = Readonly<{ paid: true } | { paid: false; sagaId: string }>;
 
 /**
- * The order service: it owns orders and orchestrates each checkout with the saga core.
- * Replies and timers of the saga are matched to the order by correlation id (the order id);
- * those of an older attempt match nothing.
+ * How the order service takes part in its checkouts: it `commands` them (orchestration, and the
+ * synchronous style, where the commands travel over HTTP) or it follows the `events` the
+ * participants publish (choreography: it only starts the saga and watches it end).
  */
-export function orderDecider(saga: SagaDefinition<CheckoutContext>): Decider {
+export type Coordination = 'commands' | 'events';
+
+/**
+ * The order service: it owns orders and runs each checkout's saga state machine.
+ * Replies, events and timers of the saga are matched to the order by correlation id (the order
+ * id); those of an older attempt match nothing.
+ */
+export function orderDecider(saga: SagaDefinition<CheckoutContext>, coordination: Coordination = 'commands'): Decider {
   return {
-    consumes: [...sagaReplyTypes(saga), SAGA_TIMER],
+    consumes: coordination === 'commands' ? [...sagaReplyTypes(saga), SAGA_TIMER] : sagaReplyTypes(saga),
 
     keys(message) {
       if (message.type === SAGA_TIMER || message.sagaId !== '') return [orderKey(message.correlationId)];
@@ -30,30 +38,39 @@ export function orderDecider(saga: SagaDefinition<CheckoutContext>): Decider {
     },
 
     decide(message, read, now) {
-      if (message.type === SAGA_TIMER || message.sagaId !== '') return sagaMessage(saga, message, read, now);
-      return api(saga, message.payload as OrderApiCommand, read, now);
+      if (message.type === SAGA_TIMER || message.sagaId !== '') return sagaMessage(saga, coordination, message, read, now);
+      return api(saga, coordination, message.payload as OrderApiCommand, read, now);
     },
   };
 }
 
-function sagaMessage(saga: SagaDefinition<CheckoutContext>, message: Envelope, read: Read, now: number): Decision {
+function sagaMessage(saga: SagaDefinition<CheckoutContext>, coordination: Coordination, message: Envelope, read: Read, now: number): Decision {
   const key = orderKey(message.correlationId);
   const order = read<Order>(key);
   const state = order?.checkout;
   if (!order || !state || state.id !== message.sagaId) return {};
+  const reply = { type: message.type, step: message.step, detail: detailOf(message.payload) };
+  if (coordination === 'events') {
+    const seen = observe(saga, { state, early: order.early ?? [] }, reply, now);
+    const { early: _early, ...rest } = order;
+    const next: Order = seen.early.length > 0 ? { ...rest, checkout: seen.state, early: seen.early } : { ...rest, checkout: seen.state };
+    return { writes: { [key]: next }, send: outcomeEvents(seen.outcome) };
+  }
   const transition = message.type === SAGA_TIMER
     ? onTimer(saga, state, message.id, (message.payload as SagaTimerPayload).seq, now)
-    : onReply(saga, state, { type: message.type, step: message.step, detail: detailOf(message.payload) }, now);
+    : onReply(saga, state, reply, now);
   return transition ? apply(key, order, transition) : {};
 }
 
 function apply(key: string, order: Order, transition: Transition<CheckoutContext>): Decision {
-  const send: Outgoing[] = [...transition.send];
-  const outcome = transition.outcome;
-  if (outcome?.status === 'completed') send.push({ type: OrderEvents.completed, payload: {} });
-  if (outcome?.status === 'failed') send.push({ type: OrderEvents.failed, payload: { reason: outcome.reason } satisfies CheckoutFailed });
   const next: Order = { ...order, checkout: transition.state };
-  return { writes: { [key]: next }, send, cancel: transition.cancel };
+  return { writes: { [key]: next }, send: [...transition.send, ...outcomeEvents(transition.outcome)], cancel: transition.cancel };
+}
+
+function outcomeEvents(outcome: SagaOutcome | undefined): Outgoing[] {
+  if (outcome?.status === 'completed') return [{ type: OrderEvents.completed, payload: {} }];
+  if (outcome?.status === 'failed') return [{ type: OrderEvents.failed, payload: { reason: outcome.reason } satisfies CheckoutFailed }];
+  return [];
 }
 
 function detailOf(payload: unknown): string | undefined {
@@ -74,7 +91,7 @@ function apiKeys(command: OrderApiCommand): string[] {
   }
 }
 
-function api(saga: SagaDefinition<CheckoutContext>, command: OrderApiCommand, read: Read, now: number): Decision {
+function api(saga: SagaDefinition<CheckoutContext>, coordination: Coordination, command: OrderApiCommand, read: Read, now: number): Decision {
   switch (command.type) {
     case 'CreateOrder': {
       const order: Order = { userId: command.userId, lines: [], totalCost: 0, attempts: 0 };
@@ -95,7 +112,7 @@ function api(saga: SagaDefinition<CheckoutContext>, command: OrderApiCommand, re
       return { writes: { [orderKey(command.orderId)]: next }, reply: ok({ total_cost: next.totalCost }) };
     }
     case 'Checkout':
-      return checkout(saga, command, read, now);
+      return checkout(saga, coordination, command, read, now);
     case 'InitOrders':
       return initOrders(command);
     default:
@@ -104,7 +121,7 @@ function api(saga: SagaDefinition<CheckoutContext>, command: OrderApiCommand, re
 }
 
 /** Starts a checkout attempt unless the order is paid or one is under way (then joins it). */
-function checkout(saga: SagaDefinition<CheckoutContext>, command: Extract<OrderApiCommand, { type: 'Checkout' }>, read: Read, now: number): Decision {
+function checkout(saga: SagaDefinition<CheckoutContext>, coordination: Coordination, command: Extract<OrderApiCommand, { type: 'Checkout' }>, read: Read, now: number): Decision {
   const { orderId, sagaId } = command;
   const key = orderKey(orderId);
   const order = read<Order>(key);
@@ -117,10 +134,15 @@ function checkout(saga: SagaDefinition<CheckoutContext>, command: Extract<OrderA
   const attempts = order.attempts + 1;
   const ctx: CheckoutContext = { orderId, userId: order.userId, lines: order.lines, amount: order.totalCost };
   const transition = startSaga(saga, sagaId, ctx, now);
-  const next: Order = { ...order, attempts, checkout: transition.state };
+  const { early: _early, ...rest } = order;
+  const next: Order = { ...rest, attempts, checkout: transition.state };
+  // In choreography nobody is commanded: the participants react to the request.
+  const send = coordination === 'commands'
+    ? transition.send
+    : [{ type: OrderEvents.requested, payload: { ctx } satisfies EventPayload<CheckoutContext>, sagaId, step: '' }];
   return {
     writes: { [key]: next },
-    send: transition.send.map((out) => ({ ...out, correlationId: orderId })),
+    send: send.map((out) => ({ ...out, correlationId: orderId })),
     reply: ok({ paid: false, sagaId } satisfies CheckoutAnswer),
   };
 }

@@ -11,8 +11,10 @@ export const defaultCheckoutPolicy: SagaPolicy = { stepTimeoutMs: 10_000, maxAtt
 /**
  * The course checkout: hold the stock and the money at once, then take both at once. Once
  * both are held (the pivot) nothing can fail any more, so capture and commit are only retried.
+ * In choreography the money is held after the stock (`sequential`): nobody would be there to
+ * wait for both holds before the taking starts.
  */
-export function checkoutSaga(policy: SagaPolicy = defaultCheckoutPolicy): SagaDefinition<CheckoutContext> {
+export function checkoutSaga(policy: SagaPolicy = defaultCheckoutPolicy, { sequential = false } = {}): SagaDefinition<CheckoutContext> {
   return defineSaga({
     name: 'checkout',
     pivot: 2,
@@ -27,7 +29,7 @@ export function checkoutSaga(policy: SagaPolicy = defaultCheckoutPolicy): SagaDe
       },
       {
         name: 'authorizePayment',
-        concurrent: true,
+        concurrent: !sequential,
         action: (ctx) => ({ type: PaymentCommands.authorize, payload: charge(ctx) }),
         success: PaymentReplies.authorized,
         failure: PaymentReplies.declined,
@@ -52,4 +54,18 @@ export function checkoutSaga(policy: SagaPolicy = defaultCheckoutPolicy): SagaDe
 export function sagaReplyTypes(def: SagaDefinition<CheckoutContext>): string[] {
   const types = def.steps.flatMap((s) => [s.success, s.failure, s.compensation?.done]);
   return [...new Set(types.filter((t): t is string => t !== undefined))];
+}
+
+/** Who performs each step of the checkout (choreography: who reacts). */
+export function checkoutParticipant(step: string): 'stock' | 'payment' {
+  switch (step) {
+    case 'reserveStock':
+    case 'commitStock':
+      return 'stock';
+    case 'authorizePayment':
+    case 'capturePayment':
+      return 'payment';
+    default:
+      throw new Error(`The checkout has no step ${step}`);
+  }
 }

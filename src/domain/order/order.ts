@@ -1,6 +1,6 @@
 /** Orders: what the customer buys, and the state of its checkout saga. */
 import { assertNever } from '../../core/decider.ts';
-import type { SagaState } from '../../core/saga.ts';
+import type { SagaReply, SagaState } from '../../core/saga.ts';
 import type { Line } from '../stock/stock.ts';
 
 export type CheckoutContext = Readonly<{ orderId: string; userId: string; lines: readonly Line[]; amount: number }>;
@@ -13,14 +13,16 @@ export type Order = Readonly<{
   attempts: number;
   /** The latest checkout attempt. */
   checkout?: SagaState<CheckoutContext>;
+  /** Choreography: events of the checkout that came before the ones they follow. */
+  early?: readonly SagaReply[];
 }>;
 
 export type OrderStatus = 'CREATED' | 'RESERVED' | 'PAYMENT_PENDING' | 'PAID' | 'CONFIRMED' | 'FAILED';
 
 export const orderKey = (orderId: string) => `order:${orderId}`;
 
-/** Events the order service publishes about checkouts. */
-export const OrderEvents = { completed: 'CheckoutCompleted', failed: 'CheckoutFailed' } as const;
+/** Events the order service publishes about checkouts (`requested` only in choreography). */
+export const OrderEvents = { requested: 'CheckoutRequested', completed: 'CheckoutCompleted', failed: 'CheckoutFailed' } as const;
 export type CheckoutFailed = Readonly<{ reason: string }>;
 
 export type OrderApiCommand =

@@ -36,3 +36,11 @@ export type PaymentApiCommand =
   | Readonly<{ type: 'AddFunds'; userId: string; amount: number }>
   | Readonly<{ type: 'Pay'; userId: string; amount: number }>
   | Readonly<{ type: 'InitUsers'; count: number; credit: number }>;
+
+/** What is wrong with a payment command's payload from outside (synchronous calls), if anything. */
+export function chargeProblem(payload: object): string | undefined {
+  const { userId, amount } = payload as { userId?: unknown; amount?: unknown };
+  if (typeof userId !== 'string' || userId === '') return 'userId must be a user id';
+  if (!Number.isSafeInteger(amount) || (amount as number) < 0) return 'amount must be a whole number of at least 0';
+  return undefined;
+}

@@ -40,3 +40,11 @@ export function mergeLines(lines: readonly Line[]): Line[] {
   for (const [itemId, quantity] of lines) merged.set(itemId, (merged.get(itemId) ?? 0) + quantity);
   return [...merged];
 }
+
+/** What is wrong with a stock command's payload from outside (synchronous calls), if anything. */
+export function stockLinesProblem(payload: object): string | undefined {
+  const lines = (payload as { lines?: unknown }).lines;
+  const valid = Array.isArray(lines) && lines.every((line: unknown) =>
+    Array.isArray(line) && line.length === 2 && typeof line[0] === 'string' && Number.isSafeInteger(line[1]) && (line[1] as number) > 0);
+  return valid ? undefined : 'lines must be a list of [item id, quantity above 0]';
+}

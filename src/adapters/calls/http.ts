@@ -1,0 +1,63 @@
+import type { FastifyInstance } from 'fastify';
+import { Pool } from 'undici';
+import type { Envelope } from '../../core/message.ts';
+import { Problem } from '../../http/problems.ts';
+import type { ServiceRuntime } from '../../runtime/service.ts';
+import type { Call } from './bus.ts';
+
+/** The path, under a participant's prefix, where the synchronous style calls its saga steps. */
+export const SAGA_CALL_PATH = '/_saga';
+/** Commands per HTTP request. */
+const PER_REQUEST = 64;
+
+/** Calls participants over HTTP through `baseUrl` (the gateway, or anything routing /stock and /payment). */
+export function httpCall(baseUrl: string): Call & { close(): Promise<void> } {
+  const pool = new Pool(baseUrl, { connections: 64, keepAliveTimeout: 30_000 });
+  const post = async (participant: string, commands: readonly Envelope[]) => {
+    const res = await pool.request({
+      method: 'POST', path: `/${participant}${SAGA_CALL_PATH}`, body: JSON.stringify(commands),
+      headers: { 'content-type': 'application/json' }, headersTimeout: 30_000, bodyTimeout: 30_000,
+    });
+    const text = await res.body.text();
+    if (res.statusCode !== 200) throw new Error(`POST ${baseUrl}/${participant}${SAGA_CALL_PATH} answered ${res.statusCode}: ${text.slice(0, 300)}`);
+    return JSON.parse(text) as Envelope[][];
+  };
+  const call = async (participant: string, commands: readonly Envelope[]) => {
+    const requests: Promise<Envelope[][]>[] = [];
+    for (let i = 0; i < commands.length; i += PER_REQUEST) requests.push(post(participant, commands.slice(i, i + PER_REQUEST)));
+    return (await Promise.all(requests)).flat();
+  };
+  return Object.assign(call, { close: () => pool.close() });
+}
+
+/**
+ * The route a participant answers synchronous saga calls on: a JSON array of command envelopes
+ * in, for each the envelopes it answered, once committed. Only saga commands are accepted
+ * (the types the participant consumes); its API commands go through their own routes.
+ * It is internal: keep it off the public internet (see README).
+ */
+export function sagaCallRoute(runtime: ServiceRuntime, payloadProblem: (payload: object) => string | undefined) {
+  const accepted = new Set(runtime.consumes);
+  return async (app: FastifyInstance) => {
+    app.post<{ Body: unknown }>(SAGA_CALL_PATH, { bodyLimit: 4 * 1024 * 1024 }, async (req) => {
+      const commands = envelopes(req.body, accepted, payloadProblem);
+      return Promise.all(commands.map((command) => runtime.call(command)));
+    });
+  };
+}
+
+function envelopes(body: unknown, accepted: ReadonlySet<string>, payloadProblem: (payload: object) => string | undefined): Envelope[] {
+  if (!Array.isArray(body)) throw new Problem('invalid-body', 'Send a JSON array of saga command envelopes.');
+  return body.map((item: unknown, i) => {
+    const m = item as Record<string, unknown> | null;
+    const strings = ['id', 'type', 'sagaId', 'step', 'correlationId', 'causationId'];
+    if (typeof m !== 'object' || m === null || strings.some((f) => typeof m[f] !== 'string') || typeof m.at !== 'number' || typeof m.payload !== 'object' || m.payload === null) {
+      throw new Problem('invalid-body', `Command ${i} is not an envelope: it needs string id, type, sagaId, step, correlationId and causationId, a number at and an object payload.`);
+    }
+    if (!accepted.has(m.type as string)) throw new Problem('invalid-body', `Command ${i} has type ${String(m.type)}; this service takes ${[...accepted].join(', ')}.`);
+    if (m.sagaId === '') throw new Problem('invalid-body', `Command ${i} has no sagaId.`);
+    const problem = payloadProblem(m.payload);
+    if (problem !== undefined) throw new Problem('invalid-body', `Command ${i}: ${problem}.`);
+    return m as unknown as Envelope;
+  });
+}

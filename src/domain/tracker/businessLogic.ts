@@ -1,0 +1,39 @@
+import type { EventPayload } from '../../core/choreography.ts';
+import type { Decider, Decision } from '../../core/decider.ts';
+import type { Envelope } from '../../core/message.ts';
+import { observe, startSaga, type SagaDefinition } from '../../core/saga.ts';
+import { sagaReplyTypes } from '../order/checkoutSaga.ts';
+import type { CheckoutContext } from '../order/order.ts';
+import { trackedKey, type TrackedSaga } from './tracker.ts';
+
+/**
+ * The saga tracker of a choreography (seed 003's coordinator, reduced to what it may be): it
+ * consumes the saga's events and keeps each saga's state and step history with the same state
+ * machine as the orchestrator, and never sends anything. Events may come in any order; times
+ * are those at which the events were published.
+ */
+export function trackerDecider(saga: SagaDefinition<CheckoutContext>, started: string): Decider {
+  return {
+    consumes: [started, ...sagaReplyTypes(saga)],
+    keys: (message) => [trackedKey(message.sagaId)],
+    decide(message, read): Decision {
+      const key = trackedKey(message.sagaId);
+      const seen = read<TrackedSaga>(key) ?? { early: [] };
+      return { writes: { [key]: track(saga, started, seen, message) } };
+    },
+  };
+}
+
+function track(saga: SagaDefinition<CheckoutContext>, started: string, seen: TrackedSaga, message: Envelope): TrackedSaga {
+  if (message.type === started) {
+    if (seen.state) return seen;
+    const state = startSaga(saga, message.sagaId, (message.payload as EventPayload<CheckoutContext>).ctx, message.at).state;
+    const [first, ...rest] = seen.early;
+    return first ? observe(saga, { state, early: rest }, first, message.at) : { state, early: [] };
+  }
+  const detail = (message.payload as EventPayload<CheckoutContext>).detail;
+  const reply = detail === undefined ? { type: message.type, step: message.step } : { type: message.type, step: message.step, detail };
+  if (!seen.state) return { early: [...seen.early, reply] };
+  const { state, early } = observe(saga, { state: seen.state, early: seen.early }, reply, message.at);
+  return { state, early };
+}
