@@ -4,13 +4,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
+import { SAGA_STYLES } from '../../src/config.ts';
 import type { Audit } from '../../src/runtime/audit.ts';
 import { CourseClient, mapLimit } from '../../src/tools/client.ts';
 import { verifyEveryEntity } from '../../src/tools/consistency.ts';
 import { freePort, startOrderly, stop } from '../support/child.ts';
 
-// Profile covered: orchestration × embedded store (PGlite) × in-process bus, `npm start` as a
-// child process killed with SIGKILL in the middle of concurrent checkouts, twice.
+// Profiles covered: {orchestration, choreography, synchronous} × embedded store (PGlite) ×
+// in-process bus (none in the synchronous style), `npm start` as a child process killed with
+// SIGKILL in the middle of concurrent checkouts, twice.
 const USERS = 400;
 const CREDIT = 5;
 const ITEMS = 40;
@@ -18,10 +20,14 @@ const STOCK = 15;
 const ORDERS = 800;
 const PRICE = 1;
 
-test('SIGKILL during concurrent checkouts: every saga ends, money and stock conserve exactly', async () => {
+for (const style of SAGA_STYLES) {
+  await test(`${style}: SIGKILL during concurrent checkouts, every saga ends, money and stock conserve exactly`, () => crashTest(style));
+}
+
+async function crashTest(style: string): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'orderly-crash-'));
   const port = await freePort();
-  const env = { ORDERLY_DATA_DIR: dir, ORDERLY_SAGA_STEP_TIMEOUT_MS: '2000' };
+  const env = { ORDERLY_DATA_DIR: dir, ORDERLY_SAGA_STEP_TIMEOUT_MS: '2000', SAGA_STYLE: style };
   let child = await startOrderly(env, port);
   const client = new CourseClient(`http://127.0.0.1:${port}`, 64);
   try {
@@ -69,12 +75,18 @@ test('SIGKILL during concurrent checkouts: every saga ends, money and stock cons
     }
     assert.deepEqual(await verifyEveryEntity(`http://127.0.0.1:${port}`, { users: USERS, credit: CREDIT, items: ITEMS, stock: STOCK, orders: ORDERS }), [],
       'every user charged exactly for their paid orders, every item short exactly its paid units');
+    if (style === 'choreography') {
+      // The tracker saw the same sagas end the same way, from the events alone.
+      const stats = await client.get<{ by_status: Record<string, number> }>('/sagas/statistics');
+      assert.equal(stats.by_status.running! + stats.by_status.compensating!, 0, 'the tracker saw every saga end');
+      assert.equal(stats.by_status.completed, final.orders.paid, 'the tracker counts as many completed sagas as paid orders');
+    }
   } finally {
     await client.close();
     await stop(child, 'SIGTERM');
     rmSync(dir, { recursive: true, force: true });
   }
-});
+}
 
 /** Waits until no saga is under way (recovery done) and returns the audit. */
 async function settle(client: CourseClient): Promise<Audit> {
