@@ -1,24 +1,30 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { consistencyScenario } from '../../src/tools/consistency.ts';
+import type { SagaStyle } from '../../src/config.ts';
+import { assertTrackerSaw } from '../support/tracker.ts';
 import { cleanBroker, freshDatabase, randomName, SHARED, startCluster } from '../support/cluster.ts';
 
-// Profiles covered (orchestration, separate processes via npm run cluster, 2 replicas of each
-// service behind the gateway): PostgreSQL + RabbitMQ, PostgreSQL + NATS JetStream, Redis +
-// Redis Streams, and the mixes Redis + RabbitMQ and PostgreSQL + Redis Streams.
-const profiles = [
-  ['PostgreSQL', 'RabbitMQ', SHARED.rabbitmq],
-  ['PostgreSQL', 'NATS JetStream', SHARED.nats],
-  ['Redis', 'Redis Streams', SHARED.redis],
-  ['Redis', 'RabbitMQ', SHARED.rabbitmq],
-  ['PostgreSQL', 'Redis Streams', SHARED.redis],
-] as const;
+// Profiles covered (separate processes via npm run cluster, 2 replicas of each service behind
+// the gateway), as style × store × bus:
+const profiles: readonly (readonly [SagaStyle, 'PostgreSQL' | 'Redis', string, string | undefined])[] = [
+  ['orchestration', 'PostgreSQL', 'RabbitMQ', SHARED.rabbitmq],
+  ['orchestration', 'PostgreSQL', 'NATS JetStream', SHARED.nats],
+  ['orchestration', 'Redis', 'Redis Streams', SHARED.redis],
+  ['orchestration', 'Redis', 'RabbitMQ', SHARED.rabbitmq],
+  ['orchestration', 'PostgreSQL', 'Redis Streams', SHARED.redis],
+  ['choreography', 'PostgreSQL', 'RabbitMQ', SHARED.rabbitmq],
+  ['choreography', 'PostgreSQL', 'NATS JetStream', SHARED.nats],
+  ['choreography', 'Redis', 'Redis Streams', SHARED.redis],
+  ['synchronous', 'PostgreSQL', 'no bus (HTTP calls)', undefined],
+  ['synchronous', 'Redis', 'no bus (HTTP calls)', undefined],
+];
 
-for (const [storeName, bus, busUrl] of profiles) {
-  test(`course consistency scenario through the gateway, ${storeName} + ${bus}, 2 replicas per service`, async () => {
+for (const [style, storeName, bus, busUrl] of profiles) {
+  test(`${style}: course consistency scenario through the gateway, ${storeName} + ${bus}, 2 replicas per service`, async () => {
     const database = storeName === 'PostgreSQL' ? await freshDatabase(SHARED.postgres) : { url: SHARED.redis, drop: async () => {} };
     const namespace = randomName('ct');
-    const cluster = await startCluster({ storeUrl: database.url, busUrl, replicas: 2, namespace });
+    const cluster = await startCluster({ storeUrl: database.url, ...(busUrl ? { busUrl } : {}), replicas: 2, namespace, style });
     try {
       const result = await consistencyScenario(cluster.url, { stock: 100, users: 1000, concurrency: 100 });
       assert.equal(result.succeeded, 100, 'exactly 100 checkouts answer 2xx');
@@ -28,12 +34,13 @@ for (const [storeName, bus, busUrl] of profiles) {
       assert.equal(result.totalCredit, 900);
       assert.equal(result.paidOrders, 100);
       assert.deepEqual(result.mismatches, [], 'the 2xx orders are exactly the paid ones');
+      if (style === 'choreography') await assertTrackerSaw(cluster.url, { total: 1000, completed: 100 });
     } catch (error) {
       console.error(`cluster log:\n${cluster.logTail()}`);
       throw error;
     } finally {
       await cluster.stop();
-      await cleanBroker(busUrl, namespace);
+      if (busUrl) await cleanBroker(busUrl, namespace);
       if (storeName === 'Redis') await cleanBroker(SHARED.redis, namespace);
       await database.drop();
     }

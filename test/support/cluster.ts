@@ -1,3 +1,5 @@
+import type { SagaStyle } from '../../src/config.ts';
+import { servicesOf } from '../../src/runtime/services.ts';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect as natsConnect } from '@nats-io/transport-node';
 import { connect as amqpConnect } from 'amqplib';
@@ -72,11 +74,19 @@ export async function cleanBroker(busUrl: string, namespace: string): Promise<vo
 export type Cluster = Readonly<{ url: string; process: ChildProcess; stop(): Promise<void>; logTail(): string }>;
 
 /** `npm run cluster` as a child process; resolves once the gateway says every service is ready. */
-export async function startCluster(options: { storeUrl: string; busUrl: string; replicas: number; namespace: string }): Promise<Cluster> {
-  const port = await freeBlock(1 + 3 * options.replicas);
-  const child = spawn(process.execPath, ['src/cli.ts', 'cluster', '--store', options.storeUrl, '--bus', options.busUrl,
+export async function startCluster(options: {
+  storeUrl: string;
+  /** None in the synchronous style. */
+  busUrl?: string;
+  replicas: number;
+  namespace: string;
+  style?: SagaStyle;
+}): Promise<Cluster> {
+  const style = options.style ?? 'orchestration';
+  const port = await freeBlock(1 + servicesOf(style).length * options.replicas);
+  const child = spawn(process.execPath, ['src/cli.ts', 'cluster', '--store', options.storeUrl, ...(options.busUrl ? ['--bus', options.busUrl] : []),
     '--replicas', String(options.replicas), '--port', String(port), '--namespace', options.namespace], {
-    env: { ...process.env, LOG_LEVEL: 'warn' },
+    env: { ...process.env, LOG_LEVEL: 'warn', SAGA_STYLE: style },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let stderr = '';
