@@ -83,8 +83,11 @@ export type ActiveSaga<C> = Extract<SagaState<C>, { status: 'running' | 'compens
 
 export type SagaOutcome = Readonly<{ status: 'completed' } | { status: 'failed'; reason: string }>;
 
-/** A participant's reply, or in choreography the event a participant published. */
-export type SagaReply = Readonly<{ type: string; step: string; detail?: string }>;
+/**
+ * A participant's reply, or in choreography the event a participant published; `at`, when
+ * given, is when it happened (an observer records that rather than when it applied it).
+ */
+export type SagaReply = Readonly<{ type: string; step: string; detail?: string; at?: number }>;
 
 export type Transition<C> = Readonly<{
   state: SagaState<C>;
@@ -181,7 +184,7 @@ export function observe<C>(def: SagaDefinition<C>, seen: Observation<C>, reply: 
   for (let progress = true; progress && waiting.length > 0;) {
     progress = false;
     for (const [i, next] of waiting.entries()) {
-      const transition = onReply(def, state, next, now);
+      const transition = onReply(def, state, next, next.at ?? now);
       if (!transition) continue;
       state = transition.state;
       outcome ??= transition.outcome;

@@ -2,17 +2,19 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
+import type { SagaStyle } from '../../src/config.ts';
 import type { Audit } from '../../src/runtime/audit.ts';
-import { SERVICES } from '../../src/runtime/services.ts';
+import { servicesOf } from '../../src/runtime/services.ts';
 import { CourseClient, mapLimit } from '../../src/tools/client.ts';
 import { verifyEveryEntity } from '../../src/tools/consistency.ts';
 import { freshDatabase, randomName, startCluster } from '../support/cluster.ts';
 import { startNats, startPostgres, startRabbitMq, startRedis, type ServerHandle } from '../support/servers.ts';
 
-// Profiles covered: orchestration × PostgreSQL × RabbitMQ, × PostgreSQL × NATS JetStream, and
-// × Redis (store and streams on one server, append-only file, fsync always); 2 replicas of
-// each service as separate processes. The servers are private instances this test starts, so
-// it can kill them.
+// Profiles covered, as style × store × bus: orchestration × PostgreSQL × RabbitMQ, × PostgreSQL
+// × NATS JetStream, and × Redis (store and streams on one server, append-only file, fsync
+// always); choreography × PostgreSQL × NATS JetStream (whose per-type consumers reorder events
+// the most); synchronous × PostgreSQL (no broker). 2 replicas of each service as separate
+// processes. The servers are private instances this test starts, so it can kill them.
 const USERS = 300;
 const CREDIT = 5;
 const ITEMS = 30;
@@ -20,24 +22,28 @@ const STOCK = 15;
 const ORDERS = 600;
 const REPLICAS = 2;
 
-type Profile = Readonly<{ storeUrl: string; busUrl: string; database: ServerHandle; broker: ServerHandle; cleanup(): Promise<void> }>;
+/** The servers of one profile; no broker in the synchronous style. */
+type Profile = Readonly<{ storeUrl: string; busUrl?: string; database: ServerHandle; broker?: ServerHandle; cleanup(): Promise<void> }>;
 
-const profiles: readonly (readonly [string, () => Promise<Profile>])[] = [
-  ['PostgreSQL + RabbitMQ', () => withPostgres(startRabbitMq)],
-  ['PostgreSQL + NATS JetStream', () => withPostgres(startNats)],
-  ['Redis + Redis Streams', async () => {
+const profiles: readonly (readonly [SagaStyle, string, () => Promise<Profile>])[] = [
+  ['orchestration', 'PostgreSQL + RabbitMQ', () => withPostgres(startRabbitMq)],
+  ['orchestration', 'PostgreSQL + NATS JetStream', () => withPostgres(startNats)],
+  ['orchestration', 'Redis + Redis Streams', async () => {
     const redis = await startRedis();
     return { storeUrl: redis.url, busUrl: redis.url, database: redis, broker: redis, cleanup: () => redis.cleanup() };
   }],
+  ['choreography', 'PostgreSQL + NATS JetStream', () => withPostgres(startNats)],
+  ['synchronous', 'PostgreSQL, no broker', () => withPostgres()],
 ];
 
-for (const [name, start] of profiles) {
-  test(`${name}: replicas, the broker and the database killed under load; every saga ends, totals conserve`, async () => {
+for (const [style, name, start] of profiles) {
+  const outages = style === 'synchronous' ? 'the database' : 'the broker and the database';
+  test(`${style}, ${name}: replicas, ${outages} killed under load; every saga ends, totals conserve`, async () => {
     const { storeUrl, busUrl, database: postgres, broker, cleanup } = await start();
     const namespace = randomName('crash');
-    const cluster = await startCluster({ storeUrl, busUrl, replicas: REPLICAS, namespace });
+    const cluster = await startCluster({ storeUrl, ...(busUrl ? { busUrl } : {}), replicas: REPLICAS, namespace, style });
     // RabbitMQ keeps queue definitions in memory for up to ~2 s before writing them down.
-    if ('syncMetadata' in broker && typeof broker.syncMetadata === 'function') await (broker.syncMetadata as () => Promise<void>)();
+    if (broker && 'syncMetadata' in broker && typeof broker.syncMetadata === 'function') await (broker.syncMetadata as () => Promise<void>)();
     const client = new CourseClient(cluster.url, 32);
     try {
       await client.post(`/payment/batch_init/${USERS}/${CREDIT}`);
@@ -62,13 +68,13 @@ for (const [name, start] of profiles) {
       const chaos = (async () => {
         for (let round = 1; round <= 8; round++) {
           await sleep(1500);
-          killed += killReplica(namespace);
-          if (round === 2) await outage(broker);
+          killed += killReplica(namespace, style);
+          if (round === 2 && broker) await outage(broker);
           if (round === 5) await outage(postgres);
         }
       })();
       await Promise.all([firing, chaos]);
-      console.log(`${name}: killed ${killed} replicas, the broker and the database; ${answers.size} of ${ORDERS} checkouts answered`);
+      console.log(`${style}, ${name}: killed ${killed} replicas and ${outages}; ${answers.size} of ${ORDERS} checkouts answered`);
 
       // Once recovery has finished every saga, ask once more for the checkouts without an answer.
       await settle(client);
@@ -90,7 +96,7 @@ for (const [name, start] of profiles) {
       assert.deepEqual(await verifyEveryEntity(cluster.url, { users: USERS, credit: CREDIT, items: ITEMS, stock: STOCK, orders: ORDERS }), [],
         'every user charged exactly for their paid orders, every item short exactly its paid units');
     } catch (error) {
-      console.error(`cluster log:\n${cluster.logTail()}\ndatabase log:\n${postgres.logTail(20)}\nbroker log:\n${broker.logTail(20)}`);
+      console.error(`cluster log:\n${cluster.logTail()}\ndatabase log:\n${postgres.logTail(20)}\nbroker log:\n${broker?.logTail(20) ?? 'none'}`);
       throw error;
     } finally {
       await client.close();
@@ -100,25 +106,25 @@ for (const [name, start] of profiles) {
   });
 }
 
-async function withPostgres(startBroker: () => Promise<ServerHandle>): Promise<Profile> {
+async function withPostgres(startBroker?: () => Promise<ServerHandle>): Promise<Profile> {
   const postgres = await startPostgres();
-  const broker = await startBroker();
+  const broker = await startBroker?.();
   const database = await freshDatabase(postgres.url.replace(/\/postgres$/, ''));
   return {
     storeUrl: database.url,
-    busUrl: broker.url,
+    ...(broker ? { busUrl: broker.url, broker } : {}),
     database: postgres,
-    broker,
     async cleanup() {
-      await broker.cleanup();
+      await broker?.cleanup();
       await postgres.cleanup();
     },
   };
 }
 
 /** SIGKILLs one random service replica of this cluster (the cluster starts it again). */
-function killReplica(namespace: string): number {
-  const service = SERVICES[Math.floor(Math.random() * SERVICES.length)]!;
+function killReplica(namespace: string, style: SagaStyle): number {
+  const services = servicesOf(style);
+  const service = services[Math.floor(Math.random() * services.length)]!;
   const replica = `${service}-${1 + Math.floor(Math.random() * REPLICAS)}`;
   let pids: number[] = [];
   try {

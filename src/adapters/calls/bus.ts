@@ -16,11 +16,11 @@ export type Call = (participant: string, commands: readonly Envelope[]) => Promi
  * local consumers subscribed to them (timers, answers), or nowhere when none is.
  */
 export function callingBus(owners: ReadonlyMap<string, string>, call: Call): Bus {
-  const local = new Map<string, Handler>();
+  const local = new Map<string, Handler[]>();
   let closed = false;
 
   const deliver = async (messages: readonly Envelope[]) => {
-    await Promise.all(messages.map(async (m) => local.get(m.type)?.(m)));
+    await Promise.all(messages.flatMap((m) => (local.get(m.type) ?? []).map((handler) => handler(m))));
   };
 
   return {
@@ -41,7 +41,7 @@ export function callingBus(owners: ReadonlyMap<string, string>, call: Call): Bus
     async subscribe(_consumer, types, handler) {
       for (const type of types) {
         if (owners.has(type)) throw new Error(`${type} is called on ${owners.get(type)}, not consumed here`);
-        local.set(type, handler);
+        local.set(type, [...(local.get(type) ?? []), handler]);
       }
     },
     declare: async () => {},

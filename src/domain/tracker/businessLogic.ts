@@ -1,7 +1,7 @@
 import type { EventPayload } from '../../core/choreography.ts';
 import type { Decider, Decision } from '../../core/decider.ts';
 import type { Envelope } from '../../core/message.ts';
-import { observe, startSaga, type SagaDefinition } from '../../core/saga.ts';
+import { observe, startSaga, type SagaDefinition, type SagaReply } from '../../core/saga.ts';
 import { sagaReplyTypes } from '../order/checkoutSaga.ts';
 import type { CheckoutContext } from '../order/order.ts';
 import { trackedKey, type TrackedSaga } from './tracker.ts';
@@ -29,11 +29,13 @@ function track(saga: SagaDefinition<CheckoutContext>, started: string, seen: Tra
     if (seen.state) return seen;
     const state = startSaga(saga, message.sagaId, (message.payload as EventPayload<CheckoutContext>).ctx, message.at).state;
     const [first, ...rest] = seen.early;
-    return first ? observe(saga, { state, early: rest }, first, message.at) : { state, early: [] };
+    if (!first) return { state, early: [] };
+    const next = observe(saga, { state, early: rest }, first, message.at);
+    return { state: next.state, early: next.early };
   }
-  const detail = (message.payload as EventPayload<CheckoutContext>).detail;
-  const reply = detail === undefined ? { type: message.type, step: message.step } : { type: message.type, step: message.step, detail };
+  const { detail } = message.payload as EventPayload<CheckoutContext>;
+  const reply: SagaReply = { type: message.type, step: message.step, at: message.at, ...(detail === undefined ? {} : { detail }) };
   if (!seen.state) return { early: [...seen.early, reply] };
-  const { state, early } = observe(saga, { state: seen.state, early: seen.early }, reply, message.at);
-  return { state, early };
+  const next = observe(saga, { state: seen.state, early: seen.early }, reply, message.at);
+  return { state: next.state, early: next.early };
 }

@@ -1,0 +1,204 @@
+/**
+ * Choreography (src/core/choreography.ts) on the checkout: the reactions derived from
+ * checkoutSaga(…, { sequential: true }), stock and payment reacting to events through
+ * `reacting`, and whole checkouts driven event by event across stock, payment, the order
+ * (orderDecider(saga, 'events')) and the tracker, each decider reading only the keys it names.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { reacting, reactions } from '../../src/core/choreography.ts';
+import type { Decider, Read } from '../../src/core/decider.ts';
+import { envelopesFrom, type Envelope } from '../../src/core/message.ts';
+import type { SagaState } from '../../src/core/saga.ts';
+import { orderDecider } from '../../src/domain/order/businessLogic.ts';
+import { checkoutParticipant, checkoutSaga } from '../../src/domain/order/checkoutSaga.ts';
+import type { CheckoutContext, Order } from '../../src/domain/order/order.ts';
+import { paymentDecider } from '../../src/domain/payment/businessLogic.ts';
+import { stockDecider } from '../../src/domain/stock/businessLogic.ts';
+import { trackerDecider } from '../../src/domain/tracker/businessLogic.ts';
+import type { TrackedSaga } from '../../src/domain/tracker/tracker.ts';
+
+const saga = checkoutSaga(undefined, { sequential: true });
+const all = reactions(saga, 'CheckoutRequested', checkoutParticipant);
+const reactionsOf = (participant: string) => all.filter((r) => r.participant === participant);
+const stock = reacting(stockDecider, reactionsOf('stock'));
+const payment = reacting(paymentDecider, reactionsOf('payment'));
+
+const SAGA = 'o1.1';
+const LINES = [['i1', 2], ['i2', 1]] as const;
+const ctx: CheckoutContext = { orderId: 'o1', userId: 'u1', lines: LINES, amount: 30 };
+const lines = { lines: LINES };
+const charge = { userId: 'u1', amount: 30 };
+const STOCK_DOCS = { 'item:i1': { price: 10, available: 10, reserved: 0 }, 'item:i2': { price: 10, available: 5, reserved: 0 } };
+
+type Docs = Record<string, unknown>;
+
+const event = (type: string, payload: object, id = `e:${type}`, step = ''): Envelope =>
+  ({ id, type, sagaId: SAGA, step, correlationId: 'o1', causationId: 'x', at: 1, payload });
+const requested = event('CheckoutRequested', { ctx }, 'o1:checkout>0');
+
+/** `decider` decides `message` on `docs` (reading only the keys it names); the docs after it and what it sent. */
+function decide(decider: Decider, docs: Docs, message: Envelope, now = 1) {
+  const keys = new Set(decider.keys(message));
+  const read: Read = <T>(key: string): T | undefined => {
+    assert.ok(keys.has(key), `${message.type} read ${key}, which keys() did not name`);
+    return docs[key] as T | undefined;
+  };
+  const decision = decider.decide(message, read, now);
+  const after: Docs = { ...docs };
+  for (const [key, doc] of Object.entries(decision.writes ?? {})) {
+    if (doc === null) delete after[key];
+    else after[key] = doc;
+  }
+  return { decision, docs: after, sent: envelopesFrom(message, decision.send ?? [], now) };
+}
+
+void describe('reactions: the checkout as a choreography', () => {
+  void it('gives exactly who runs what on which event', () => {
+    assert.deepEqual(all.map((r) => [r.on, r.participant, r.step, r.command(ctx)]), [
+      ['CheckoutRequested', 'stock', 'reserveStock', { type: 'ReserveStock', payload: lines }],
+      ['StockReserved', 'payment', 'authorizePayment', { type: 'AuthorizePayment', payload: charge }],
+      ['PaymentAuthorized', 'payment', 'capturePayment', { type: 'CapturePayment', payload: charge }],
+      ['PaymentAuthorized', 'stock', 'commitStock', { type: 'CommitStock', payload: lines }],
+      ['PaymentDeclined', 'stock', 'reserveStock', { type: 'ReleaseStock', payload: lines }],
+      ['PaymentVoided', 'stock', 'reserveStock', { type: 'ReleaseStock', payload: lines }],
+    ]);
+  });
+
+  void it('throws when a concurrent group is not the last (the orchestration checkout)', () => {
+    assert.throws(() => reactions(checkoutSaga(), 'CheckoutRequested', checkoutParticipant), /authorizePayment.*only the last group/);
+  });
+});
+
+void describe('reacting: a participant that reacts to events', () => {
+  void it('consumes only the events of its reactions', () => {
+    assert.deepEqual([...stock.consumes].sort(), ['CheckoutRequested', 'PaymentAuthorized', 'PaymentDeclined', 'PaymentVoided']);
+    assert.deepEqual([...payment.consumes].sort(), ['PaymentAuthorized', 'StockReserved']);
+  });
+
+  void it('given stock, when CheckoutRequested, then the items are reserved and StockReserved carries the ctx', () => {
+    const { decision } = decide(stock, STOCK_DOCS, requested);
+    assert.deepEqual(decision.writes, {
+      'item:i1': { price: 10, available: 8, reserved: 2 },
+      'item:i2': { price: 10, available: 4, reserved: 1 },
+      [`reservation:${SAGA}`]: { status: 'reserved', lines: LINES },
+    });
+    assert.deepEqual(decision.send, [{ type: 'StockReserved', payload: { ctx }, id: 'o1:checkout>0>reserveStock.0', step: 'reserveStock' }]);
+  });
+
+  void it('out of stock: StockReservationFailed with the ctx and the detail', () => {
+    const docs = { ...STOCK_DOCS, 'item:i1': { price: 10, available: 1, reserved: 0 } };
+    const { decision } = decide(stock, docs, requested);
+    assert.deepEqual(decision.send, [{
+      type: 'StockReservationFailed', id: 'o1:checkout>0>reserveStock.0', step: 'reserveStock',
+      payload: { reason: 'out-of-stock', detail: 'item i1 has 1 in stock, 2 wanted', ctx },
+    }]);
+  });
+
+  void it('two participants reacting to one event never send the same id', () => {
+    const authorized = event('PaymentAuthorized', { ctx }, 'o1:auth', 'authorizePayment');
+    const docs = { ...STOCK_DOCS, [`reservation:${SAGA}`]: { status: 'reserved', lines: LINES }, [`hold:${SAGA}`]: { status: 'authorized', ...charge }, 'user:u1': { credit: 70, held: 30 } };
+    const fromStock = decide(stock, docs, authorized).sent;
+    const fromPayment = decide(payment, docs, authorized).sent;
+    assert.deepEqual(fromStock.map((m) => [m.id, m.type, m.step]), [['o1:auth>commitStock.0', 'StockCommitted', 'commitStock']]);
+    assert.deepEqual(fromPayment.map((m) => [m.id, m.type, m.step]), [['o1:auth>capturePayment.0', 'PaymentCaptured', 'capturePayment']]);
+  });
+
+  void it('API commands pass through to the inner decider unchanged', () => {
+    const pairs: [Decider, Decider, Envelope, Docs][] = [
+      [stock, stockDecider, { ...event('AddStock', { type: 'AddStock', itemId: 'i1', amount: 3 }), sagaId: '' }, STOCK_DOCS],
+      [payment, paymentDecider, { ...event('Pay', { type: 'Pay', userId: 'u1', amount: 5 }), sagaId: '' }, { 'user:u1': { credit: 9, held: 0 } }],
+    ];
+    for (const [wrapped, inner, message, docs] of pairs) {
+      assert.deepEqual(wrapped.keys(message), inner.keys(message));
+      assert.deepEqual(decide(wrapped, docs, message).decision, decide(inner, docs, message).decision);
+    }
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// A whole checkout: every message goes, first in first out, to every service that consumes it.
+
+const services: Record<string, Decider> = {
+  orders: orderDecider(saga, 'events'), stock, payment, tracker: trackerDecider(saga, 'CheckoutRequested'),
+};
+
+type World = Record<string, Docs>;
+type Delivery = Readonly<{ type: string; to: string; orderStatus: string | undefined; sent: readonly string[] }>;
+
+function checkout(world: World) {
+  const log: Delivery[] = [];
+  const published: Envelope[] = [];
+  const api: Envelope = { ...event('Checkout', { type: 'Checkout', orderId: 'o1', sagaId: SAGA }, 'o1:checkout'), sagaId: '' };
+  const queue: [string, Envelope][] = [['orders', api]];
+  let now = 1;
+  for (let next = queue.shift(); next; next = queue.shift()) {
+    const [to, message] = next;
+    const { docs, sent } = decide(services[to]!, world[to]!, message, now++);
+    world[to] = docs;
+    log.push({ type: message.type, to, orderStatus: orderOf(world).checkout?.status, sent: sent.map((m) => m.type) });
+    published.push(...sent);
+    for (const m of sent) for (const [name, s] of Object.entries(services)) if (s.consumes.includes(m.type)) queue.push([name, m]);
+  }
+  return { log, published, world };
+}
+
+const orderOf = (world: World) => world.orders?.['order:o1'] as Order;
+const start = (credit: number): World => ({
+  orders: { 'order:o1': { userId: 'u1', lines: LINES, totalCost: 30, attempts: 0 } satisfies Order },
+  stock: { ...STOCK_DOCS }, payment: { 'user:u1': { credit, held: 0 } }, tracker: {},
+});
+const shape = (state: SagaState<CheckoutContext> | undefined) => ({ status: state?.status, history: state?.history.map(({ at: _at, ...e }) => e) });
+/** The same, but the order of the step events left out (concurrent steps may end in either order). */
+const unordered = (state: SagaState<CheckoutContext> | undefined) => {
+  const { status, history = [] } = shape(state);
+  return { status, history: history.map((e) => JSON.stringify(e)).sort() };
+};
+
+/** The tracker's view after being given these published events, in the order given. */
+function trackerAfter(published: readonly Envelope[]): TrackedSaga | undefined {
+  let docs: Docs = {};
+  for (const m of published) if (services.tracker!.consumes.includes(m.type)) docs = decide(services.tracker!, docs, m).docs;
+  return docs[`saga:${SAGA}`] as TrackedSaga | undefined;
+}
+
+void describe('choreography: whole checkouts, event by event', () => {
+  void it('happy path: the order completes, stock and credit are taken once, the tracker agrees', () => {
+    const { log, published, world } = checkout(start(100));
+    assert.deepEqual(published.map((m) => m.type), [
+      'CheckoutRequested', 'StockReserved', 'PaymentAuthorized', 'StockCommitted', 'PaymentCaptured', 'CheckoutCompleted',
+    ]);
+    assert.deepEqual(log.filter((d) => d.to === 'orders').map((d) => [d.type, d.orderStatus, d.sent]), [
+      ['Checkout', 'running', ['CheckoutRequested']], ['StockReserved', 'running', []], ['PaymentAuthorized', 'running', []],
+      ['StockCommitted', 'running', []], ['PaymentCaptured', 'completed', ['CheckoutCompleted']],
+    ]);
+    assert.deepEqual([world.stock?.[`reservation:${SAGA}`], world.payment?.[`hold:${SAGA}`]], [{ status: 'committed', lines: LINES }, { status: 'captured', ...charge }]);
+    assert.deepEqual(world.stock?.['item:i1'], { price: 10, available: 8, reserved: 0 });
+    assert.deepEqual(world.stock?.['item:i2'], { price: 10, available: 4, reserved: 0 });
+    assert.deepEqual(world.payment?.['user:u1'], { credit: 70, held: 0 });
+    const tracked = world.tracker?.[`saga:${SAGA}`] as TrackedSaga;
+    assert.deepEqual(tracked.early, []);
+    assert.deepEqual(shape(tracked.state), shape(orderOf(world).checkout));
+    assert.deepEqual(unordered(trackerAfter([...published].reverse())?.state), unordered(orderOf(world).checkout), 'the same from events in reverse');
+  });
+
+  void it('declined payment: stock is released, and only then the order fails; nothing is taken', () => {
+    const { log, published, world } = checkout(start(5));
+    assert.deepEqual(published.map((m) => m.type), ['CheckoutRequested', 'StockReserved', 'PaymentDeclined', 'StockReleased', 'CheckoutFailed']);
+    const toOrder = log.filter((d) => d.to === 'orders').map((d) => [d.type, d.orderStatus]);
+    assert.deepEqual(toOrder, [
+      ['Checkout', 'running'], ['StockReserved', 'running'], ['PaymentDeclined', 'compensating'], ['StockReleased', 'failed'],
+    ]);
+    const failed = orderOf(world).checkout;
+    assert.ok(failed?.status === 'failed');
+    assert.equal(failed.reason, 'user u1 has credit 5, 30 needed');
+    assert.deepEqual(published.at(-1)?.payload, { reason: failed.reason });
+    assert.deepEqual(world.stock?.['item:i1'], STOCK_DOCS['item:i1']);
+    assert.deepEqual(world.stock?.['item:i2'], STOCK_DOCS['item:i2']);
+    assert.deepEqual(world.payment?.['user:u1'], { credit: 5, held: 0 });
+    assert.deepEqual(world.stock?.[`reservation:${SAGA}`], { status: 'released', lines: LINES });
+    const tracked = world.tracker?.[`saga:${SAGA}`] as TrackedSaga;
+    assert.deepEqual(shape(tracked.state), shape(failed));
+    assert.deepEqual(unordered(trackerAfter([...published].reverse())?.state), unordered(failed), 'the same from events in reverse');
+  });
+});
