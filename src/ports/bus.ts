@@ -10,7 +10,12 @@ export type Handler = (message: Envelope) => Promise<void>;
  * `maxDeliveries` kept aside as a dead letter with the reason.
  */
 export interface Bus {
-  /** Resolves once the messages are durably accepted (broker confirm; in-process: consumed). */
+  /**
+   * Resolves once the messages are durably accepted (broker confirm; in-process: consumed).
+   * Messages of one type published together may travel as one broker message, so one replica
+   * gets them all; each is still handled, retried and dead-lettered on its own, though one may
+   * be handed again when another of its batch fails (consumers deduplicate).
+   */
   publish(messages: readonly Envelope[]): Promise<void>;
   subscribe(consumer: string, types: readonly string[], handler: Handler): Promise<void>;
   /**

@@ -6,7 +6,13 @@ type Waiter = {
   readonly seen: Map<string, SagaOutcome>;
   sagaId?: string;
   resolve?: (outcome: SagaOutcome) => void;
+  /** When it began to wait for its saga, and when its order was last read (performance.now()). */
+  since?: number;
+  polled?: number;
 };
+
+/** A waiting order is read first after this long, then each time its wait has doubled. */
+const FIRST_POLL_MS = 20;
 
 /**
  * Lets an HTTP request wait for the end of a checkout saga. A waiter is registered for the
@@ -42,7 +48,10 @@ export class SagaOutcomes {
 
   /**
    * Also finds outcomes that other processes (replicas of the order service) committed: every
-   * `intervalMs`, reads the orders that requests here wait for, all in one read.
+   * `intervalMs`, reads the orders that requests here wait for, all in one read. An order is
+   * read when its request has waited 20 ms and again each time its wait has doubled, so an
+   * outcome from elsewhere is seen at most as late again as it took, the short waits that end
+   * here (seen by `observe`) cost no reads, and a long wait costs few.
    */
   poll(
     ended: (orderIds: string[]) => Promise<ReadonlyMap<string, Readonly<{ sagaId: string; outcome: SagaOutcome }>>>,
@@ -51,8 +60,19 @@ export class SagaOutcomes {
   ): () => void {
     let running = false;
     const timer = setInterval(() => {
-      const orderIds = [...this.#waiters].filter(([, set]) => [...set].some((w) => w.sagaId !== undefined)).map(([id]) => id);
-      if (running || orderIds.length === 0) return;
+      if (running) return;
+      const now = performance.now();
+      // Read at 20 ms of waiting, then each time the wait has doubled since the last read.
+      const due = (w: Waiter) => w.since !== undefined && now - w.since >= FIRST_POLL_MS
+        && (w.polled === undefined || now - w.polled >= Math.max(intervalMs, w.polled - w.since));
+      const orderIds: string[] = [];
+      for (const [orderId, set] of this.#waiters) {
+        const waiters = [...set].filter(due);
+        if (waiters.length === 0) continue;
+        for (const w of waiters) w.polled = now;
+        orderIds.push(orderId);
+      }
+      if (orderIds.length === 0) return;
       running = true;
       ended(orderIds)
         .then((found) => {
@@ -90,6 +110,7 @@ export class SagaOutcomes {
           resolve('timeout');
         }, timeoutMs);
         waiter.sagaId = sagaId;
+        waiter.since = performance.now();
         waiter.resolve = (outcome) => {
           clearTimeout(timer);
           cancel();

@@ -2,7 +2,7 @@ import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { connect as natsConnect, type NatsConnection } from '@nats-io/transport-node';
 import { connect as amqpConnect, type ChannelModel } from 'amqplib';
 import { Redis } from 'ioredis';
-import { decodeEnvelope, type RetryPolicy } from '../../src/adapters/broker/delivery.ts';
+import { decodeBatch, decodeEnvelope, type RetryPolicy } from '../../src/adapters/broker/delivery.ts';
 import { inProcessBus } from '../../src/adapters/inproc/bus.ts';
 import { natsBus, natsNames } from '../../src/adapters/nats/bus.ts';
 import { rabbitBus, rabbitQueues } from '../../src/adapters/rabbitmq/bus.ts';
@@ -77,7 +77,7 @@ export function rabbitBackend(): BusBackend {
         const found: DeadLetter[] = [];
         // Unacknowledged gets; closing the channel puts them back for the next look.
         for (let m = await ch.get(rabbitQueues(namespace, consumer, []).dead); m !== false; m = await ch.get(rabbitQueues(namespace, consumer, []).dead)) {
-          found.push({ id: decodeEnvelope(m.content).id, error: String(m.properties.headers?.['x-orderly-error']) });
+          for (const e of decodeBatch(m.content)) found.push({ id: e.id, error: String(m.properties.headers?.['x-orderly-error']) });
         }
         return found;
       }),
@@ -116,7 +116,7 @@ export function natsBackend(): BusBackend {
       const found: DeadLetter[] = [];
       for (let seq = state.first_seq; state.messages > 0 && seq <= state.last_seq; seq++) {
         const m = await jsm.streams.getMessage(names.deadStream, { seq });
-        if (m?.subject === names.deadSubject(consumer)) found.push({ id: decodeEnvelope(m.data).id, error: m.header.get('Orderly-Error') });
+        if (m?.subject === names.deadSubject(consumer)) for (const e of decodeBatch(m.data)) found.push({ id: e.id, error: m.header.get('Orderly-Error') });
       }
       return found;
     },

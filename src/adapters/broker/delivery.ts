@@ -41,9 +41,22 @@ export function errorText(error: unknown): string {
   return text.length > 2000 ? `${text.slice(0, 2000)}…` : text;
 }
 
-/** Checks the bytes from a broker once, at the edge; anything else is a message no retry can fix. */
-export function decodeEnvelope(bytes: Uint8Array): Envelope {
+/**
+ * Checks the bytes from a broker once, at the edge; anything else is a message no retry can fix.
+ * A broker message holds a batch of envelopes of one type (see `batchesByType`).
+ */
+export function decodeBatch(bytes: Uint8Array): Envelope[] {
   const value: unknown = JSON.parse(new TextDecoder().decode(bytes));
+  if (!Array.isArray(value) || value.length === 0) throw new TypeError('A broker message must hold a non-empty JSON array of envelopes');
+  return value.map(checkEnvelope);
+}
+
+/** Checks one envelope's bytes (a Redis stream entry holds one). */
+export function decodeEnvelope(bytes: Uint8Array): Envelope {
+  return checkEnvelope(JSON.parse(new TextDecoder().decode(bytes)));
+}
+
+function checkEnvelope(value: unknown): Envelope {
   if (typeof value !== 'object' || value === null) throw new TypeError('Envelope is not a JSON object');
   const e = value as Record<string, unknown>;
   for (const field of ['id', 'type', 'sagaId', 'step', 'correlationId', 'causationId'] as const) {
@@ -56,6 +69,29 @@ export function decodeEnvelope(bytes: Uint8Array): Envelope {
   return value as Envelope;
 }
 
-export function encodeEnvelope(message: Envelope): Buffer {
-  return Buffer.from(JSON.stringify(message));
+export function encodeBatch(messages: readonly Envelope[]): Buffer {
+  return Buffer.from(JSON.stringify(messages));
+}
+
+/**
+ * The messages of one publish, as one broker message per type: a broker spends about the same
+ * on a message of one envelope as on one of fifty, and the relay publishes what a transaction
+ * committed together. The consumer handles each envelope on its own (they commit together).
+ */
+export function batchesByType(messages: readonly Envelope[]): Envelope[][] {
+  const byType = new Map<string, Envelope[]>();
+  for (const message of messages) {
+    const batch = byType.get(message.type);
+    if (batch) batch.push(message);
+    else byType.set(message.type, [message]);
+  }
+  return [...byType.values()];
+}
+
+/** Handles every envelope of a batch; resolves with those whose handler failed, and the first error. */
+export async function handleBatch(batch: readonly Envelope[], handler: (message: Envelope) => Promise<void>): Promise<Readonly<{ failed: Envelope[]; error: unknown }>> {
+  const results = await Promise.allSettled(batch.map((m) => handler(m)));
+  const failed = batch.filter((_, i) => results[i]!.status === 'rejected');
+  const error = results.find((r): r is PromiseRejectedResult => r.status === 'rejected')?.reason;
+  return { failed, error };
 }

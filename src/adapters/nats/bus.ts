@@ -1,9 +1,12 @@
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, RetentionPolicy, StorageType, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
 import { connect, headers, nanos } from '@nats-io/transport-node';
+import { createHash } from 'node:crypto';
 import type { Envelope } from '../../core/message.ts';
 import type { Bus, Handler } from '../../ports/bus.ts';
 import type { Logger } from '../../runtime/log.ts';
-import { DEFAULT_PREFETCH, backoffAfter, checkName, decodeEnvelope, encodeEnvelope, errorText, retryPolicy } from '../broker/delivery.ts';
+import {
+  DEFAULT_PREFETCH, backoffAfter, batchesByType, checkName, decodeBatch, encodeBatch, errorText, handleBatch, retryPolicy,
+} from '../broker/delivery.ts';
 
 export type NatsBusOptions = Readonly<{
   /** Comma-separated server URLs. */
@@ -117,34 +120,44 @@ export async function natsBus(options: NatsBusOptions): Promise<Bus> {
     }
   }
 
+  /**
+   * Handles each envelope of a stream message. When any handler fails the whole message is
+   * redelivered later (the envelopes that committed are then seen in the inbox and skipped);
+   * after the last delivery the failed envelopes go to the dead-letter stream.
+   */
   async function deliver({ consumer, handler }: Subscription, m: JsMsg): Promise<void> {
     const delivery = m.info.deliveryCount;
     const context = { consumer, subject: m.subject, seq: m.seq, delivery };
-    let message: Envelope | undefined;
+    let batch: Envelope[] | undefined;
     // A slow handler (a busy database) must not have its message redelivered to another replica meanwhile.
     // Once closed, the message was handed back: a handler that never ends no longer holds it.
     const keepAlive = setInterval(() => (closed ? clearInterval(keepAlive) : settle(() => m.working())), ACK_WAIT_MS / 3);
     keepAlive.unref();
     try {
-      message = decodeEnvelope(m.data);
-      await handler(message);
-      settle(() => m.ack());
+      batch = decodeBatch(m.data);
+      const { failed, error } = await handleBatch(batch, handler);
+      if (failed.length === 0) {
+        settle(() => m.ack());
+        return;
+      }
+      batch = failed;
+      throw error instanceof Error ? error : new Error(String(error));
     } catch (error) {
       if (closed) return; // nak'ed by close()
-      if (message !== undefined && delivery < policy.maxDeliveries) {
-        log.warn({ ...context, messageId: message.id, err: error }, 'nats: handler failed; will retry');
+      if (batch !== undefined && delivery < policy.maxDeliveries) {
+        log.warn({ ...context, messageId: batch[0]?.id, err: error }, 'nats: handler failed; will retry');
         settle(() => m.nak(backoffAfter(policy, delivery)));
         return;
       }
       const text = errorText(error);
-      log.error({ ...context, messageId: message?.id, error: text }, 'nats: message dead-lettered');
+      log.error({ ...context, messageId: batch?.[0]?.id, error: text }, 'nats: message dead-lettered');
       try {
         const h = headers();
         // Header values are single lines.
         h.set('Orderly-Error', text.replace(/[\r\n]+/g, ' '));
         h.set('Orderly-Consumer', consumer);
         h.set('Orderly-Delivery', String(delivery));
-        await js.publish(names.deadSubject(consumer), m.data, { msgID: `${consumer}:${m.seq}`, headers: h });
+        await js.publish(names.deadSubject(consumer), batch ? encodeBatch(batch) : m.data, { msgID: `${consumer}:${m.seq}`, headers: h });
         settle(() => m.term());
       } catch (publishError) {
         log.warn({ ...context, err: publishError }, 'nats: could not dead-letter; will retry');
@@ -187,7 +200,10 @@ export async function natsBus(options: NatsBusOptions): Promise<Bus> {
     connected: () => !closed && !nc.isClosed() && online,
     async publish(messages) {
       for (const message of messages) checkName('message type', message.type);
-      await Promise.all(messages.map((m) => js.publish(names.subject(m.type), encodeEnvelope(m), { msgID: m.id })));
+      // Deduplicated on all the batch's ids: a batch that shares only its first message with another is not a duplicate.
+      await Promise.all(batchesByType(messages).map((batch) => js.publish(names.subject(batch[0]!.type), encodeBatch(batch), {
+        msgID: batch.length === 1 ? batch[0]!.id : createHash('sha1').update(batch.map((m) => m.id).join('\n')).digest('base64url'),
+      })));
     },
 
     async subscribe(consumer, types, handler) {
