@@ -64,7 +64,7 @@ export function runService(name: ServiceName, store: Store, bus: Bus, options: S
   const { config, log } = options;
   const now = () => Date.now();
   const relay = new Relay(store, bus, { chunk: options.publishChunk, tickMs: 50, now, log });
-  const runtime = new ServiceRuntime(name, deciderOf(name, config.sagaStyle, config), store, relay, { maxBatch: config.maxBatch, now, log: log.child({ service: name }) });
+  const runtime = new ServiceRuntime(name, deciderOf(name, config), store, relay, { maxBatch: config.maxBatch, now, log: log.child({ service: name }) });
   // In the synchronous style the participants are called, not subscribed.
   const called = config.sagaStyle === 'synchronous' && (name === 'stock' || name === 'payment');
   const outcomes = new SagaOutcomes(OrderEvents);
@@ -133,13 +133,13 @@ export function runService(name: ServiceName, store: Store, bus: Bus, options: S
 
 /** Makes the bus keep every service's messages, whether or not that service runs yet. */
 export async function declareTopology(bus: Bus, config: Config): Promise<void> {
-  for (const name of servicesOf(config.sagaStyle)) await bus.declare(name, deciderOf(name, config.sagaStyle, config).consumes);
+  for (const name of servicesOf(config.sagaStyle)) await bus.declare(name, deciderOf(name, config).consumes);
 }
 
 /** The command types of the participants a synchronous deployment calls, and who owns each. */
 export function calledCommands(config: Config): ReadonlyMap<string, ServiceName> {
   const owners = new Map<string, ServiceName>();
-  for (const name of ['stock', 'payment'] as const) for (const type of deciderOf(name, 'synchronous', config).consumes) owners.set(type, name);
+  for (const name of ['stock', 'payment'] as const) for (const type of deciderOf(name, config).consumes) owners.set(type, name);
   return owners;
 }
 
@@ -147,7 +147,8 @@ export function calledCommands(config: Config): ReadonlyMap<string, ServiceName>
  * Each service's decider in each style. The domain deciders are the same in every style:
  * choreography wraps stock's and payment's so they react to events instead of commands.
  */
-function deciderOf(name: ServiceName, style: SagaStyle, config: Config): Decider {
+function deciderOf(name: ServiceName, config: Config): Decider {
+  const style = config.sagaStyle;
   const saga = checkoutSaga({ ...defaultCheckoutPolicy, stepTimeoutMs: config.sagaStepTimeoutMs }, { sequential: style === 'choreography' });
   const reactionsOf = (participant: string) =>
     reactions(saga, OrderEvents.requested, checkoutParticipant).filter((r) => r.participant === participant);
