@@ -77,7 +77,8 @@ export async function redisBus(options: RedisBusOptions): Promise<Bus> {
   if (!(claimIdleMs > Math.max(...policy.backoffMs))) throw new Error(`claimIdleMs (${claimIdleMs}) must be longer than every backoff (${policy.backoffMs.join(', ')} ms)`);
   const names = redisNames(ns);
   // RESP2: the reply shapes parsed below. Commands wait in ioredis's queue while it reconnects.
-  const commands = new Redis(options.url, { protocol: 2, connectionName: `orderly ${ns}` });
+  // Auto-pipelining writes the commands of one tick (the acks of a batch) to the socket at once.
+  const commands = new Redis(options.url, { protocol: 2, connectionName: `orderly ${ns}`, enableAutoPipelining: true });
   commands.on('error', (err: Error) => log.warn({ err, namespace: ns }, 'redis: connection error'));
   try {
     await commands.ping();
