@@ -17,6 +17,11 @@ export type Config = Readonly<{
   sagaStepTimeoutMs: number;
   /** Most messages committed per transaction. */
   maxBatch: number;
+  /**
+   * The secret the synchronous style's saga calls carry between processes: without it, anyone
+   * who reaches a participant could release stock or void a payment of a running checkout.
+   */
+  internalToken: string | undefined;
 }>;
 
 export class ConfigError extends Error {}
@@ -33,6 +38,7 @@ export function loadConfig(env: Env = process.env): Config {
     checkoutWaitMs: int(env, 'ORDERLY_CHECKOUT_WAIT_MS', 60_000, 1, 3_600_000),
     sagaStepTimeoutMs: int(env, 'ORDERLY_SAGA_STEP_TIMEOUT_MS', 10_000, 10, 3_600_000),
     maxBatch: int(env, 'ORDERLY_MAX_BATCH', 256, 1, 100_000),
+    internalToken: token(env, 'ORDERLY_INTERNAL_TOKEN'),
   });
 }
 
@@ -44,6 +50,13 @@ function int(env: Env, name: string, fallback: number, min: number, max: number)
     throw new ConfigError(`${name}=${raw} is not valid: use a whole number from ${min} to ${max} (default ${fallback}).`);
   }
   return n;
+}
+
+function token(env: Env, name: string): string | undefined {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return undefined;
+  if (raw.length < 16 || !/^[\x21-\x7e]+$/.test(raw)) throw new ConfigError(`${name} must be at least 16 visible ASCII characters (for example: openssl rand -hex 16).`);
+  return raw;
 }
 
 function oneOf<T extends string>(env: Env, name: string, fallback: T, allowed: readonly T[]): T {

@@ -12,6 +12,7 @@ export const problems = {
   'invalid-body': { status: 400, title: 'Invalid request body' },
   'invalid-header': { status: 400, title: 'Invalid header' },
   'invalid-query': { status: 400, title: 'Invalid query parameter' },
+  'forbidden': { status: 403, title: 'Forbidden' },
   'item-not-found': { status: 404, title: 'Item not found' },
   'user-not-found': { status: 404, title: 'User not found' },
   'order-not-found': { status: 404, title: 'Order not found' },

@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { redact } from '../adapters/connect.ts';
@@ -50,11 +51,13 @@ export async function runCluster(options: ClusterOptions): Promise<void> {
       ...services.flatMap((s) => [`--${s}`, urls[s]!.join(',')])],
   });
 
+  // The synchronous style's saga calls carry a secret; one made here unless one was given.
+  const env = { ...process.env, SAGA_STYLE: options.style, ORDERLY_INTERNAL_TOKEN: process.env.ORDERLY_INTERNAL_TOKEN || randomBytes(16).toString('hex') };
   let stopping = false;
   const start = (member: Member) => {
     // A restart that comes due after Ctrl-C must not start a process nobody would stop.
     if (stopping) return;
-    const child = spawn(process.execPath, [CLI, ...member.args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SAGA_STYLE: options.style } });
+    const child = spawn(process.execPath, [CLI, ...member.args], { stdio: ['ignore', 'pipe', 'pipe'], env });
     member.child = child;
     for (const stream of [child.stdout, child.stderr]) {
       createInterface({ input: stream }).on('line', (line) => process.stderr.write(`[${member.name}] ${line}\n`));

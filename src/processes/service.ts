@@ -1,7 +1,7 @@
 import { callingBus } from '../adapters/calls/bus.ts';
 import { httpCall } from '../adapters/calls/http.ts';
 import { connectBus, connectStore, redact } from '../adapters/connect.ts';
-import type { Config } from '../config.ts';
+import { ConfigError, type Config } from '../config.ts';
 import { buildApp } from '../http/app.ts';
 import type { Logger } from '../runtime/log.ts';
 import { httpLookups } from '../runtime/lookups.ts';
@@ -23,7 +23,10 @@ export async function startServiceProcess(options: ServiceProcessOptions, config
   const { service, replica } = options;
   const { busUrl } = options;
   const { store, close: closeStore } = await connectStore(options.storeUrl, service, options.namespace, busUrl ?? '', log);
-  const calls = busUrl === undefined ? httpCall(options.gatewayUrl) : undefined;
+  if (busUrl === undefined && config.internalToken === undefined) {
+    throw new ConfigError('SAGA_STYLE=synchronous needs ORDERLY_INTERNAL_TOKEN, a secret shared by the order service and the participants so that nobody else can call their saga steps (for example: openssl rand -hex 16). npm run cluster makes one for you.');
+  }
+  const calls = busUrl === undefined ? httpCall(options.gatewayUrl, config.internalToken!) : undefined;
   const bus = calls ? callingBus(calledCommands(config), calls) : await connectBus(busUrl!, options.namespace, replica, log);
   await declareTopology(bus, config);
   const lookups = service === 'orders' ? httpLookups(options.gatewayUrl) : undefined;

@@ -65,8 +65,9 @@ export function runService(name: ServiceName, store: Store, bus: Bus, options: S
   const now = () => Date.now();
   const relay = new Relay(store, bus, { chunk: options.publishChunk, tickMs: 50, now, log });
   const runtime = new ServiceRuntime(name, deciderOf(name, config), store, relay, { maxBatch: config.maxBatch, now, log: log.child({ service: name }) });
-  // In the synchronous style the participants are called, not subscribed.
+  // In the synchronous style the participants are called (over HTTP when they have a token), not subscribed.
   const called = config.sagaStyle === 'synchronous' && (name === 'stock' || name === 'payment');
+  const token = called ? config.internalToken : undefined;
   const outcomes = new SagaOutcomes(OrderEvents);
   runtime.onCommitted((messages) => outcomes.observe(messages));
   const timers: NodeJS.Timeout[] = [];
@@ -79,11 +80,11 @@ export function runService(name: ServiceName, store: Store, bus: Bus, options: S
       switch (name) {
         case 'stock':
           app.register(stockApi(runtime), { prefix: '/stock' });
-          if (called) app.register(sagaCallRoute(runtime, stockLinesProblem), { prefix: '/stock' });
+          if (token !== undefined) app.register(sagaCallRoute(runtime, token, stockLinesProblem), { prefix: '/stock' });
           return;
         case 'payment':
           app.register(paymentApi(runtime), { prefix: '/payment' });
-          if (called) app.register(sagaCallRoute(runtime, chargeProblem), { prefix: '/payment' });
+          if (token !== undefined) app.register(sagaCallRoute(runtime, token, chargeProblem), { prefix: '/payment' });
           return;
         case 'tracker':
           app.register(trackerApi(store), { prefix: '/sagas' });

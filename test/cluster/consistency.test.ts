@@ -35,6 +35,7 @@ for (const [style, storeName, bus, busUrl] of profiles) {
       assert.equal(result.paidOrders, 100);
       assert.deepEqual(result.mismatches, [], 'the 2xx orders are exactly the paid ones');
       if (style === 'choreography') await assertTrackerSaw(cluster.url, { total: 1000, completed: 100 });
+      if (style === 'synchronous') await assertSagaCallsNeedTheToken(cluster.url);
     } catch (error) {
       console.error(`cluster log:\n${cluster.logTail()}`);
       throw error;
@@ -45,4 +46,14 @@ for (const [style, storeName, bus, busUrl] of profiles) {
       await database.drop();
     }
   });
+}
+
+/** Nobody but the order service may call a participant's saga steps (a release mid-checkout would break its accounts). */
+async function assertSagaCallsNeedTheToken(url: string): Promise<void> {
+  const release = [{ id: 'x', type: 'ReleaseStock', sagaId: '1.x', step: 'reserveStock', correlationId: '1', causationId: '', at: 0, payload: { lines: [['1', 1]] } }];
+  for (const headers of [{}, { 'x-orderly-token': 'not-the-deployment-token' }]) {
+    const res = await fetch(`${url}/stock/_saga`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(release) });
+    assert.equal(res.status, 403, `a saga call with ${JSON.stringify(headers)} is refused`);
+    assert.equal(((await res.json()) as { code: string }).code, 'forbidden');
+  }
 }

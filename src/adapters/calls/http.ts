@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import { timingSafeEqual } from 'node:crypto';
 import { Pool } from 'undici';
 import type { Envelope } from '../../core/message.ts';
 import { Problem } from '../../http/problems.ts';
@@ -9,14 +10,16 @@ import type { Call } from './bus.ts';
 export const SAGA_CALL_PATH = '/_saga';
 /** Commands per HTTP request. */
 const PER_REQUEST = 64;
+/** The header that carries the deployment's internal token. */
+const TOKEN_HEADER = 'x-orderly-token';
 
 /** Calls participants over HTTP through `baseUrl` (the gateway, or anything routing /stock and /payment). */
-export function httpCall(baseUrl: string): Call & { close(): Promise<void> } {
+export function httpCall(baseUrl: string, token: string): Call & { close(): Promise<void> } {
   const pool = new Pool(baseUrl, { connections: 64, keepAliveTimeout: 30_000 });
   const post = async (participant: string, commands: readonly Envelope[]) => {
     const res = await pool.request({
       method: 'POST', path: `/${participant}${SAGA_CALL_PATH}`, body: JSON.stringify(commands),
-      headers: { 'content-type': 'application/json' }, headersTimeout: 30_000, bodyTimeout: 30_000,
+      headers: { 'content-type': 'application/json', [TOKEN_HEADER]: token }, headersTimeout: 30_000, bodyTimeout: 30_000,
     });
     const text = await res.body.text();
     if (res.statusCode !== 200) throw new Error(`POST ${baseUrl}/${participant}${SAGA_CALL_PATH} answered ${res.statusCode}: ${text.slice(0, 300)}`);
@@ -34,12 +37,18 @@ export function httpCall(baseUrl: string): Call & { close(): Promise<void> } {
  * The route a participant answers synchronous saga calls on: a JSON array of command envelopes
  * in, for each the envelopes it answered, once committed. Only saga commands are accepted
  * (the types the participant consumes); its API commands go through their own routes.
- * It is internal: keep it off the public internet (see README).
+ * Only callers with the deployment's internal token may call: a saga step called by anyone
+ * else (a release or a void in the middle of a checkout) would break the checkout's accounts.
  */
-export function sagaCallRoute(runtime: ServiceRuntime, payloadProblem: (payload: object) => string | undefined) {
+export function sagaCallRoute(runtime: ServiceRuntime, token: string, payloadProblem: (payload: object) => string | undefined) {
   const accepted = new Set(runtime.consumes);
+  const expected = Buffer.from(token);
   return async (app: FastifyInstance) => {
     app.post<{ Body: unknown }>(SAGA_CALL_PATH, { bodyLimit: 4 * 1024 * 1024 }, async (req) => {
+      const given = Buffer.from(String(req.headers[TOKEN_HEADER] ?? ''));
+      if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+        throw new Problem('forbidden', `Saga steps are called by the order service only, with the deployment's ${TOKEN_HEADER} (ORDERLY_INTERNAL_TOKEN).`);
+      }
       const commands = envelopes(req.body, accepted, payloadProblem);
       return Promise.all(commands.map((command) => runtime.call(command)));
     });
