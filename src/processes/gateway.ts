@@ -57,7 +57,7 @@ export async function startGateway(upstreams: Upstreams, host: string, port: num
     const body = await readBody(req);
     if (body === 'too-large') return problem(res, 'payload-too-large', `The request body is larger than ${MAX_BODY / 1024 / 1024} MiB.`);
     const headers: Record<string, string> = {};
-    for (const name of ['idempotency-key', 'content-type']) {
+    for (const name of ['idempotency-key', 'content-type', 'x-orderly-token']) {
       const value = req.headers[name];
       if (typeof value === 'string') headers[name] = value;
     }
