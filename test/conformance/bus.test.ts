@@ -94,7 +94,8 @@ function busConformance(backend: BusBackend): void {
       assert.deepEqual(await backend.deadLetters(space.ns, 'flaky'), []);
     });
 
-    void test('after maxDeliveries a message is dead-lettered with the error and not delivered again', async (t) => {
+    /** A bus with a consumer 'picky' that refuses the message 'poison'; counts the calls per message. */
+    async function picky(t: TestContext) {
       const space = namespace(t);
       const bus = await space.open();
       const calls = new Map<string, number>();
@@ -102,6 +103,11 @@ function busConformance(backend: BusBackend): void {
         calls.set(message.id, (calls.get(message.id) ?? 0) + 1);
         if (message.id === 'poison') throw new Error(`refused ${message.id}`);
       });
+      return { space, bus, calls };
+    }
+
+    void test('after maxDeliveries a message is dead-lettered with the error and not delivered again', async (t) => {
+      const { space, bus, calls } = await picky(t);
       await bus.publish([envelope('poison', 'Job')]);
       await bus.publish([envelope('fine', 'Job')]);
       await eventually('a dead letter', async () => (await backend.deadLetters(space.ns, 'picky')).length > 0);
@@ -114,13 +120,7 @@ function busConformance(backend: BusBackend): void {
     });
 
     void test('a message that fails does not take the messages published with it to the dead letters', async (t) => {
-      const space = namespace(t);
-      const bus = await space.open();
-      const calls = new Map<string, number>();
-      await bus.subscribe('picky', ['Job'], async (message) => {
-        calls.set(message.id, (calls.get(message.id) ?? 0) + 1);
-        if (message.id === 'poison') throw new Error(`refused ${message.id}`);
-      });
+      const { space, bus, calls } = await picky(t);
       // Published together: a broker may carry them as one message.
       await bus.publish([envelope('fine1', 'Job'), envelope('poison', 'Job'), envelope('fine2', 'Job')]);
       await eventually('a dead letter', async () => (await backend.deadLetters(space.ns, 'picky')).length > 0);
