@@ -7,10 +7,15 @@
  * (`observe` in saga.ts).
  *
  * Events carry the saga's context, so a participant needs nothing but the event to act.
+ *
+ * Nobody commands, but the owner keeps the saga's timer: when a step makes no progress for its
+ * time-out (an event a broker lost, a participant that was down), the owner publishes again
+ * the event that step reacts to (`retrigger`). Every participant is idempotent by saga id, so
+ * whoever had already reacted answers the same again, and nothing happens twice.
  */
 import type { Decider, Decision } from './decider.ts';
 import type { Envelope, Outgoing } from './message.ts';
-import type { Command, SagaDefinition } from './saga.ts';
+import type { ActiveSaga, Command, SagaDefinition, SagaReply } from './saga.ts';
 
 /** Payload of every choreography event: the saga's context, plus the outcome's details. */
 export type EventPayload<C> = Readonly<{ ctx: C; detail?: string; reason?: string }>;
@@ -103,4 +108,27 @@ export function reacting<C>(inner: Decider, mine: readonly Reaction<C>[]): Decid
       return { ...decision, send };
     },
   };
+}
+
+/**
+ * The events that make the stalled part of an active saga go on: for a running saga, what
+ * each awaited step reacts to (the start, or the success of the step before it); for a
+ * compensating one, what the pending compensation reacts to (the failure that started the
+ * compensation, or the compensation after it), with the failure's detail.
+ */
+export function retrigger<C>(def: SagaDefinition<C>, started: string, state: ActiveSaga<C>): SagaReply[] {
+  const steps = def.steps;
+  if (state.status === 'running') {
+    const first = state.step;
+    if (first === 0) return [{ type: started, step: '' }];
+    const before = steps[first - 1]!;
+    return [{ type: before.success, step: before.name }];
+  }
+  // The latest failure or compensation is what the pending compensation waits on.
+  const last = [...state.history].reverse().find((e) => e.event === 'failed' || e.event === 'compensated');
+  const step = steps.find((s) => s.name === last?.step);
+  if (!last || !step) return [];
+  const type = last.event === 'failed' ? step.failure : step.compensation?.done;
+  if (type === undefined) return [];
+  return [last.detail === undefined ? { type, step: step.name } : { type, step: step.name, detail: last.detail }];
 }

@@ -126,21 +126,41 @@ const services: Record<string, Decider> = {
 type World = Record<string, Docs>;
 type Delivery = Readonly<{ type: string; to: string; orderStatus: string | undefined; sent: readonly string[] }>;
 
-function checkout(world: World) {
+function checkout(world: World, lose: (m: Envelope) => boolean = () => false) {
+  const api: Envelope = { ...event('Checkout', { type: 'Checkout', orderId: 'o1', sagaId: SAGA }, 'o1:checkout'), sagaId: '' };
+  return deliver(world, [['orders', api]], 1, lose);
+}
+
+/**
+ * Delivers `queue` and everything it causes, first in first out, to every service that consumes
+ * it; messages `lose` picks are lost on the way (a broker that lost them), timers are kept aside.
+ */
+function deliver(world: World, queue: [string, Envelope][], now: number, lose: (m: Envelope) => boolean = () => false) {
   const log: Delivery[] = [];
   const published: Envelope[] = [];
-  const api: Envelope = { ...event('Checkout', { type: 'Checkout', orderId: 'o1', sagaId: SAGA }, 'o1:checkout'), sagaId: '' };
-  const queue: [string, Envelope][] = [['orders', api]];
-  let now = 1;
+  const timers: Envelope[] = [];
   for (let next = queue.shift(); next; next = queue.shift()) {
     const [to, message] = next;
-    const { docs, sent } = decide(services[to]!, world[to]!, message, now++);
+    const { docs, sent: all } = decide(services[to]!, world[to]!, message, now++);
+    // Timers are not due in this world, where every message comes at once.
+    const sent = all.filter((m) => m.deliverAt === undefined);
+    timers.push(...all.filter((m) => m.deliverAt !== undefined));
     world[to] = docs;
     log.push({ type: message.type, to, orderStatus: orderOf(world).checkout?.status, sent: sent.map((m) => m.type) });
     published.push(...sent);
-    for (const m of sent) for (const [name, s] of Object.entries(services)) if (s.consumes.includes(m.type)) queue.push([name, m]);
+    for (const m of sent.filter((x) => !lose(x))) for (const [name, s] of Object.entries(services)) if (s.consumes.includes(m.type)) queue.push([name, m]);
   }
-  return { log, published, world };
+  return { log, published, world, timers };
+}
+
+/**
+ * Fires the order's latest saga timer at its time, and delivers what follows; a timer that
+ * finds progress since it was set only sets the next one, which is fired in turn.
+ */
+function fire(world: World, timers: readonly Envelope[]): ReturnType<typeof deliver> {
+  const timer = timers.at(-1)!;
+  const result = deliver(world, [['orders', timer]], timer.deliverAt!);
+  return result.published.length === 0 && result.timers.length > 0 ? fire(result.world, result.timers) : result;
 }
 
 const orderOf = (world: World) => world.orders?.['order:o1'] as Order;
@@ -200,5 +220,42 @@ void describe('choreography: whole checkouts, event by event', () => {
     const tracked = world.tracker?.[`saga:${SAGA}`] as TrackedSaga;
     assert.deepEqual(shape(tracked.state), shape(failed));
     assert.deepEqual(unordered(trackerAfter([...published].reverse())?.state), unordered(failed), 'the same from events in reverse');
+  });
+});
+
+void describe('choreography: a stalled step is started again by the order\'s timer', () => {
+  const once = (type: string) => {
+    let lost = false;
+    return (m: Envelope) => m.type === type && !lost && (lost = true);
+  };
+
+  void it('a StockReserved the broker lost: the timer announces the checkout again, stock answers again, the checkout completes once', () => {
+    const stalled = checkout(start(100), once('StockReserved'));
+    assert.equal(orderOf(stalled.world).checkout?.status, 'running');
+    assert.deepEqual(stalled.world.stock?.['item:i1'], { price: 10, available: 8, reserved: 2 }, 'reserved, but nobody heard');
+    const after = fire(stalled.world, stalled.timers);
+    assert.deepEqual(after.published.map((m) => m.type).slice(0, 2), ['CheckoutRequested', 'StockReserved'], 'announced again; stock repeats its outcome');
+    assert.equal(orderOf(after.world).checkout?.status, 'completed');
+    assert.deepEqual(after.world.stock?.['item:i1'], { price: 10, available: 8, reserved: 0 }, 'taken once');
+    assert.deepEqual(after.world.payment?.['user:u1'], { credit: 70, held: 0 }, 'charged once');
+    assert.ok(orderOf(after.world).checkout?.history.some((e) => e.event === 'retried'), 'the retry is in the history');
+  });
+
+  void it('a StockReleased the broker lost: the timer repeats the decline, stock repeats the release, the checkout fails with nothing taken', () => {
+    const stalled = checkout(start(5), once('StockReleased'));
+    assert.equal(orderOf(stalled.world).checkout?.status, 'compensating');
+    const after = fire(stalled.world, stalled.timers);
+    assert.deepEqual(after.published[0]?.type, 'PaymentDeclined', 'the decline, repeated by the order');
+    assert.deepEqual((after.published[0]?.payload as { detail?: string }).detail, 'user u1 has credit 5, 30 needed');
+    const failed = orderOf(after.world).checkout;
+    assert.equal(failed?.status, 'failed');
+    assert.deepEqual(after.world.stock?.['item:i1'], STOCK_DOCS['item:i1']);
+    assert.deepEqual(after.world.payment?.['user:u1'], { credit: 5, held: 0 });
+  });
+
+  void it('a saga that ended cancels its timer, and a late timer changes nothing', () => {
+    const done = checkout(start(100));
+    const { log } = fire(done.world, done.timers);
+    assert.deepEqual(log.map((d) => d.sent), [[]]);
   });
 });

@@ -1,6 +1,6 @@
 import { assertNever, fail, ok, type Decider, type Decision, type Read } from '../../core/decider.ts';
 import type { Envelope, Outgoing } from '../../core/message.ts';
-import type { EventPayload } from '../../core/choreography.ts';
+import { retrigger, type EventPayload } from '../../core/choreography.ts';
 import {
   isActive, observe, onReply, onTimer, SAGA_TIMER, startSaga,
   type SagaDefinition, type SagaOutcome, type SagaTimerPayload, type Transition,
@@ -19,7 +19,8 @@ export type CheckoutAnswer = Readonly<{ paid: true } | { paid: false; sagaId: st
 /**
  * How the order service takes part in its checkouts: it `commands` them (orchestration, and the
  * synchronous style, where the commands travel over HTTP) or it follows the `events` the
- * participants publish (choreography: it only starts the saga and watches it end).
+ * participants publish (choreography: it starts the saga, watches it end, and when a step
+ * stalls publishes again the event that step reacts to; it never gives up on a saga).
  */
 export type Coordination = 'commands' | 'events';
 
@@ -30,7 +31,7 @@ export type Coordination = 'commands' | 'events';
  */
 export function orderDecider(saga: SagaDefinition<CheckoutContext>, coordination: Coordination = 'commands'): Decider {
   return {
-    consumes: coordination === 'commands' ? [...sagaReplyTypes(saga), SAGA_TIMER] : sagaReplyTypes(saga),
+    consumes: [...sagaReplyTypes(saga), SAGA_TIMER],
 
     keys(message) {
       if (message.type === SAGA_TIMER || message.sagaId !== '') return [orderKey(message.correlationId)];
@@ -50,11 +51,25 @@ function sagaMessage(saga: SagaDefinition<CheckoutContext>, coordination: Coordi
   const state = order?.checkout;
   if (!order || !state || state.id !== message.sagaId) return {};
   const reply = { type: message.type, step: message.step, detail: detailOf(message.payload) };
-  if (coordination === 'events') {
+  if (coordination === 'events' && message.type !== SAGA_TIMER) {
     const seen = observe(saga, { state, early: order.early ?? [] }, reply, now);
     const { early: _early, ...rest } = order;
     const next: Order = seen.early.length > 0 ? { ...rest, checkout: seen.state, early: seen.early } : { ...rest, checkout: seen.state };
-    return { writes: { [key]: next }, send: outcomeEvents(seen.outcome) };
+    const ended = isActive(state) && !isActive(seen.state);
+    return { writes: { [key]: next }, send: outcomeEvents(seen.outcome), cancel: ended ? [state.timer] : [] };
+  }
+  if (coordination === 'events') {
+    // Choreography never gives up on a saga (nobody could command its compensation): every
+    // time-out publishes again what the stalled step reacts to.
+    const patient = { ...saga, policy: { ...saga.policy, maxAttempts: Number.MAX_SAFE_INTEGER } };
+    const transition = onTimer(patient, state, message.id, (message.payload as SagaTimerPayload).seq, now);
+    if (!transition) return {};
+    const timers = transition.send.filter((out) => out.type === SAGA_TIMER);
+    const stalled = transition.send.length > timers.length && isActive(transition.state) ? transition.state : undefined;
+    const again = stalled ? retrigger(saga, OrderEvents.requested, stalled).map((event) => ({
+      type: event.type, step: event.step, payload: { ctx: state.ctx, ...(event.detail === undefined ? {} : { detail: event.detail }) } satisfies EventPayload<CheckoutContext>,
+    })) : [];
+    return { writes: { [key]: { ...order, checkout: transition.state } satisfies Order }, send: [...again, ...timers] };
   }
   const transition = message.type === SAGA_TIMER
     ? onTimer(saga, state, message.id, (message.payload as SagaTimerPayload).seq, now)
@@ -136,10 +151,13 @@ function checkout(saga: SagaDefinition<CheckoutContext>, coordination: Coordinat
   const transition = startSaga(saga, sagaId, ctx, now);
   const { early: _early, ...rest } = order;
   const next: Order = { ...rest, attempts, checkout: transition.state };
-  // In choreography nobody is commanded: the participants react to the request.
+  // In choreography nobody is commanded: the participants react to the request (the timer stays).
   const send = coordination === 'commands'
     ? transition.send
-    : [{ type: OrderEvents.requested, payload: { ctx } satisfies EventPayload<CheckoutContext>, sagaId, step: '' }];
+    : [
+      { type: OrderEvents.requested, payload: { ctx } satisfies EventPayload<CheckoutContext>, sagaId, step: '' },
+      ...transition.send.filter((out) => out.type === SAGA_TIMER),
+    ];
   return {
     writes: { [key]: next },
     send: send.map((out) => ({ ...out, correlationId: orderId })),
