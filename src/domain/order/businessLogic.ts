@@ -3,7 +3,7 @@ import type { Envelope, Outgoing } from '../../core/message.ts';
 import { retrigger, type EventPayload } from '../../core/choreography.ts';
 import {
   isActive, observe, onReply, onTimer, SAGA_TIMER, startSaga,
-  type SagaDefinition, type SagaOutcome, type SagaTimerPayload, type Transition,
+  type SagaDefinition, type SagaOutcome, type SagaState, type SagaTimerPayload, type Transition,
 } from '../../core/saga.ts';
 import { MAX_AMOUNT } from '../limits.ts';
 import type { Line } from '../stock/stock.ts';
@@ -50,32 +50,47 @@ function sagaMessage(saga: SagaDefinition<CheckoutContext>, coordination: Coordi
   const order = read<Order>(key);
   const state = order?.checkout;
   if (!order || !state || state.id !== message.sagaId) return {};
-  const reply = { type: message.type, step: message.step, detail: detailOf(message.payload) };
-  if (coordination === 'events' && message.type !== SAGA_TIMER) {
-    const seen = observe(saga, { state, early: order.early ?? [] }, reply, now);
-    const { early: _early, ...rest } = order;
-    const next: Order = seen.early.length > 0 ? { ...rest, checkout: seen.state, early: seen.early } : { ...rest, checkout: seen.state };
-    const ended = isActive(state) && !isActive(seen.state);
-    return { writes: { [key]: next }, send: outcomeEvents(seen.outcome), cancel: ended ? [state.timer] : [] };
-  }
   if (coordination === 'events') {
-    // Choreography never gives up on a saga (nobody could command its compensation): every
-    // time-out publishes again what the stalled step reacts to.
-    const patient = { ...saga, policy: { ...saga.policy, maxAttempts: Number.MAX_SAFE_INTEGER } };
-    const transition = onTimer(patient, state, message.id, (message.payload as SagaTimerPayload).seq, now);
-    if (!transition) return {};
-    const timers = transition.send.filter((out) => out.type === SAGA_TIMER);
-    const stalled = transition.send.length > timers.length && isActive(transition.state) ? transition.state : undefined;
-    const again = stalled ? retrigger(saga, OrderEvents.requested, stalled).map((event) => ({
-      type: event.type, step: event.step, payload: { ctx: state.ctx, ...(event.detail === undefined ? {} : { detail: event.detail }) } satisfies EventPayload<CheckoutContext>,
-    })) : [];
-    return { writes: { [key]: { ...order, checkout: transition.state } satisfies Order }, send: [...again, ...timers] };
+    const { order: next, send, cancel } = message.type === SAGA_TIMER ? nudge(saga, order, state, message, now) : follow(saga, order, state, message, now);
+    return { writes: { [key]: next }, send, cancel: cancel ?? [] };
   }
   const transition = message.type === SAGA_TIMER
     ? onTimer(saga, state, message.id, (message.payload as SagaTimerPayload).seq, now)
-    : onReply(saga, state, reply, now);
+    : onReply(saga, state, replyOf(message), now);
   return transition ? apply(key, order, transition) : {};
 }
+
+type Followed = Readonly<{ order: Order; send: readonly Outgoing[]; cancel?: readonly string[] }>;
+
+/** Choreography: a participant's event moves the saga the order follows (events that come early wait). */
+function follow(saga: SagaDefinition<CheckoutContext>, order: Order, state: SagaState<CheckoutContext>, message: Envelope, now: number): Followed {
+  const seen = observe(saga, { state, early: order.early ?? [] }, replyOf(message), now);
+  const { early: _early, ...rest } = order;
+  const next: Order = seen.early.length > 0 ? { ...rest, checkout: seen.state, early: seen.early } : { ...rest, checkout: seen.state };
+  const ended = isActive(state) && !isActive(seen.state);
+  return { order: next, send: outcomeEvents(seen.outcome), cancel: ended ? [state.timer] : [] };
+}
+
+/**
+ * Choreography: the saga's timer. After a time-out without progress, the order publishes again
+ * what the stalled step reacts to; it never gives up on a saga, since nobody could command the
+ * compensation.
+ */
+function nudge(saga: SagaDefinition<CheckoutContext>, order: Order, state: SagaState<CheckoutContext>, message: Envelope, now: number): Followed {
+  const patient = { ...saga, policy: { ...saga.policy, maxAttempts: Number.MAX_SAFE_INTEGER } };
+  const transition = onTimer(patient, state, message.id, (message.payload as SagaTimerPayload).seq, now);
+  if (!transition) return { order, send: [] };
+  const timers = transition.send.filter((out) => out.type === SAGA_TIMER);
+  const stalled = transition.send.length > timers.length && isActive(transition.state) ? transition.state : undefined;
+  const again = (stalled ? retrigger(saga, OrderEvents.requested, stalled) : []).map((event): Outgoing => ({
+    type: event.type,
+    step: event.step,
+    payload: { ctx: state.ctx, ...(event.detail === undefined ? {} : { detail: event.detail }) } satisfies EventPayload<CheckoutContext>,
+  }));
+  return { order: { ...order, checkout: transition.state }, send: [...again, ...timers] };
+}
+
+const replyOf = (message: Envelope) => ({ type: message.type, step: message.step, detail: detailOf(message.payload) });
 
 function apply(key: string, order: Order, transition: Transition<CheckoutContext>): Decision {
   const next: Order = { ...order, checkout: transition.state };
