@@ -76,7 +76,7 @@ export async function runCluster(options: ClusterOptions): Promise<void> {
   console.log(`Orderly cluster (${options.style}): store ${redact(options.storeUrl)}, ${bus}, namespace ${options.namespace}`);
   console.log(`  gateway   ${gatewayUrl}   (the course API; /readyz says when every service is ready)`);
   for (const service of services) console.log(`  ${service.padEnd(9)} ${urls[service]!.join('  ')}`);
-  if (options.style === 'choreography') console.log(`  sagas     ${gatewayUrl}/sagas   (the tracker: /sagas, /sagas/statistics, /sagas/<saga id>)`);
+  console.log(`  sagas     ${gatewayUrl}/sagas   (/sagas, /sagas/statistics, /sagas/<saga id>${options.style === 'choreography' ? ', from the tracker' : ''})`);
   console.log('Ctrl-C stops everything.');
 
   await new Promise<void>((resolve) => {

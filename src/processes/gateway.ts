@@ -8,7 +8,7 @@ import { SERVICES, type ServiceName } from '../runtime/services.ts';
 /** Replica URLs of each service the deployment runs (the tracker runs only in choreography). */
 export type Upstreams = Readonly<Partial<Record<ServiceName, readonly string[]>>>;
 
-const PREFIX: Readonly<Record<string, ServiceName>> = { stock: 'stock', payment: 'payment', orders: 'orders', sagas: 'tracker' };
+const PREFIX: Readonly<Record<string, ServiceName>> = { stock: 'stock', payment: 'payment', orders: 'orders' };
 /** Larger bodies are refused here; each service has its own, smaller limits (the synchronous style's saga calls carry up to 4 MiB). */
 const MAX_BODY = 4 * 1024 * 1024;
 /** A replica that refused a connection is skipped for this long. */
@@ -18,10 +18,12 @@ const COOL_DOWN_MS = 2_000;
  * The gateway: one port for the course API, spreading requests over the replicas of each
  * service (round robin). A replica that cannot be reached is skipped and the request goes to
  * the next one (safe: nothing was sent). nginx or a Kubernetes ingress can take its place:
- * route /stock, /payment, /orders (and /sagas in choreography) to the replicas of each service (see README).
+ * route /stock, /payment, /orders and /sagas (the tracker in choreography, else the order service) to the replicas of each service (see README).
  */
 export async function startGateway(upstreams: Upstreams, host: string, port: number, log: Logger) {
   const served = SERVICES.filter((name) => (upstreams[name] ?? []).length > 0);
+  // The saga API: the tracker's in choreography, the order service's otherwise.
+  const sagas: ServiceName = served.includes('tracker') ? 'tracker' : 'orders';
   const replicas = Object.fromEntries(SERVICES.map((name) => [name, (upstreams[name] ?? []).map((url) => ({
     url, pool: new Pool(url, { connections: 128, keepAliveTimeout: 30_000 }), downUntil: 0,
   }))])) as Record<ServiceName, { url: string; pool: Pool; downUntil: number }[]>;
@@ -49,11 +51,8 @@ export async function startGateway(upstreams: Upstreams, host: string, port: num
     if (path === '/healthz') return json(res, 200, { status: 'ok' });
     if (path === '/readyz') return ready(res);
     if (path === '/admin/audit') return audit(res);
-    const service = PREFIX[path.split('/')[1] ?? ''];
+    const service = PREFIX[path.split('/')[1] ?? ''] ?? (path.split('/')[1] === 'sagas' ? sagas : undefined);
     if (!service) return problem(res, 'route-not-found', `There is no ${req.method} ${path}. See the API in README.md.`);
-    if (!served.includes(service)) {
-      return problem(res, 'route-not-found', `There is no ${req.method} ${path}: the saga tracker (/sagas) runs only with SAGA_STYLE=choreography.`);
-    }
     const body = await readBody(req);
     if (body === 'too-large') return problem(res, 'payload-too-large', `The request body is larger than ${MAX_BODY / 1024 / 1024} MiB.`);
     const headers: Record<string, string> = {};

@@ -3,7 +3,7 @@ import { sagaCallRoute } from '../adapters/calls/http.ts';
 import type { Config, SagaStyle } from '../config.ts';
 import { reacting, reactions } from '../core/choreography.ts';
 import type { Decider } from '../core/decider.ts';
-import { endedCheckouts, orderApi, type Lookups } from '../domain/order/api.ts';
+import { endedCheckouts, orderApi, orderSagas, type Lookups } from '../domain/order/api.ts';
 import { orderDecider } from '../domain/order/businessLogic.ts';
 import { checkoutParticipant, checkoutSaga, defaultCheckoutPolicy } from '../domain/order/checkoutSaga.ts';
 import { OrderEvents } from '../domain/order/order.ts';
@@ -13,8 +13,9 @@ import { chargeProblem } from '../domain/payment/payment.ts';
 import { stockApi } from '../domain/stock/api.ts';
 import { stockDecider } from '../domain/stock/businessLogic.ts';
 import { stockLinesProblem } from '../domain/stock/stock.ts';
-import { trackerApi } from '../domain/tracker/api.ts';
+import { sagaApi } from '../domain/tracker/api.ts';
 import { trackerDecider } from '../domain/tracker/businessLogic.ts';
+import { trackedSagas } from '../domain/tracker/tracker.ts';
 import type { Bus } from '../ports/bus.ts';
 import type { Store } from '../ports/store.ts';
 import { audits, type Audit } from './audit.ts';
@@ -87,11 +88,13 @@ export function runService(name: ServiceName, store: Store, bus: Bus, options: S
           if (token !== undefined) app.register(sagaCallRoute(runtime, token, chargeProblem), { prefix: '/payment' });
           return;
         case 'tracker':
-          app.register(trackerApi(store), { prefix: '/sagas' });
+          app.register(sagaApi(trackedSagas(store)), { prefix: '/sagas' });
           return;
         case 'orders': {
           if (!options.lookups) throw new Error('The order service needs lookups of stock and payment');
           app.register(orderApi({ orders: runtime, lookups: options.lookups, outcomes, checkoutWaitMs: config.checkoutWaitMs }), { prefix: '/orders' });
+          // In choreography the tracker serves the saga API; otherwise the orders hold the sagas.
+          if (config.sagaStyle !== 'choreography') app.register(sagaApi(orderSagas(runtime)), { prefix: '/sagas' });
           return;
         }
       }

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { consistencyScenario } from '../../src/tools/consistency.ts';
 import type { SagaStyle } from '../../src/config.ts';
-import { assertTrackerSaw } from '../support/tracker.ts';
+import { assertSagasSaw } from '../support/sagas.ts';
 import { cleanBroker, freshDatabase, randomName, SHARED, startCluster } from '../support/cluster.ts';
 
 // Profiles covered (separate processes via npm run cluster, 2 replicas of each service behind
@@ -34,7 +34,7 @@ for (const [style, storeName, bus, busUrl] of profiles) {
       assert.equal(result.totalCredit, 900);
       assert.equal(result.paidOrders, 100);
       assert.deepEqual(result.mismatches, [], 'the 2xx orders are exactly the paid ones');
-      if (style === 'choreography') await assertTrackerSaw(cluster.url, { total: 1000, completed: 100 });
+      await assertSagasSaw(cluster.url, { total: 1000, completed: 100 });
       if (style === 'synchronous') await assertSagaCallsNeedTheToken(cluster.url);
     } catch (error) {
       console.error(`cluster log:\n${cluster.logTail()}`);

@@ -362,4 +362,22 @@ await test('batch_init with out-of-range numbers answers 4xx and creates nothing
   }
 });
 
+await test('the saga API answers bad filters and unknown sagas with a 4xx that says what is wrong', async (t) => {
+  const cases = [
+    { url: '/sagas?status=done', code: 'invalid-query', names: 'status' },
+    { url: '/sagas?limit=0', code: 'invalid-number', names: 'limit' },
+    { url: '/sagas?limit=1001', code: 'amount-too-large', names: 'limit' },
+    { url: '/sagas?from=yesterday', code: 'invalid-query', names: 'from' },
+    { url: '/sagas?to=2026-13-45', code: 'invalid-query', names: 'to' },
+    { url: `/sagas/${base.order}.not-a-saga`, code: 'saga-not-found', names: 'saga' },
+  ];
+  for (const c of cases) {
+    await t.test(c.url, async () => {
+      const problem = assertProblem(await sys.inject({ method: 'GET', url: c.url }), `GET ${c.url}`);
+      assert.equal(problem.code, c.code);
+      assert.ok(names(problem.detail, c.names), `detail names ${c.names}: ${problem.detail}`);
+    });
+  }
+});
+
 await sys.close();

@@ -4,7 +4,8 @@ import { Problem } from '../../http/problems.ts';
 import { batchSize, count, id, idempotency, type Idempotency } from '../../http/validate.ts';
 import type { SagaOutcome } from '../../core/saga.ts';
 import type { SagaOutcomes } from '../../runtime/outcomes.ts';
-import { readDoc } from '../../ports/store.ts';
+import { readDoc, scanAll } from '../../ports/store.ts';
+import type { SagaSource } from '../tracker/tracker.ts';
 import type { ServiceRuntime } from '../../runtime/service.ts';
 import type { CheckoutAnswer } from './businessLogic.ts';
 import { isPaid, orderKey, orderStatus, type Order, type OrderApiCommand } from './order.ts';
@@ -127,4 +128,21 @@ async function findOrder(orders: ServiceRuntime, orderId: string): Promise<Order
   const order = await readDoc<Order>(orders.store, orderKey(orderId));
   if (!order) throw new Problem('order-not-found', `Order ${orderId} does not exist.`);
   return order;
+}
+
+/**
+ * The checkout sagas the orders hold, for the saga API in orchestration and the synchronous
+ * style (each order keeps its latest attempt). A saga id starts with its order id.
+ */
+export function orderSagas(orders: ServiceRuntime): SagaSource {
+  return {
+    async *list(after) {
+      const from = after === '' ? '' : orderKey(after.split('.')[0] ?? '');
+      for await (const [, order] of scanAll<Order>(orders.store, 'order:', from)) if (order.checkout) yield order.checkout;
+    },
+    async get(sagaId) {
+      const order = await readDoc<Order>(orders.store, orderKey(sagaId.split('.')[0] ?? ''));
+      return order?.checkout?.id === sagaId ? { saga: order.checkout, early: [] } : undefined;
+    },
+  };
 }

@@ -2,28 +2,27 @@ import type { FastifyInstance } from 'fastify';
 import type { SagaState } from '../../core/saga.ts';
 import { Problem } from '../../http/problems.ts';
 import { count } from '../../http/validate.ts';
-import { readDoc, scanAll, type Store } from '../../ports/store.ts';
 import type { CheckoutContext } from '../order/order.ts';
-import { TRACKED_PREFIX, trackedKey, type TrackedSaga } from './tracker.ts';
+import type { SagaSource } from './tracker.ts';
 
 type Query = Record<string, string | undefined>;
 type Saga = SagaState<CheckoutContext>;
 
+
 const STATUSES = ['running', 'compensating', 'completed', 'failed'] as const;
 
 /**
- * The tracker's API, under /sagas: the sagas (filtered by status and start time), one saga
- * with its step history, and statistics. Lists and statistics read every saga the tracker
- * keeps: they are for operators, not for hot paths.
+ * The saga API, under /sagas: the sagas (filtered by status and start time), one saga with its
+ * step history, and statistics. Lists and statistics read every saga there is: they are for
+ * operators, not for hot paths.
  */
-export function trackerApi(store: Store) {
+export function sagaApi(source: SagaSource) {
   return async (app: FastifyInstance) => {
     app.get<{ Querystring: Query }>('/', async (req) => {
       const filter = listFilter(req.query);
       const sagas: ReturnType<typeof summary>[] = [];
       let next: string | null = null;
-      for await (const [, tracked] of scanAll<TrackedSaga>(store, TRACKED_PREFIX, filter.after)) {
-        const saga = tracked.state;
+      for await (const saga of source.list(filter.after)) {
         if (!saga || !matches(saga, filter)) continue;
         if (sagas.length === filter.limit) {
           next = sagas.at(-1)!.saga_id;
@@ -34,14 +33,14 @@ export function trackerApi(store: Store) {
       return { sagas, next };
     });
 
-    app.get('/statistics', async () => statistics(store));
+    app.get('/statistics', async () => statistics(source));
 
     app.get<{ Params: Query }>('/:sagaId', async (req) => {
       const sagaId = req.params.sagaId ?? '';
-      const tracked = await readDoc<TrackedSaga>(store, trackedKey(sagaId));
-      if (!tracked?.state) throw new Problem('saga-not-found', `The tracker has not seen saga ${sagaId} start. GET /sagas lists the sagas it has seen.`);
-      const saga = tracked.state;
-      return { ...summary(saga), context: saga.ctx, steps: saga.history.map((e) => ({ ...e, at: iso(e.at) })), early_events: tracked.early };
+      const found = await source.get(sagaId);
+      if (!found) throw new Problem('saga-not-found', `There is no saga ${sagaId} (or its start was not seen yet). GET /sagas lists the sagas.`);
+      const { saga, early } = found;
+      return { ...summary(saga), context: saga.ctx, steps: saga.history.map((e) => ({ ...e, at: iso(e.at) })), early_events: early };
     });
   };
 }
@@ -59,7 +58,7 @@ function listFilter(query: Query): Filter {
     ...(query.from === undefined ? {} : { from: time(query.from, 'from') }),
     ...(query.to === undefined ? {} : { to: time(query.to, 'to') }),
     limit,
-    after: query.after === undefined ? '' : trackedKey(query.after),
+    after: query.after ?? '',
   };
 }
 
@@ -90,15 +89,14 @@ function summary(saga: Saga) {
   };
 }
 
-async function statistics(store: Store) {
+async function statistics(source: SagaSource) {
   const byStatus: Record<string, number> = Object.fromEntries(STATUSES.map((s) => [s, 0]));
   const failures: Record<string, number> = {};
   const durations: number[] = [];
   let total = 0;
   let compensations = 0;
   let waitingForStart = 0;
-  for await (const [, tracked] of scanAll<TrackedSaga>(store, TRACKED_PREFIX)) {
-    const saga = tracked.state;
+  for await (const saga of source.list('')) {
     if (!saga) {
       waitingForStart++;
       continue;
