@@ -18,14 +18,17 @@ export function freePort(): Promise<number> {
 export async function startOrderly(env: Readonly<Record<string, string>>, port: number): Promise<ChildProcess> {
   const child = spawn(process.execPath, ['src/main.ts'], {
     env: { ...process.env, LOG_LEVEL: 'warn', ...env, PORT: String(port) },
-    stdio: ['ignore', 'ignore', 'pipe'],
+    stdio: ['ignore', 'pipe', 'pipe'],
   });
-  let stderr = '';
-  child.stderr?.on('data', (chunk: Buffer) => {
-    stderr = (stderr + chunk.toString()).slice(-4000);
-  });
-  for (let i = 0; i < 300; i++) {
-    if (child.exitCode !== null) throw new Error(`orderly exited with ${child.exitCode}: ${stderr}`);
+  // Both streams, so that a start that hangs says how far it got.
+  let output = '';
+  const keep = (chunk: Buffer) => {
+    output = (output + chunk.toString()).slice(-4000);
+  };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  for (let i = 0; i < 600; i++) {
+    if (child.exitCode !== null) throw new Error(`orderly exited with ${child.exitCode}: ${output}`);
     try {
       const res = await fetch(`http://127.0.0.1:${port}/healthz`);
       if (res.ok) return child;
@@ -35,7 +38,7 @@ export async function startOrderly(env: Readonly<Record<string, string>>, port: 
     await sleep(100);
   }
   child.kill('SIGKILL');
-  throw new Error(`orderly did not answer /healthz within 30 s: ${stderr}`);
+  throw new Error(`orderly did not answer /healthz within 60 s; its output: ${output || '(none)'}`);
 }
 
 /** Stops a child with `signal` and waits for it to exit. */
