@@ -15,7 +15,7 @@
  *
  * Duplicate, late and reordered replies match no pending step and produce nothing.
  */
-import type { Outgoing } from './message.ts';
+import type { Envelope, Outgoing } from './message.ts';
 
 export type Command = Readonly<{ type: string; payload: unknown }>;
 
@@ -88,6 +88,12 @@ export type SagaOutcome = Readonly<{ status: 'completed' } | { status: 'failed';
  * given, is when it happened (an observer records that rather than when it applied it).
  */
 export type SagaReply = Readonly<{ type: string; step: string; detail?: string; at?: number }>;
+
+/** The reply (or event) an envelope carries for a saga: its type, step, and the failure's detail if any. */
+export function replyOf(message: Envelope): SagaReply {
+  const detail = (message.payload as { detail?: unknown } | null)?.detail;
+  return typeof detail === 'string' ? { type: message.type, step: message.step, detail } : { type: message.type, step: message.step };
+}
 
 export type Transition<C> = Readonly<{
   state: SagaState<C>;

@@ -20,13 +20,14 @@ export type ServiceProcessOptions = Readonly<{
 
 /** One replica of one service as its own process: its store, the bus, its HTTP API. */
 export async function startServiceProcess(options: ServiceProcessOptions, config: Config, log: Logger) {
-  const { service, replica } = options;
-  const { busUrl } = options;
-  const { store, close: closeStore } = await connectStore(options.storeUrl, service, options.namespace, busUrl ?? '', log);
-  if (busUrl === undefined && config.internalToken === undefined) {
+  const { service, replica, busUrl } = options;
+  // No bus: the synchronous style, whose saga calls carry the deployment's secret.
+  const token = config.internalToken;
+  if (busUrl === undefined && token === undefined) {
     throw new ConfigError('SAGA_STYLE=synchronous needs ORDERLY_INTERNAL_TOKEN, a secret shared by the order service and the participants so that nobody else can call their saga steps (for example: openssl rand -hex 16). npm run cluster makes one for you.');
   }
-  const calls = busUrl === undefined ? httpCall(options.gatewayUrl, config.internalToken!) : undefined;
+  const { store, close: closeStore } = await connectStore(options.storeUrl, service, options.namespace, busUrl ?? '', log);
+  const calls = busUrl === undefined ? httpCall(options.gatewayUrl, token!) : undefined;
   const bus = calls ? callingBus(calledCommands(config), calls) : await connectBus(busUrl!, options.namespace, replica, log);
   await declareTopology(bus, config);
   const lookups = service === 'orders' ? httpLookups(options.gatewayUrl) : undefined;

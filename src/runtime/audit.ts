@@ -1,3 +1,4 @@
+import { isActive } from '../core/saga.ts';
 import type { Order } from '../domain/order/order.ts';
 import { isPaid, orderStatus } from '../domain/order/order.ts';
 import type { Account } from '../domain/payment/payment.ts';
@@ -47,7 +48,7 @@ export const audits = {
       orders.count++;
       const status = orderStatus(order);
       orders.byStatus[status] = (orders.byStatus[status] ?? 0) + 1;
-      if (order.checkout?.status === 'running' || order.checkout?.status === 'compensating') orders.activeSagas++;
+      if (order.checkout && isActive(order.checkout)) orders.activeSagas++;
       if (isPaid(order)) {
         orders.paid++;
         orders.paidAmount += order.totalCost;

@@ -1,4 +1,16 @@
 import type { Envelope } from '../../core/message.ts';
+import type { Logger } from '../../runtime/log.ts';
+
+/** Options every broker bus takes. */
+export type BrokerBusOptions = Readonly<{
+  namespace: string;
+  /** Most unacknowledged messages per consumer in this process (handlers running at once). */
+  prefetch?: number;
+  maxDeliveries?: number;
+  /** Delay before redelivery n (1-based); the last value repeats. */
+  backoffMs?: readonly number[];
+  log: Logger;
+}>;
 
 /** Retry policy shared by the broker buses, with the same meaning as the in-process bus's. */
 export type RetryPolicy = Readonly<{ maxDeliveries: number; backoffMs: readonly number[] }>;

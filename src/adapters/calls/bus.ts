@@ -31,7 +31,8 @@ export function callingBus(owners: ReadonlyMap<string, string>, call: Call): Bus
       for (const message of messages) {
         const owner = owners.get(message.type);
         if (owner === undefined) here.push(message);
-        else byParticipant.set(owner, [...(byParticipant.get(owner) ?? []), message]);
+        else if (byParticipant.has(owner)) byParticipant.get(owner)!.push(message);
+        else byParticipant.set(owner, [message]);
       }
       await Promise.all([
         deliver(here),

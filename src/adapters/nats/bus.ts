@@ -3,21 +3,13 @@ import { connect, headers, nanos } from '@nats-io/transport-node';
 import { createHash } from 'node:crypto';
 import type { Envelope } from '../../core/message.ts';
 import type { Bus, Handler } from '../../ports/bus.ts';
-import type { Logger } from '../../runtime/log.ts';
 import {
-  DEFAULT_PREFETCH, backoffAfter, batchesByType, checkName, decodeBatch, encodeBatch, errorText, handleBatch, retryPolicy,
+  DEFAULT_PREFETCH, backoffAfter, batchesByType, type BrokerBusOptions, checkName, decodeBatch, encodeBatch, errorText, handleBatch, retryPolicy,
 } from '../broker/delivery.ts';
 
-export type NatsBusOptions = Readonly<{
+export type NatsBusOptions = BrokerBusOptions & Readonly<{
   /** Comma-separated server URLs. */
   servers: string;
-  namespace: string;
-  /** Most messages per consumer handled at once in this process. */
-  prefetch?: number;
-  maxDeliveries?: number;
-  /** Delay before redelivery n (1-based); the last value repeats. */
-  backoffMs?: readonly number[];
-  log: Logger;
 }>;
 
 /** Stream, subjects and durable consumer names of a namespace. */
@@ -128,45 +120,47 @@ export async function natsBus(options: NatsBusOptions): Promise<Bus> {
   async function deliver({ consumer, handler }: Subscription, m: JsMsg): Promise<void> {
     const delivery = m.info.deliveryCount;
     const context = { consumer, subject: m.subject, seq: m.seq, delivery };
-    let batch: Envelope[] | undefined;
+    // What failed: the envelopes whose handler rejected, or (bytes that are no batch) none to retry.
+    let failure: { envelopes: Envelope[] | undefined; error: unknown } | undefined;
     // A slow handler (a busy database) must not have its message redelivered to another replica meanwhile.
     // Once closed, the message was handed back: a handler that never ends no longer holds it.
     const keepAlive = setInterval(() => (closed ? clearInterval(keepAlive) : settle(() => m.working())), ACK_WAIT_MS / 3);
     keepAlive.unref();
     try {
-      batch = decodeBatch(m.data);
-      const { failed, error } = await handleBatch(batch, handler);
-      if (failed.length === 0) {
-        settle(() => m.ack());
-        return;
-      }
-      batch = failed;
-      throw error instanceof Error ? error : new Error(String(error));
+      const { failed, error } = await handleBatch(decodeBatch(m.data), handler);
+      if (failed.length > 0) failure = { envelopes: failed, error };
     } catch (error) {
-      if (closed) return; // nak'ed by close()
-      if (batch !== undefined && delivery < policy.maxDeliveries) {
-        log.warn({ ...context, messageId: batch[0]?.id, err: error }, 'nats: handler failed; will retry');
-        settle(() => m.nak(backoffAfter(policy, delivery)));
-        return;
-      }
-      const text = errorText(error);
-      log.error({ ...context, messageId: batch?.[0]?.id, error: text }, 'nats: message dead-lettered');
-      try {
-        const h = headers();
-        // Header values are single lines.
-        h.set('Orderly-Error', text.replace(/[\r\n]+/g, ' '));
-        h.set('Orderly-Consumer', consumer);
-        h.set('Orderly-Delivery', String(delivery));
-        await js.publish(names.deadSubject(consumer), batch ? encodeBatch(batch) : m.data, { msgID: `${consumer}:${m.seq}`, headers: h });
-        settle(() => m.term());
-      } catch (publishError) {
-        log.warn({ ...context, err: publishError }, 'nats: could not dead-letter; will retry');
-        settle(() => m.nak(backoffAfter(policy, delivery)));
-      }
+      failure = { envelopes: undefined, error };
     } finally {
       clearInterval(keepAlive);
     }
+    if (!failure) {
+      settle(() => m.ack());
+      return;
+    }
+    if (closed) return; // nak'ed by close()
+    const { envelopes, error } = failure;
+    if (envelopes !== undefined && delivery < policy.maxDeliveries) {
+      log.warn({ ...context, messageId: envelopes[0]?.id, err: error }, 'nats: handler failed; will retry');
+      settle(() => m.nak(backoffAfter(policy, delivery)));
+      return;
+    }
+    const text = errorText(error);
+    log.error({ ...context, messageId: envelopes?.[0]?.id, error: text }, 'nats: message dead-lettered');
+    try {
+      const h = headers();
+      // Header values are single lines.
+      h.set('Orderly-Error', text.replace(/[\r\n]+/g, ' '));
+      h.set('Orderly-Consumer', consumer);
+      h.set('Orderly-Delivery', String(delivery));
+      await js.publish(names.deadSubject(consumer), envelopes ? encodeBatch(envelopes) : m.data, { msgID: `${consumer}:${m.seq}`, headers: h });
+      settle(() => m.term());
+    } catch (publishError) {
+      log.warn({ ...context, err: publishError }, 'nats: could not dead-letter; will retry');
+      settle(() => m.nak(backoffAfter(policy, delivery)));
+    }
   }
+
 
   function start(subscription: Subscription, type: string): void {
     pull(subscription, type).catch((err: unknown) => {

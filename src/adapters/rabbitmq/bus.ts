@@ -1,21 +1,11 @@
 import { connect, type Channel, type ChannelModel, type ConfirmChannel, type ConsumeMessage, type Options } from 'amqplib';
 import type { Envelope } from '../../core/message.ts';
 import type { Bus, Handler } from '../../ports/bus.ts';
-import type { Logger } from '../../runtime/log.ts';
 import {
-  DEFAULT_PREFETCH, backoffAfter, batchesByType, checkName, decodeBatch, encodeBatch, errorText, handleBatch, retryPolicy,
+  DEFAULT_PREFETCH, backoffAfter, type BrokerBusOptions, batchesByType, checkName, decodeBatch, encodeBatch, errorText, handleBatch, retryPolicy,
 } from '../broker/delivery.ts';
 
-export type RabbitBusOptions = Readonly<{
-  url: string;
-  namespace: string;
-  /** Most unacknowledged messages per consumer in this process (handlers running at once). */
-  prefetch?: number;
-  maxDeliveries?: number;
-  /** Delay before redelivery n (1-based); the last value repeats. */
-  backoffMs?: readonly number[];
-  log: Logger;
-}>;
+export type RabbitBusOptions = BrokerBusOptions & Readonly<{ url: string }>;
 
 const DELIVERY = 'x-orderly-delivery';
 const ERROR = 'x-orderly-error';

@@ -2,23 +2,15 @@ import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import type { Envelope } from '../../core/message.ts';
 import type { Bus, Handler } from '../../ports/bus.ts';
-import type { Logger } from '../../runtime/log.ts';
-import { DEFAULT_PREFETCH, backoffAfter, checkName, decodeEnvelope, errorText, retryPolicy } from '../broker/delivery.ts';
+import { DEFAULT_PREFETCH, backoffAfter, checkName, type BrokerBusOptions, decodeEnvelope, errorText, retryPolicy } from '../broker/delivery.ts';
 import { autoclaimScript, claimOwnScript, deadLetterScript, handBackScript, trimScript } from './busScripts.ts';
 import { checkDurability } from './durability.ts';
 import { Slots } from './slots.ts';
 
-export type RedisBusOptions = Readonly<{
+export type RedisBusOptions = BrokerBusOptions & Readonly<{
   url: string;
-  namespace: string;
-  maxDeliveries?: number;
-  /** Delay before redelivery n (1-based); the last value repeats. */
-  backoffMs?: readonly number[];
-  log: Logger;
   /** This process in the consumer groups; default a random id. A stable one (the host name) lets a restarted process take its unfinished messages back at once. */
   consumerName?: string;
-  /** Most messages per consumer handled at once in this process. */
-  prefetch?: number;
   /** A message delivered this long ago, neither acknowledged nor being retried, belongs to a process that died: another one takes it. */
   claimIdleMs?: number;
   /** How often to take over such messages and to trim the streams. */

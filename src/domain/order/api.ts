@@ -8,7 +8,7 @@ import { readDoc, scanAll } from '../../ports/store.ts';
 import type { SagaSource } from '../tracker/tracker.ts';
 import type { ServiceRuntime } from '../../runtime/service.ts';
 import type { CheckoutAnswer } from './businessLogic.ts';
-import { isPaid, orderKey, orderStatus, type Order, type OrderApiCommand } from './order.ts';
+import { checkoutSagaId, isPaid, orderIdOf, orderKey, orderStatus, type Order, type OrderApiCommand } from './order.ts';
 
 type Params = Record<string, string | undefined>;
 
@@ -66,7 +66,7 @@ export function orderApi(deps: OrderApiDeps) {
       const waiter = deps.outcomes.expect(orderId);
       let answer: CheckoutAnswer;
       try {
-        answer = (await run({ type: 'Checkout', orderId, sagaId: `${orderId}.${newId()}` }, key)) as CheckoutAnswer;
+        answer = (await run({ type: 'Checkout', orderId, sagaId: checkoutSagaId(orderId, newId()) }, key)) as CheckoutAnswer;
       } catch (error) {
         waiter.cancel();
         throw error;
@@ -137,11 +137,11 @@ async function findOrder(orders: ServiceRuntime, orderId: string): Promise<Order
 export function orderSagas(orders: ServiceRuntime): SagaSource {
   return {
     async *list(after) {
-      const from = after === '' ? '' : orderKey(after.split('.')[0] ?? '');
+      const from = after === '' ? '' : orderKey(orderIdOf(after));
       for await (const [, order] of scanAll<Order>(orders.store, 'order:', from)) if (order.checkout) yield order.checkout;
     },
     async get(sagaId) {
-      const order = await readDoc<Order>(orders.store, orderKey(sagaId.split('.')[0] ?? ''));
+      const order = await readDoc<Order>(orders.store, orderKey(orderIdOf(sagaId)));
       return order?.checkout?.id === sagaId ? { saga: order.checkout, early: [] } : undefined;
     },
   };

@@ -2,7 +2,7 @@ import { assertNever, fail, ok, type Decider, type Decision, type Read } from '.
 import type { Envelope, Outgoing } from '../../core/message.ts';
 import { retrigger, type EventPayload } from '../../core/choreography.ts';
 import {
-  isActive, observe, onReply, onTimer, SAGA_TIMER, startSaga,
+  isActive, observe, onReply, onTimer, replyOf, SAGA_TIMER, startSaga,
   type SagaDefinition, type SagaOutcome, type SagaState, type SagaTimerPayload, type Transition,
 } from '../../core/saga.ts';
 import { MAX_AMOUNT } from '../limits.ts';
@@ -90,8 +90,6 @@ function nudge(saga: SagaDefinition<CheckoutContext>, order: Order, state: SagaS
   return { order: { ...order, checkout: transition.state }, send: [...again, ...timers] };
 }
 
-const replyOf = (message: Envelope) => ({ type: message.type, step: message.step, detail: detailOf(message.payload) });
-
 function apply(key: string, order: Order, transition: Transition<CheckoutContext>): Decision {
   const next: Order = { ...order, checkout: transition.state };
   return { writes: { [key]: next }, send: [...transition.send, ...outcomeEvents(transition.outcome)], cancel: transition.cancel };
@@ -101,11 +99,6 @@ function outcomeEvents(outcome: SagaOutcome | undefined): Outgoing[] {
   if (outcome?.status === 'completed') return [{ type: OrderEvents.completed, payload: {} }];
   if (outcome?.status === 'failed') return [{ type: OrderEvents.failed, payload: { reason: outcome.reason } satisfies CheckoutFailed }];
   return [];
-}
-
-function detailOf(payload: unknown): string | undefined {
-  const detail = (payload as { detail?: unknown } | null)?.detail;
-  return typeof detail === 'string' ? detail : undefined;
 }
 
 function apiKeys(command: OrderApiCommand): string[] {

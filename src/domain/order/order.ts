@@ -21,6 +21,10 @@ export type OrderStatus = 'CREATED' | 'RESERVED' | 'PAYMENT_PENDING' | 'PAID' | 
 
 export const orderKey = (orderId: string) => `order:${orderId}`;
 
+/** A checkout attempt's saga id: its order's id, a dot, and a unique part (order ids have no dots). */
+export const checkoutSagaId = (orderId: string, unique: string) => `${orderId}.${unique}`;
+export const orderIdOf = (sagaId: string) => sagaId.slice(0, Math.max(0, sagaId.indexOf('.')));
+
 /** Events the order service publishes about checkouts (`requested` only in choreography). */
 export const OrderEvents = { requested: 'CheckoutRequested', completed: 'CheckoutCompleted', failed: 'CheckoutFailed' } as const;
 export type CheckoutFailed = Readonly<{ reason: string }>;

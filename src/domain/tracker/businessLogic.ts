@@ -1,7 +1,7 @@
 import type { EventPayload } from '../../core/choreography.ts';
 import type { Decider, Decision } from '../../core/decider.ts';
 import type { Envelope } from '../../core/message.ts';
-import { observe, startSaga, type SagaDefinition, type SagaReply } from '../../core/saga.ts';
+import { observe, replyOf, startSaga, type SagaDefinition, type SagaReply } from '../../core/saga.ts';
 import { sagaReplyTypes } from '../order/checkoutSaga.ts';
 import type { CheckoutContext } from '../order/order.ts';
 import { trackedKey, type TrackedSaga } from './tracker.ts';
@@ -33,8 +33,7 @@ function track(saga: SagaDefinition<CheckoutContext>, started: string, seen: Tra
     const next = observe(saga, { state, early: rest }, first, message.at);
     return { state: next.state, early: next.early };
   }
-  const { detail } = message.payload as EventPayload<CheckoutContext>;
-  const reply: SagaReply = { type: message.type, step: message.step, at: message.at, ...(detail === undefined ? {} : { detail }) };
+  const reply: SagaReply = { ...replyOf(message), at: message.at };
   if (!seen.state) return { early: [...seen.early, reply] };
   const next = observe(saga, { state: seen.state, early: seen.early }, reply, message.at);
   return { state: next.state, early: next.early };
