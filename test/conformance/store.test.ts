@@ -113,6 +113,23 @@ function storeConformance(backend: StoreBackend): void {
       assert.equal((await replicas[1]!.read(Array.from({ length: 10 }, (_, i) => `d${i}`))).size, 1);
     });
 
+    void test('a commit lands only while the documents it read and did not write are unchanged (no write skew)', async () => {
+      const service = randomName('s');
+      const replicas = [await open(service), await open(service, true)];
+      // Each round, two transactions read both documents and, if both are still 0, set their
+      // own to 1. Run one after the other, only the first writes; so must it be when they race.
+      for (let round = 0; round < 20; round++) {
+        const [x, y] = [`x${round}`, `y${round}`];
+        await replicas[0]!.transact([], [], () => commit({ writes: new Map([[x, 0], [y, 0]]) }));
+        await Promise.all([x, y].map((own, i) => replicas[i]!.transact([x, y], [], (snapshot) => {
+          const sum = ((snapshot.docs.get(x) as number | undefined) ?? 0) + ((snapshot.docs.get(y) as number | undefined) ?? 0);
+          return sum === 0 ? commit({ writes: new Map([[own, 1]]) }) : commit({});
+        })));
+        const docs = await replicas[0]!.read([x, y]);
+        assert.equal([...docs.values()].filter((v) => v === 1).length, 1, `round ${round}: ${JSON.stringify([...docs])}`);
+      }
+    });
+
     void test('blind writes replace whatever is there; null deletes a read document', async () => {
       const store = await open();
       await store.transact(['x'], [], () => commit({ writes: new Map([['x', 1]]) }));

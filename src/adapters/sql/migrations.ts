@@ -16,6 +16,18 @@ const migrations: readonly ((s: string) => string)[] = [
   (s) => `alter table ${s}.docs set (fillfactor = 60)`,
   // Several consumers may give up on the same message.
   (s) => `alter table ${s}.dead_letters drop constraint dead_letters_pkey, add primary key (id, consumer)`,
+  // A commit is one statement; this makes it fail as a whole when something it read changed
+  // (a serialization failure, which the store retries). The second argument only makes every
+  // part of the statement be counted before it ends.
+  (s) => `
+    create function ${s}.unless_changed(unchanged boolean, others bigint) returns bigint language plpgsql as $$
+    begin
+      if not unchanged then
+        raise exception 'orderly: a document or inbox entry changed since it was read' using errcode = '40001';
+      end if;
+      return others;
+    end $$;
+  `,
 ];
 
 export async function migrate(client: SqlClient, schema: string): Promise<void> {

@@ -11,12 +11,12 @@ export interface SqlClient {
   exec(sql: string): Promise<void>;
 }
 
-class Conflict extends Error {}
-
 /**
  * The store on PostgreSQL SQL: each service its own schema with `docs`, `inbox`, `outbox`
- * and `dead_letters`. Documents read in a transaction are locked (`FOR UPDATE`) and every
- * write checks the version it read, so no update is ever lost, whatever runs at once.
+ * and `dead_letters`. A transaction takes two round trips: it reads without locking, then
+ * commits everything in one statement that checks every version it read (locking the
+ * documents it only read until it ends) and fails as a whole if any changed, so no update is
+ * ever lost, whatever runs at once; the store then runs it again on fresh data.
  */
 export async function openSqlStore(client: SqlClient, service: string): Promise<Store> {
   if (!/^[a-z][a-z0-9_]*$/.test(service)) throw new Error(`Bad service name for a schema: ${service}`);
@@ -27,28 +27,26 @@ export async function openSqlStore(client: SqlClient, service: string): Promise<
   });
 
   async function attempt<T>(keys: readonly string[], messageIds: readonly string[], decide: (snapshot: Snapshot) => Commit<T>): Promise<T> {
-    return client.transaction(async (tx) => {
-      // One round trip: the documents (locked) and which messages were consumed already.
-      const { rows } = await tx.query<{ key: string; version: number | null; doc: unknown }>(
-        `with d as (select key, version, doc from ${s}.docs where key = any($1::text[]) order by key for update)
-         select key, version, doc from d
-         union all select id, null, null from ${s}.inbox where id = any($2::text[])`,
-        [keys, messageIds],
-      );
-      const versions = new Map<string, number>();
-      const docs = new Map<string, unknown>();
-      const seen = new Set<string>();
-      for (const row of rows) {
-        if (row.version === null) seen.add(row.key);
-        else {
-          versions.set(row.key, row.version);
-          docs.set(row.key, row.doc);
-        }
+    // One round trip: the documents and which messages were consumed already (nothing locked).
+    const { rows } = await client.query<{ key: string; version: number | null; doc: unknown }>(
+      `select key, version, doc from ${s}.docs where key = any($1::text[])
+       union all select id, null, null from ${s}.inbox where id = any($2::text[])`,
+      [keys, messageIds],
+    );
+    const versions = new Map<string, number>();
+    const docs = new Map<string, unknown>();
+    const seen = new Set<string>();
+    for (const row of rows) {
+      if (row.version === null) seen.add(row.key);
+      else {
+        versions.set(row.key, row.version);
+        docs.set(row.key, row.doc);
       }
-      const commit = decide({ docs, seen });
-      await write(tx, s, commit, versions, new Set(keys));
-      return commit.result;
-    });
+    }
+    const commit = decide({ docs, seen });
+    // A second round trip commits it, checking what was read, as one statement.
+    await write(client, s, commit, versions, new Set(keys));
+    return commit.result;
   }
 
   return {
@@ -59,7 +57,7 @@ export async function openSqlStore(client: SqlClient, service: string): Promise<
       try {
         return { committed: true, result: await attempt(keys, messageIds, decide) };
       } catch (error) {
-        if (error instanceof Conflict || isSerializationFailure(error)) return { committed: false };
+        if (isSerializationFailure(error)) return { committed: false };
         throw error;
       }
     }),
@@ -105,11 +103,14 @@ export async function openSqlStore(client: SqlClient, service: string): Promise<
 }
 
 /**
- * Writes a commit's documents, inbox marks and outbox messages in one statement; throws
- * Conflict (rolling the transaction back) if a document read changed or a message was
- * consumed meanwhile.
+ * Writes a commit's documents, inbox marks and outbox messages in one statement, which is a
+ * transaction of its own. It fails as a whole, with a serialization failure, if a document
+ * read changed or a message was consumed meanwhile. Documents read and not written are
+ * locked (`FOR SHARE`) while it runs, so they cannot change before it commits; one read
+ * missing and not written is checked to be missing still as the statement starts (no row to
+ * lock: an insert committing while the statement runs goes unseen, as under any row locking).
  */
-async function write<T>(tx: SqlClient, s: string, commit: Commit<T>, versions: ReadonlyMap<string, number>, read: ReadonlySet<string>): Promise<void> {
+async function write<T>(client: SqlClient, s: string, commit: Commit<T>, versions: ReadonlyMap<string, number>, read: ReadonlySet<string>): Promise<void> {
   const updates: { key: string; version: number; doc: unknown }[] = [];
   const inserts: { key: string; doc: unknown }[] = [];
   const upserts: { key: string; doc: unknown }[] = [];
@@ -124,9 +125,18 @@ async function write<T>(tx: SqlClient, s: string, commit: Commit<T>, versions: R
     else if (read.has(key)) inserts.push({ key, doc });
     else upserts.push({ key, doc });
   }
+  if (commit.writes.size + commit.consumed.length + commit.outbox.length + commit.cancel.length === 0) return;
+  const unchanged = [...versions].filter(([key]) => !commit.writes.has(key)).map(([key, version]) => ({ key, version }));
+  const stillMissing = [...read].filter((key) => !versions.has(key) && !commit.writes.has(key));
+  // Keys in one order, so that two commits locking the same documents do not deadlock.
+  const byKey = (a: { key: string }, b: { key: string }) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
+  updates.sort(byKey);
+  unchanged.sort(byKey);
   // The document lists touch disjoint keys, so one statement can apply them all.
-  const { rows } = await tx.query<{ updated: number; inserted: number; deleted: number; consumed: number }>(
+  await client.query(
     `with
+       kept as (select 1 from ${s}.docs d join jsonb_to_recordset($9::jsonb) as x(key text, version int)
+                on d.key = x.key and d.version = x.version for share of d),
        upd as (update ${s}.docs d set doc = x.doc, version = x.version + 1
                from jsonb_to_recordset($1::jsonb) as x(key text, version int, doc jsonb)
                where d.key = x.key and d.version = x.version returning 1),
@@ -141,20 +151,17 @@ async function write<T>(tx: SqlClient, s: string, commit: Commit<T>, versions: R
                on conflict (id) do nothing returning 1),
        can as (delete from ${s}.outbox where id = any($7::text[]) returning 1),
        bdel as (delete from ${s}.docs where key = any($8::text[]) returning 1)
-     select (select count(*) from upd)::int as updated, (select count(*) from ins)::int as inserted,
-            (select count(*) from del)::int as deleted, (select count(*) from inb)::int as consumed,
-            (select count(*) from ups)::int + (select count(*) from outb)::int + (select count(*) from can)::int
-              + (select count(*) from bdel)::int as other`,
+     select ${s}.unless_changed(
+       (select count(*) from kept) = $10 and (select count(*) from upd) = $11 and (select count(*) from ins) = $12
+       and (select count(*) from del) = $13 and (select count(*) from inb) = $14
+       and not exists (select 1 from ${s}.docs where key = any($15::text[])),
+       (select count(*) from ups) + (select count(*) from outb) + (select count(*) from can) + (select count(*) from bdel))`,
     [
       JSON.stringify(updates), JSON.stringify(inserts), JSON.stringify(upserts), JSON.stringify(deletes),
-      commit.consumed, JSON.stringify(commit.outbox), commit.cancel, blindDeletes,
+      commit.consumed, JSON.stringify(commit.outbox), commit.cancel, blindDeletes, JSON.stringify(unchanged),
+      unchanged.length, updates.length, inserts.length, deletes.length, commit.consumed.length, stillMissing,
     ],
   );
-  const counts = rows[0];
-  if (!counts || counts.updated !== updates.length || counts.inserted !== inserts.length
-    || counts.deleted !== deletes.length || counts.consumed !== commit.consumed.length) {
-    throw new Conflict();
-  }
 }
 
 /** PostgreSQL's serialization failure and deadlock codes: retrying the transaction is right. */
