@@ -2,11 +2,11 @@ import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { connect as natsConnect, type NatsConnection } from '@nats-io/transport-node';
 import { connect as amqpConnect, type ChannelModel } from 'amqplib';
 import { Redis } from 'ioredis';
-import { decodeBatch, decodeEnvelope, type RetryPolicy } from '../../src/adapters/broker/delivery.ts';
+import { decodeBatch, type RetryPolicy } from '../../src/adapters/broker/delivery.ts';
 import { inProcessBus } from '../../src/adapters/inproc/bus.ts';
 import { natsBus, natsNames } from '../../src/adapters/nats/bus.ts';
 import { rabbitBus, rabbitQueues } from '../../src/adapters/rabbitmq/bus.ts';
-import { redisBus, redisNames } from '../../src/adapters/redis/bus.ts';
+import { BATCH, redisBus, redisNames } from '../../src/adapters/redis/bus.ts';
 import type { Bus } from '../../src/ports/bus.ts';
 import { createLogger } from '../../src/runtime/log.ts';
 
@@ -152,7 +152,7 @@ export function redisBackend(): BusBackend {
     },
     async deadLetters(namespace, consumer) {
       const entries = await client().xrange(redisNames(namespace).dead(consumer), '-', '+');
-      return entries.map(([, fields]) => ({ id: decodeEnvelope(Buffer.from(field(fields, 'envelope'))).id, error: field(fields, 'error') }));
+      return entries.flatMap(([, fields]) => decodeBatch(Buffer.from(field(fields, BATCH))).map((e) => ({ id: e.id, error: field(fields, 'error') })));
     },
     async cleanup(namespace) {
       // Namespaces are [a-z0-9_]: nothing in them is a glob pattern.

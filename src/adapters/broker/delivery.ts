@@ -63,11 +63,6 @@ export function decodeBatch(bytes: Uint8Array): Envelope[] {
   return value.map(checkEnvelope);
 }
 
-/** Checks one envelope's bytes (a Redis stream entry holds one). */
-export function decodeEnvelope(bytes: Uint8Array): Envelope {
-  return checkEnvelope(JSON.parse(new TextDecoder().decode(bytes)));
-}
-
 function checkEnvelope(value: unknown): Envelope {
   if (typeof value !== 'object' || value === null) throw new TypeError('Envelope is not a JSON object');
   const e = value as Record<string, unknown>;

@@ -2,7 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import type { Envelope } from '../../core/message.ts';
 import type { Bus, Handler } from '../../ports/bus.ts';
-import { DEFAULT_PREFETCH, backoffAfter, checkName, type BrokerBusOptions, decodeEnvelope, errorText, retryPolicy } from '../broker/delivery.ts';
+import {
+  DEFAULT_PREFETCH, backoffAfter, batchesByType, checkName, type BrokerBusOptions, decodeBatch, encodeBatch, errorText, handleBatch, retryPolicy,
+} from '../broker/delivery.ts';
 import { autoclaimScript, claimOwnScript, deadLetterScript, handBackScript, trimScript } from './busScripts.ts';
 import { checkDurability } from './durability.ts';
 import { Slots } from './slots.ts';
@@ -42,12 +44,15 @@ type Subscription = {
   recover: boolean;
 };
 
+/** The field of a stream entry that holds its envelopes (a JSON array, all of the entry's stream's type). */
+export const BATCH = 'batch';
 const BLOCK_MS = 2000;
 /** Consumers (processes) with nothing pending and idle this long are dropped from their groups. */
 const FORGET_CONSUMER_MS = 3_600_000;
 
 /**
- * The bus on Redis Streams: a stream `<namespace>:<type>` per message type, and per consumer
+ * The bus on Redis Streams: a stream `<namespace>:<type>` per message type, whose entries each
+ * hold the envelopes of that type published together (see `batchesByType`), and per consumer
  * (service) a consumer group of that name on each stream of its types, created at `$` (like a
  * new queue, it gets what is published from then on, kept while its processes are away).
  * Each process reads as a consumer of the group, with XREADGROUP, and acknowledges (XACK) a
@@ -158,35 +163,45 @@ export async function redisBus(options: RedisBusOptions): Promise<Bus> {
     );
   }
 
-  /** Handles one entry; returns the delay before its next delivery when it is to be retried. */
+  /**
+   * Handles the envelopes of one entry; returns the delay before its next delivery when some
+   * failed. The whole entry comes again (those that committed are then skipped by the inbox);
+   * after the last delivery only the failed ones go to the dead letters.
+   */
   async function deliver(sub: Subscription, stream: string, [id, fields, delivery]: Entry): Promise<number | undefined> {
     const context = { consumer: sub.consumer, stream, entry: id, delivery };
-    let message: Envelope | undefined;
+    let batch: Envelope[] | undefined;
+    let failed: { batch: string; error: unknown } | undefined;
     // A slow handler (a busy database) must not have its message taken by another process meanwhile.
     const keepAlive = setInterval(() => void claimOwn(stream, sub.consumer, [id], true).catch(() => {}), claimIdleMs / 3);
     keepAlive.unref();
     try {
       // More deliveries than allowed without any outcome: the processes handling it died each time.
       if (delivery > policy.maxDeliveries) throw new Error(`Delivered ${delivery} times without an outcome`);
-      message = decodeEnvelope(Buffer.from(field(fields, 'envelope') ?? ''));
-      await sub.handler(message);
+      batch = decodeBatch(Buffer.from(field(fields, BATCH) ?? ''));
+      const result = await handleBatch(batch, sub.handler);
+      if (result.failed.length > 0) failed = { batch: encodeBatch(result.failed).toString(), error: result.error };
     } catch (error) {
+      batch = undefined;
+      failed = { batch: field(fields, BATCH) ?? '', error };
+    } finally {
+      clearInterval(keepAlive);
+    }
+    if (failed) {
       if (closed) return undefined; // handed back by close()
-      if (message !== undefined && delivery < policy.maxDeliveries) {
-        log.warn({ ...context, messageId: message.id, err: error }, 'redis: handler failed; will retry');
+      if (batch !== undefined && delivery < policy.maxDeliveries) {
+        log.warn({ ...context, err: failed.error }, 'redis: handler failed; will retry');
         return backoffAfter(policy, delivery);
       }
-      const text = errorText(error);
-      log.error({ ...context, messageId: message?.id, error: text }, 'redis: message dead-lettered');
+      const text = errorText(failed.error);
+      log.error({ ...context, error: text }, 'redis: message dead-lettered');
       try {
-        await deadLetterScript.run(commands, [stream, names.dead(sub.consumer)], [sub.consumer, id, field(fields, 'envelope') ?? '', text, sub.consumer, delivery]);
+        await deadLetterScript.run(commands, [stream, names.dead(sub.consumer)], [sub.consumer, id, failed.batch, text, sub.consumer, delivery]);
       } catch (deadError) {
         log.warn({ ...context, err: deadError }, 'redis: could not dead-letter; will retry');
         return backoffAfter(policy, delivery);
       }
       return undefined;
-    } finally {
-      clearInterval(keepAlive);
     }
     // Not acknowledged (a lost connection): it stays pending here, and comes back by recovery or reclaim.
     await commands.xack(stream, sub.consumer, id).catch((err: unknown) => closed || log.warn({ ...context, err }, 'redis: could not acknowledge'));
@@ -245,9 +260,10 @@ export async function redisBus(options: RedisBusOptions): Promise<Bus> {
       for (const message of messages) checkName('message type', message.type);
       if (messages.length === 0) return;
       const tx = commands.multi();
-      for (const m of messages) {
-        streams.add(names.stream(m.type));
-        tx.xadd(names.stream(m.type), '*', 'envelope', JSON.stringify(m));
+      for (const batch of batchesByType(messages)) {
+        const stream = names.stream(batch[0]!.type);
+        streams.add(stream);
+        tx.xadd(stream, '*', BATCH, encodeBatch(batch));
       }
       const replies = await tx.exec();
       for (const [error] of replies ?? []) if (error) throw error;

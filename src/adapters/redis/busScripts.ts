@@ -77,7 +77,7 @@ end
  */
 export const deadLetterScript = script(`#!lua
 if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
-redis.call('XADD', KEYS[2], '*', 'envelope', ARGV[3], 'error', ARGV[4], 'consumer', ARGV[5],
+redis.call('XADD', KEYS[2], '*', 'batch', ARGV[3], 'error', ARGV[4], 'consumer', ARGV[5],
   'stream', KEYS[1], 'entry', ARGV[2], 'delivery', ARGV[6])
 return 1
 `);

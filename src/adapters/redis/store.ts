@@ -16,6 +16,7 @@
 import type { Redis } from 'ioredis';
 import type { Envelope } from '../../core/message.ts';
 import type { Commit, Snapshot, Store } from '../../ports/store.ts';
+import { batchesByType } from '../broker/delivery.ts';
 import { deliveredBatcher, untilCommitted, type Attempt } from '../storeKit.ts';
 import type { Logger } from '../../runtime/log.ts';
 import { checkDurability } from './durability.ts';
@@ -106,7 +107,7 @@ export async function openRedisStore(redis: Redis, service: string, options: Red
     const direct = streams ? commit.outbox.filter((m) => m.deliverAt === undefined) : [];
     list(commit.outbox.filter((m) => !direct.includes(m)).map((m) => [m.id, json(m, `message ${m.id}`)]));
     list(commit.cancel.map((id) => [id]));
-    list(direct.map((m) => [streams!(m.type), json(m, `message ${m.id}`)]));
+    list(batchesByType(direct).map((batch) => [streams!(batch[0]!.type), json(batch, `messages ${batch[0]!.id}…`)]));
     const committed = (await commitScript.run(redis, commitKeys, args)) === 1;
     return committed ? { committed: true, result: commit.result } : { committed: false };
   }

@@ -38,7 +38,7 @@ export const COMMIT_KEYS = ['docs', 'versions', 'index', 'inbox', 'outbox', 'ord
  * KEYS: COMMIT_KEYS. ARGV: six lists, each its length then its items: the documents read
  * (key, version, '0' when missing), the writes (key, JSON, '' to delete), the consumed ids,
  * the outbox (id, envelope JSON), the cancelled ids, and the messages sent straight to the
- * bus (stream, envelope JSON), when the bus is Redis Streams on this server.
+ * bus (stream, JSON array of its envelopes), when the bus is Redis Streams on this server.
  * Returns 1 when committed, 0 on a conflict (nothing written).
  */
 export const commitScript = script(`#!lua
@@ -101,7 +101,7 @@ for _, id in ipairs(cancel) do
   redis.call('HDEL', outbox, id)
   redis.call('ZREM', order, id)
 end
-for k = 1, #streamed, 2 do redis.call('XADD', streamed[k], '*', 'envelope', streamed[k + 1]) end
+for k = 1, #streamed, 2 do redis.call('XADD', streamed[k], '*', 'batch', streamed[k + 1]) end
 return 1
 `);
 

@@ -28,11 +28,14 @@ export async function openSqlStore(client: SqlClient, service: string): Promise<
 
   async function attempt<T>(keys: readonly string[], messageIds: readonly string[], decide: (snapshot: Snapshot) => Commit<T>): Promise<T> {
     // One round trip: the documents and which messages were consumed already (nothing locked).
-    const { rows } = await client.query<{ key: string; version: number | null; doc: unknown }>(
-      `select key, version, doc from ${s}.docs where key = any($1::text[])
-       union all select id, null, null from ${s}.inbox where id = any($2::text[])`,
-      [keys, messageIds],
-    );
+    // A part with nothing to look up is left out: PostgreSQL may plan `= any('{}')` as a scan of the whole table.
+    const parts: string[] = [];
+    const params: (readonly string[])[] = [];
+    if (keys.length > 0) parts.push(`select key, version, doc from ${s}.docs where key = any($${params.push(keys)}::text[])`);
+    if (messageIds.length > 0) parts.push(`select id as key, null::int as version, null::jsonb as doc from ${s}.inbox where id = any($${params.push(messageIds)}::text[])`);
+    const { rows } = parts.length === 0
+      ? { rows: [] }
+      : await client.query<{ key: string; version: number | null; doc: unknown }>(parts.join(' union all '), params);
     const versions = new Map<string, number>();
     const docs = new Map<string, unknown>();
     const seen = new Set<string>();
