@@ -135,35 +135,53 @@ async function write<T>(client: SqlClient, s: string, commit: Commit<T>, version
   const byKey = (a: { key: string }, b: { key: string }) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
   updates.sort(byKey);
   unchanged.sort(byKey);
-  // The document lists touch disjoint keys, so one statement can apply them all.
+  // One statement applies every list (they touch disjoint keys). Only the parts with something
+  // to do are in it: planning a part costs about as much as running it.
+  const params: unknown[] = [];
+  const $ = (value: unknown) => `$${params.push(value)}`;
+  const parts: string[] = [];
+  const checks: string[] = [];
+  const others: string[] = [];
+  const part = (name: string, sql: string, expected?: number) => {
+    parts.push(`${name} as (${sql} returning 1)`);
+    if (expected === undefined) others.push(`(select count(*) from ${name})`);
+    else checks.push(`(select count(*) from ${name}) = ${expected}`);
+  };
+  if (unchanged.length > 0) {
+    // A locking select has no `returning`: its part is written out.
+    parts.push(`kept as (select 1 from ${s}.docs d join jsonb_to_recordset(${$(JSON.stringify(unchanged))}::jsonb) as x(key text, version int)
+      on d.key = x.key and d.version = x.version for share of d)`);
+    checks.push(`(select count(*) from kept) = ${unchanged.length}`);
+  }
+  if (updates.length > 0) {
+    part('upd', `update ${s}.docs d set doc = x.doc, version = x.version + 1
+      from jsonb_to_recordset(${$(JSON.stringify(updates))}::jsonb) as x(key text, version int, doc jsonb)
+      where d.key = x.key and d.version = x.version`, updates.length);
+  }
+  if (inserts.length > 0) {
+    part('ins', `insert into ${s}.docs (key, version, doc) select key, 1, doc from jsonb_to_recordset(${$(JSON.stringify(inserts))}::jsonb) as x(key text, doc jsonb)
+      on conflict (key) do nothing`, inserts.length);
+  }
+  if (upserts.length > 0) {
+    part('ups', `insert into ${s}.docs (key, version, doc) select key, 1, doc from jsonb_to_recordset(${$(JSON.stringify(upserts))}::jsonb) as x(key text, doc jsonb)
+      on conflict (key) do update set doc = excluded.doc, version = ${s}.docs.version + 1`);
+  }
+  if (deletes.length > 0) {
+    part('del', `delete from ${s}.docs d using jsonb_to_recordset(${$(JSON.stringify(deletes))}::jsonb) as x(key text, version int)
+      where d.key = x.key and d.version = x.version`, deletes.length);
+  }
+  if (blindDeletes.length > 0) part('bdel', `delete from ${s}.docs where key = any(${$(blindDeletes)}::text[])`);
+  if (commit.consumed.length > 0) part('inb', `insert into ${s}.inbox (id) select unnest(${$(commit.consumed)}::text[]) on conflict do nothing`, commit.consumed.length);
+  if (commit.outbox.length > 0) {
+    part('outb', `insert into ${s}.outbox (id, envelope) select x->>'id', x from jsonb_array_elements(${$(JSON.stringify(commit.outbox))}::jsonb) as x
+      on conflict (id) do nothing`);
+  }
+  if (commit.cancel.length > 0) part('can', `delete from ${s}.outbox where id = any(${$(commit.cancel)}::text[])`);
+  if (stillMissing.length > 0) checks.push(`not exists (select 1 from ${s}.docs where key = any(${$(stillMissing)}::text[]))`);
   await client.query(
-    `with
-       kept as (select 1 from ${s}.docs d join jsonb_to_recordset($9::jsonb) as x(key text, version int)
-                on d.key = x.key and d.version = x.version for share of d),
-       upd as (update ${s}.docs d set doc = x.doc, version = x.version + 1
-               from jsonb_to_recordset($1::jsonb) as x(key text, version int, doc jsonb)
-               where d.key = x.key and d.version = x.version returning 1),
-       ins as (insert into ${s}.docs (key, version, doc) select key, 1, doc from jsonb_to_recordset($2::jsonb) as x(key text, doc jsonb)
-               on conflict (key) do nothing returning 1),
-       ups as (insert into ${s}.docs (key, version, doc) select key, 1, doc from jsonb_to_recordset($3::jsonb) as x(key text, doc jsonb)
-               on conflict (key) do update set doc = excluded.doc, version = ${s}.docs.version + 1 returning 1),
-       del as (delete from ${s}.docs d using jsonb_to_recordset($4::jsonb) as x(key text, version int)
-               where d.key = x.key and d.version = x.version returning 1),
-       inb as (insert into ${s}.inbox (id) select unnest($5::text[]) on conflict do nothing returning 1),
-       outb as (insert into ${s}.outbox (id, envelope) select x->>'id', x from jsonb_array_elements($6::jsonb) as x
-               on conflict (id) do nothing returning 1),
-       can as (delete from ${s}.outbox where id = any($7::text[]) returning 1),
-       bdel as (delete from ${s}.docs where key = any($8::text[]) returning 1)
-     select ${s}.unless_changed(
-       (select count(*) from kept) = $10 and (select count(*) from upd) = $11 and (select count(*) from ins) = $12
-       and (select count(*) from del) = $13 and (select count(*) from inb) = $14
-       and not exists (select 1 from ${s}.docs where key = any($15::text[])),
-       (select count(*) from ups) + (select count(*) from outb) + (select count(*) from can) + (select count(*) from bdel))`,
-    [
-      JSON.stringify(updates), JSON.stringify(inserts), JSON.stringify(upserts), JSON.stringify(deletes),
-      commit.consumed, JSON.stringify(commit.outbox), commit.cancel, blindDeletes, JSON.stringify(unchanged),
-      unchanged.length, updates.length, inserts.length, deletes.length, commit.consumed.length, stillMissing,
-    ],
+    `with ${parts.join(',\n')}
+     select ${s}.unless_changed(${checks.join(' and ') || 'true'}, ${others.join(' + ') || '0'})`,
+    params,
   );
 }
 
