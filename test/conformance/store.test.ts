@@ -113,6 +113,23 @@ function storeConformance(backend: StoreBackend): void {
       assert.equal((await replicas[1]!.read(Array.from({ length: 10 }, (_, i) => `d${i}`))).size, 1);
     });
 
+    void test('a replica decides on what another replica committed since it last read a document', async () => {
+      const service = randomName('s');
+      const [a, b] = [await open(service), await open(service, true)];
+      const add = (store: Store, n: number) => store.transact(['x'], [], (snapshot) => {
+        const x = (snapshot.docs.get('x') as number | undefined) ?? 0;
+        return commit({ writes: new Map([['x', x + n]]), result: x });
+      });
+      await add(a, 1);
+      await add(b, 10);
+      assert.equal(await add(a, 100), 11, 'a saw b\'s write');
+      await add(b, 1000);
+      // Nothing written: no commit checks what it saw, and still it saw the latest.
+      assert.equal(await a.transact(['x'], [], (snapshot) => commit({ result: snapshot.docs.get('x') })), 1111);
+      await b.transact([], [], () => commit({ consumed: ['m1'] }));
+      assert.equal(await a.transact(['x'], ['m1'], (snapshot) => commit({ result: snapshot.seen.has('m1') })), true);
+    });
+
     void test('a commit lands only while the documents it read and did not write are unchanged (no write skew)', async () => {
       const service = randomName('s');
       const replicas = [await open(service), await open(service, true)];
