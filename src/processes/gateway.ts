@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Pool } from 'undici';
 import { problems, type ProblemCode } from '../http/problems.ts';
 import type { Logger } from '../runtime/log.ts';
@@ -13,11 +14,14 @@ const PREFIX: Readonly<Record<string, ServiceName>> = { stock: 'stock', payment:
 const MAX_BODY = 4 * 1024 * 1024;
 /** A replica that refused a connection is skipped for this long. */
 const COOL_DOWN_MS = 2_000;
+/** Rounds over all replicas after a first one where none took the connection (100, 200, 400, 800 ms apart). */
+const RETRY_ROUNDS = 4;
 
 /**
  * The gateway: one port for the course API, spreading requests over the replicas of each
  * service (round robin). A replica that cannot be reached is skipped and the request goes to
- * the next one (safe: nothing was sent). nginx or a Kubernetes ingress can take its place:
+ * the next one (safe: nothing was sent); when none can be, all are tried again for about
+ * 1.5 s before the answer is 503. nginx or a Kubernetes ingress can take its place:
  * route /stock, /payment, /orders and /sagas (the tracker in choreography, else the order service) to the replicas of each service (see README).
  */
 export async function startGateway(upstreams: Upstreams, host: string, port: number, log: Logger) {
@@ -29,20 +33,29 @@ export async function startGateway(upstreams: Upstreams, host: string, port: num
   }))])) as Record<ServiceName, { url: string; pool: Pool; downUntil: number }[]>;
   const next: Record<ServiceName, number> = { orders: 0, stock: 0, payment: 0, tracker: 0 };
 
+  /**
+   * Sends the request to the next replica that takes the connection. When none does, tries
+   * them all again a few times over about 1.5 s (a replica may be starting or restarting):
+   * safe, since nothing was sent.
+   */
   async function forward(service: ServiceName, method: string, path: string, headers: Record<string, string>, body: Buffer | undefined) {
     const list = replicas[service];
-    for (let tried = 0; tried < list.length; tried++) {
-      const replica = list[next[service]++ % list.length]!;
-      if (replica.downUntil > Date.now() && tried < list.length - 1) continue;
-      try {
-        const res = await replica.pool.request({ method: method as 'GET', path, headers, body, headersTimeout: 120_000, bodyTimeout: 120_000 });
-        return { status: res.statusCode, type: String(res.headers['content-type'] ?? 'application/json'), body: Buffer.from(await res.body.arrayBuffer()) };
-      } catch (error) {
-        if (!isConnectFailure(error)) throw error;
-        replica.downUntil = Date.now() + COOL_DOWN_MS;
+    for (let round = 0; ; round++) {
+      for (let tried = 0; tried < list.length; tried++) {
+        const replica = list[next[service]++ % list.length]!;
+        if (round === 0 && replica.downUntil > Date.now() && tried < list.length - 1) continue;
+        try {
+          const res = await replica.pool.request({ method: method as 'GET', path, headers, body, headersTimeout: 120_000, bodyTimeout: 120_000 });
+          return { status: res.statusCode, type: String(res.headers['content-type'] ?? 'application/json'), body: Buffer.from(await res.body.arrayBuffer()) };
+        } catch (error) {
+          if (!isConnectFailure(error)) throw error;
+          if (replica.downUntil <= Date.now()) log.warn({ replica: replica.url, code: (error as { code?: string }).code }, 'gateway: a replica cannot be reached; trying the others');
+          replica.downUntil = Date.now() + COOL_DOWN_MS;
+        }
       }
+      if (round === RETRY_ROUNDS) return undefined;
+      await sleep(100 * 2 ** round);
     }
-    return undefined;
   }
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
