@@ -18,8 +18,9 @@ const types = {
 /**
  * A PostgreSQL server through a node-postgres pool. Statements outside a transaction run on
  * any pooled connection; a transaction holds one connection from BEGIN to COMMIT (ROLLBACK
- * when its function throws). READ COMMITTED is enough for openSqlStore: it locks what it
- * reads and checks versions, and retries on conflicts, serialization failures and deadlocks.
+ * when its function throws). READ COMMITTED is enough for openSqlStore: its commit is one
+ * statement that checks every version it read (locking those it does not write), and it
+ * retries on conflicts, serialization failures and deadlocks.
  */
 export async function openPostgres(url: string, options: PostgresOptions = {}): Promise<SqlClient & { close(): Promise<void> }> {
   const pool = new pg.Pool({ connectionString: url, max: options.max ?? 10, types });
