@@ -161,7 +161,6 @@ export async function natsBus(options: NatsBusOptions): Promise<Bus> {
     }
   }
 
-
   function start(subscription: Subscription, type: string): void {
     pull(subscription, type).catch((err: unknown) => {
       if (!closed) log.error({ err, consumer: subscription.consumer, type }, 'nats: consumer stopped');

@@ -182,7 +182,6 @@ export async function redisBus(options: RedisBusOptions): Promise<Bus> {
       const result = await handleBatch(batch, sub.handler);
       if (result.failed.length > 0) failed = { batch: encodeBatch(result.failed).toString(), error: result.error };
     } catch (error) {
-      batch = undefined;
       failed = { batch: field(fields, BATCH) ?? '', error };
     } finally {
       clearInterval(keepAlive);

@@ -17,15 +17,14 @@ const migrations: readonly ((s: string) => string)[] = [
   // Several consumers may give up on the same message.
   (s) => `alter table ${s}.dead_letters drop constraint dead_letters_pkey, add primary key (id, consumer)`,
   // A commit is one statement; this makes it fail as a whole when something it read changed
-  // (a serialization failure, which the store retries). The second argument only makes every
-  // part of the statement be counted before it ends.
+  // (a serialization failure, which the store retries).
   (s) => `
-    create function ${s}.unless_changed(unchanged boolean, others bigint) returns bigint language plpgsql as $$
+    create function ${s}.unless_changed(unchanged boolean) returns boolean language plpgsql as $$
     begin
       if not unchanged then
         raise exception 'orderly: a document or inbox entry changed since it was read' using errcode = '40001';
       end if;
-      return others;
+      return true;
     end $$;
   `,
   // Keys and ids compare as bytes: faster than any locale, and the order Redis keeps too.

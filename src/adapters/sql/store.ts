@@ -136,19 +136,22 @@ async function write<T>(client: SqlClient, s: string, commit: Commit<T>, version
   updates.sort(byKey);
   unchanged.sort(byKey);
   // One statement applies every list (they touch disjoint keys). Only the parts with something
-  // to do are in it: planning a part costs about as much as running it.
+  // to do are in it: planning a part costs about as much as running it. PostgreSQL runs every
+  // part to completion whether or not the statement reads it; the checks count the rows of
+  // those that must touch exactly one row per item.
   const params: unknown[] = [];
   const $ = (value: unknown) => `$${params.push(value)}`;
   const parts: string[] = [];
   const checks: string[] = [];
-  const others: string[] = [];
   const part = (name: string, sql: string, expected?: number) => {
-    parts.push(`${name} as (${sql} returning 1)`);
-    if (expected === undefined) others.push(`(select count(*) from ${name})`);
-    else checks.push(`(select count(*) from ${name}) = ${expected}`);
+    if (expected === undefined) parts.push(`${name} as (${sql})`);
+    else {
+      parts.push(`${name} as (${sql} returning 1)`);
+      checks.push(`(select count(*) from ${name}) = ${expected}`);
+    }
   };
   if (unchanged.length > 0) {
-    // A locking select has no `returning`: its part is written out.
+    // A locking select has no `returning`: its rows are counted as they are.
     parts.push(`kept as (select 1 from ${s}.docs d join jsonb_to_recordset(${$(JSON.stringify(unchanged))}::jsonb) as x(key text, version int)
       on d.key = x.key and d.version = x.version for share of d)`);
     checks.push(`(select count(*) from kept) = ${unchanged.length}`);
@@ -180,7 +183,7 @@ async function write<T>(client: SqlClient, s: string, commit: Commit<T>, version
   if (stillMissing.length > 0) checks.push(`not exists (select 1 from ${s}.docs where key = any(${$(stillMissing)}::text[]))`);
   await client.query(
     `with ${parts.join(',\n')}
-     select ${s}.unless_changed(${checks.join(' and ') || 'true'}, ${others.join(' + ') || '0'})`,
+     select ${s}.unless_changed(${checks.join(' and ') || 'true'})`,
     params,
   );
 }
