@@ -46,6 +46,31 @@ function storeConformance(backend: StoreBackend): void {
       assert.deepEqual(seen, ['m1']);
     });
 
+    void test('a commit of thousands of documents and messages is whole, and loses no update to the last of them', async () => {
+      const store = await open();
+      const n = 2500;
+      const keys = Array.from({ length: n }, (_, i) => `k${String(i).padStart(4, '0')}`);
+      const consumed = keys.map((key) => `m-${key}`);
+      await store.transact(keys, consumed, () => commit({
+        writes: new Map(keys.map((key, i) => [key, i])),
+        consumed,
+        outbox: keys.map((key) => envelope(`e-${key}`)),
+      }));
+      assert.equal((await store.read(keys)).size, n);
+      assert.equal((await store.scan('k', n + 1)).length, n);
+      assert.equal((await store.transact([], consumed, (s) => commit({ result: s.seen.size }))), n);
+      // One transaction adds 1000 to the last key while another adds 1 to every key: neither is lost.
+      const last = keys.at(-1)!;
+      const add = (names: readonly string[], k: number) => store.transact(names, [], (snapshot) =>
+        commit({ writes: new Map(names.map((key) => [key, (snapshot.docs.get(key) as number) + k])) }));
+      await Promise.all([add([last], 1000), add(keys, 1)]);
+      const after = await store.read(keys);
+      assert.equal(after.get(last), n - 1 + 1001);
+      assert.equal(after.get(keys[0]!), 1);
+      await store.transact([], [], () => commit({ cancel: keys.map((key) => `e-${key}`) }));
+      assert.deepEqual(await store.outbox(), []);
+    });
+
     void test('a throw inside decide commits nothing', async () => {
       const store = await open();
       await store.transact(['a'], [], () => commit({ writes: new Map([['a', 1]]), outbox: [envelope('e1')] }));

@@ -20,7 +20,7 @@ import { batchesByType } from '../broker/delivery.ts';
 import { deliveredBatcher, untilCommitted, type Attempt } from '../storeKit.ts';
 import type { Logger } from '../../runtime/log.ts';
 import { checkDurability } from './durability.ts';
-import { commitScript, COMMIT_KEYS, outboxScript, pruneScript, scanScript, storeKeys } from './storeScripts.ts';
+import { commitScript, COMMIT_KEYS, outboxScript, pruneScript, scanScript, snapshotScript, storeKeys } from './storeScripts.ts';
 
 export type RedisStoreOptions = Readonly<{
   /** Prefix of every key of this store; default `orderly:<service>:`. */
@@ -42,7 +42,7 @@ const LAYOUT = '1';
 /**
  * The store on Redis: a service's documents, versions, inbox and outbox are a few keys under
  * its prefix (see `storeKeys`). A transaction reads the documents with their versions and the
- * inbox in one MULTI, decides, and commits with one Lua script that writes only when every
+ * inbox in one script, decides, and commits with one Lua script that writes only when every
  * document read still has the version read (or is still missing) and no consumed message is
  * in the inbox; otherwise it writes nothing and the transaction is retried with fresh data.
  * So no update is lost, optimistically rather than with locks. Versions are the numbers of
@@ -64,34 +64,25 @@ export async function openRedisStore(redis: Redis, service: string, options: Red
     check(await redis.multi().hdel(k.outbox, ...ids).zrem(k.order, ...ids).exec());
   });
 
-  /** The documents with their versions and the consumed ids, as of one moment (MULTI). */
+  /** The documents with their versions and the consumed ids, as of one moment. */
   async function snapshot(keys: readonly string[], messageIds: readonly string[]) {
     const docs = new Map<string, unknown>();
     const versions = new Map<string, string>();
     const seen = new Set<string>();
     if (keys.length === 0 && messageIds.length === 0) return { docs, versions, seen };
-    const tx = redis.multi();
-    if (keys.length > 0) tx.hmget(k.docs, ...keys).hmget(k.versions, ...keys);
-    if (messageIds.length > 0) tx.zmscore(k.inbox, ...messageIds);
-    const replies = check(await tx.exec());
-    if (keys.length > 0) {
-      const [values, numbers] = replies as [(string | null)[], (string | null)[]];
-      keys.forEach((key, i) => {
-        const value = values[i];
-        const version = numbers[i];
-        // Both or neither: the commit script writes and deletes them together.
-        if (value != null && version != null) {
-          docs.set(key, JSON.parse(value));
-          versions.set(key, version);
-        }
-      });
-    }
-    if (messageIds.length > 0) {
-      const scores = replies[replies.length - 1] as (string | null)[];
-      messageIds.forEach((id, i) => {
-        if (scores[i] != null) seen.add(id);
-      });
-    }
+    const flat = (await snapshotScript.run(redis, [k.docs, k.versions, k.inbox], [keys.length, ...keys, ...messageIds])) as (string | null)[];
+    keys.forEach((key, i) => {
+      const value = flat[i];
+      const version = flat[keys.length + i];
+      // Both or neither: the commit script writes and deletes them together.
+      if (value != null && version != null) {
+        docs.set(key, JSON.parse(value));
+        versions.set(key, version);
+      }
+    });
+    messageIds.forEach((id, i) => {
+      if (flat[2 * keys.length + i] != null) seen.add(id);
+    });
     return { docs, versions, seen };
   }
 

@@ -65,44 +65,82 @@ if #consumed > 0 then expect(inbox, 'zset') end
 if #outgoing + #cancel > 0 then expect(outbox, 'hash'); expect(order, 'zset') end
 for k = 1, #streamed, 2 do expect(streamed[k], 'stream') end
 
-for k = 1, #reads, 2 do
-  if (redis.call('HGET', versions, reads[k]) or '0') ~= reads[k + 1] then return 0 end
+-- Variadic calls, in slices that stay far below Lua's limit on unpacked values.
+local function call(command, key, args, each)
+  for first = 1, #args, 1000 do
+    local reply = redis.call(command, key, unpack(args, first, math.min(first + 999, #args)))
+    if each then for i, v in ipairs(reply) do each(first + i - 1, v) end end
+  end
 end
-for _, id in ipairs(consumed) do
-  if redis.call('ZSCORE', inbox, id) then return 0 end
-end
+local fresh = true
+local readKeys = {}
+for k = 1, #reads, 2 do readKeys[#readKeys + 1] = reads[k] end
+call('HMGET', versions, readKeys, function(i, v)
+  if (v or '0') ~= reads[2 * i] then fresh = false end
+end)
+call('ZMSCORE', inbox, consumed, function(_, score)
+  if score then fresh = false end
+end)
+if not fresh then return 0 end
 
 -- Numbers first .. last are this commit's: its documents' version is the first, its outbox
 -- messages take the following ones, in order.
 local last = redis.call('INCRBY', seq, 1 + #outgoing / 2)
 local version = last - #outgoing / 2
+-- A key read with a version exists, so it is in the index already.
+local existed = {}
+for k = 1, #reads, 2 do existed[reads[k]] = reads[k + 1] ~= '0' end
+local set, stamp, new, gone = {}, {}, {}, {}
 for k = 1, #writes, 2 do
   local key, doc = writes[k], writes[k + 1]
   if doc == '' then
-    redis.call('HDEL', docs, key)
-    redis.call('HDEL', versions, key)
-    redis.call('ZREM', index, key)
+    gone[#gone + 1] = key
   else
-    redis.call('HSET', docs, key, doc)
-    redis.call('HSET', versions, key, version)
-    redis.call('ZADD', index, 0, key)
+    set[#set + 1] = key; set[#set + 1] = doc
+    stamp[#stamp + 1] = key; stamp[#stamp + 1] = version
+    if not existed[key] then new[#new + 1] = 0; new[#new + 1] = key end
   end
 end
+call('HSET', docs, set)
+call('HSET', versions, stamp)
+call('ZADD', index, new)
+call('HDEL', docs, gone)
+call('HDEL', versions, gone)
+call('ZREM', index, gone)
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-for _, id in ipairs(consumed) do redis.call('ZADD', inbox, now, id) end
+local marks = {}
+for _, id in ipairs(consumed) do marks[#marks + 1] = now; marks[#marks + 1] = id end
+call('ZADD', inbox, marks)
 for k = 1, #outgoing, 2 do
   -- An id already in the outbox keeps its first envelope and its place.
   if redis.call('HSETNX', outbox, outgoing[k], outgoing[k + 1]) == 1 then
     redis.call('ZADD', order, version + (k + 1) / 2, outgoing[k])
   end
 end
-for _, id in ipairs(cancel) do
-  redis.call('HDEL', outbox, id)
-  redis.call('ZREM', order, id)
-end
+call('HDEL', outbox, cancel)
+call('ZREM', order, cancel)
 for k = 1, #streamed, 2 do redis.call('XADD', streamed[k], '*', 'batch', streamed[k + 1]) end
 return 1
+`);
+
+/**
+ * Reads documents with their versions and whether messages were consumed, as of one moment.
+ * KEYS: docs, versions, inbox. ARGV: the number of document keys, the keys, then message ids.
+ * Returns per key its JSON and its version (nil when missing), then per id its inbox time or nil.
+ */
+export const snapshotScript = script(`#!lua flags=no-writes
+local n = tonumber(ARGV[1])
+local out = {}
+local function call(command, key, first, last)
+  for from = first, last, 1000 do
+    for _, v in ipairs(redis.call(command, key, unpack(ARGV, from, math.min(from + 999, last)))) do out[#out + 1] = v end
+  end
+end
+call('HMGET', KEYS[1], 2, n + 1)
+call('HMGET', KEYS[2], 2, n + 1)
+call('ZMSCORE', KEYS[3], n + 2, #ARGV)
+return out
 `);
 
 /** Documents whose key starts with ARGV[2], from ZRANGE BYLEX start ARGV[1], at most ARGV[3]: flat key, JSON pairs. */
