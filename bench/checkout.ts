@@ -6,6 +6,8 @@
  *
  *   npm run bench -- --url http://127.0.0.1:8000 --seconds 30 --connections 64 --n 100000
  */
+import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Audit } from '../src/runtime/audit.ts';
@@ -49,6 +51,7 @@ try {
   let errors = 0;
   const deadline = performance.now() + seconds * 1000;
   t = performance.now();
+  const cpuBefore = machineCpu();
   const progress = setInterval(() => {
     const elapsed = (performance.now() - t) / 1000;
     log(`  ${elapsed.toFixed(0)} s: ${latencies.length} checkouts, ${Math.round(latencies.length / elapsed)}/s`);
@@ -68,6 +71,7 @@ try {
   }));
   clearInterval(progress);
   const elapsed = (performance.now() - t) / 1000;
+  const cpu = cpuUse(cpuBefore, machineCpu(), latencies.length, elapsed * 1000);
   const after = await settled();
 
   latencies.sort((a, b) => a - b);
@@ -88,12 +92,14 @@ try {
     statuses: Object.fromEntries(statuses),
     errors,
     conserved,
+    ...(cpu && { machineCpu: cpu }),
   };
   if (args.json) console.log(JSON.stringify(result));
   else {
     console.log(`checkouts/s ${result.perSecond}  (${result.checkouts} in ${result.seconds} s, ${connections} connections)`);
     console.log(`latency ms  p50 ${result.p50ms}  p95 ${result.p95ms}  p99 ${result.p99ms}`);
     console.log(`answers     ${JSON.stringify(result.statuses)}${errors ? `  connection errors ${errors}` : ''}`);
+    if (cpu) console.log(`machine CPU ${cpu.busyPercent}% busy of ${cpu.cores} cores, steal ${cpu.stealPercent}%, ${cpu.msPerCheckout} ms per checkout (everything on this machine, the bench too)`);
     console.log(`conserved   money ${conserved.money}  stock ${conserved.stock}  nothing held ${conserved.nothingHeld}  paid = 2xx ${conserved.paidMatches2xx}`);
   }
   if (!Object.values(conserved).every(Boolean)) process.exitCode = 1;
@@ -108,4 +114,35 @@ async function settled(): Promise<Audit> {
     if (audit.orders.activeSagas === 0) return audit;
     await sleep(250);
   }
+}
+
+type CpuTimes = Readonly<{ busy: number; total: number; steal: number }>;
+
+/** This machine's CPU times so far (Linux /proc/stat, in clock ticks); undefined elsewhere. */
+function machineCpu(): CpuTimes | undefined {
+  try {
+    const line = readFileSync('/proc/stat', 'utf8').split('\n')[0]!;
+    // user nice system idle iowait irq softirq steal
+    const [user, nice, system, idle, iowait, irq, softirq, steal] = line.trim().split(/\s+/).slice(1, 9).map(Number) as number[];
+    const busy = user! + nice! + system! + irq! + softirq!;
+    return { busy, total: busy + idle! + iowait! + steal!, steal: steal! };
+  } catch {
+    return undefined;
+  }
+}
+
+/** How busy the machine was between two readings: it tells whether a run was bound by the CPU. */
+function cpuUse(before: CpuTimes | undefined, after: CpuTimes | undefined, checkouts: number, elapsedMs: number) {
+  if (!before || !after || after.total <= before.total) return undefined;
+  const total = after.total - before.total;
+  const busy = after.busy - before.busy;
+  const cores = availableParallelism();
+  // The ticks of all cores together; each core ticked total / cores times in elapsedMs.
+  const msPerTick = elapsedMs / (total / cores);
+  return {
+    cores,
+    busyPercent: Math.round((busy / total) * 100),
+    stealPercent: Number((((after.steal - before.steal) / total) * 100).toFixed(1)),
+    msPerCheckout: checkouts > 0 ? Number(((busy * msPerTick) / checkouts).toFixed(2)) : 0,
+  };
 }
