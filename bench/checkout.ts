@@ -7,7 +7,6 @@
  *   npm run bench -- --url http://127.0.0.1:8000 --seconds 30 --connections 64 --n 100000
  */
 import { readFileSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Audit } from '../src/runtime/audit.ts';
@@ -116,31 +115,31 @@ async function settled(): Promise<Audit> {
   }
 }
 
-type CpuTimes = Readonly<{ busy: number; total: number; steal: number }>;
+type CpuTimes = Readonly<{ busy: number; total: number; steal: number; cores: number }>;
 
-/** This machine's CPU times so far (Linux /proc/stat, in clock ticks); undefined elsewhere. */
+/** This machine's CPU times so far, summed over its cores (Linux /proc/stat, in clock ticks); undefined elsewhere. */
 function machineCpu(): CpuTimes | undefined {
+  let lines: string[];
   try {
-    const line = readFileSync('/proc/stat', 'utf8').split('\n')[0]!;
-    // user nice system idle iowait irq softirq steal
-    const [user, nice, system, idle, iowait, irq, softirq, steal] = line.trim().split(/\s+/).slice(1, 9).map(Number) as number[];
-    const busy = user! + nice! + system! + irq! + softirq!;
-    return { busy, total: busy + idle! + iowait! + steal!, steal: steal! };
+    lines = readFileSync('/proc/stat', 'utf8').split('\n');
   } catch {
     return undefined;
   }
+  // cpu  user nice system idle iowait irq softirq steal …
+  const [user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0] = (lines[0] ?? '').trim().split(/\s+/).slice(1).map(Number);
+  const busy = user + nice + system + irq + softirq;
+  return { busy, total: busy + idle + iowait + steal, steal, cores: lines.filter((line) => /^cpu\d/.test(line)).length };
 }
 
 /** How busy the machine was between two readings: it tells whether a run was bound by the CPU. */
 function cpuUse(before: CpuTimes | undefined, after: CpuTimes | undefined, checkouts: number, elapsedMs: number) {
-  if (!before || !after || after.total <= before.total) return undefined;
+  if (!before || !after || after.total <= before.total || after.cores === 0) return undefined;
   const total = after.total - before.total;
   const busy = after.busy - before.busy;
-  const cores = availableParallelism();
-  // The ticks of all cores together; each core ticked total / cores times in elapsedMs.
-  const msPerTick = elapsedMs / (total / cores);
+  // Each core ticked total / cores times in elapsedMs.
+  const msPerTick = elapsedMs / (total / after.cores);
   return {
-    cores,
+    cores: after.cores,
     busyPercent: Math.round((busy / total) * 100),
     stealPercent: Number((((after.steal - before.steal) / total) * 100).toFixed(1)),
     msPerCheckout: checkouts > 0 ? Number(((busy * msPerTick) / checkouts).toFixed(2)) : 0,
