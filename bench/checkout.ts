@@ -11,6 +11,7 @@ import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Audit } from '../src/runtime/audit.ts';
 import { CourseClient } from '../src/tools/client.ts';
+import { percentile } from './latency.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -74,7 +75,6 @@ try {
   const after = await settled();
 
   latencies.sort((a, b) => a - b);
-  const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))] ?? NaN;
   const conserved = {
     money: after.payment.credit + after.orders.paidAmount === before.payment.credit + before.orders.paidAmount,
     stock: after.stock.available + after.orders.paidUnits === before.stock.available + before.orders.paidUnits,
@@ -85,9 +85,9 @@ try {
     checkouts: latencies.length,
     seconds: Number(elapsed.toFixed(1)),
     perSecond: Math.round(latencies.length / elapsed),
-    p50ms: Number(pct(50).toFixed(1)),
-    p95ms: Number(pct(95).toFixed(1)),
-    p99ms: Number(pct(99).toFixed(1)),
+    p50ms: percentile(latencies, 50),
+    p95ms: percentile(latencies, 95),
+    p99ms: percentile(latencies, 99),
     statuses: Object.fromEntries(statuses),
     errors,
     conserved,

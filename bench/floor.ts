@@ -12,6 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import pg from 'pg';
+import { percentile } from './latency.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -42,8 +43,7 @@ async function measure(name: string, checkout: (orderId: number) => Promise<void
   }));
   const elapsed = (performance.now() - start) / 1000;
   latencies.sort((a, b) => a - b);
-  const pct = (p: number) => (latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))] ?? NaN).toFixed(1);
-  console.log(`${name.padEnd(34)} ${String(Math.round(latencies.length / elapsed)).padStart(7)} checkouts/s   p50 ${pct(50)} ms   p99 ${pct(99)} ms`);
+  console.log(`${name.padEnd(34)} ${String(Math.round(latencies.length / elapsed)).padStart(7)} checkouts/s   p50 ${percentile(latencies, 50).toFixed(1)} ms   p99 ${percentile(latencies, 99).toFixed(1)} ms`);
 }
 
 // Order i belongs to user (7i mod n) and holds items (13i mod n) and (17i mod n), one of each, at 1 each.

@@ -26,6 +26,19 @@ export function storeKeys(prefix: string) {
 
 export type StoreKeys = ReturnType<typeof storeKeys>;
 
+/**
+ * Lua: `call(command, key, args, each, first, last)` runs `command key args[first..last]`
+ * (default: all of args) in slices that stay far below Lua's limit on unpacked values, and
+ * calls `each(i, item)` with the replies' items, i = 1 for the item of args[first].
+ */
+const SLICED_CALL = `local function call(command, key, args, each, first, last)
+  first, last = first or 1, last or #args
+  for from = first, last, 1000 do
+    local reply = redis.call(command, key, unpack(args, from, math.min(from + 999, last)))
+    if each then for i, item in ipairs(reply) do each(from - first + i, item) end end
+  end
+end`;
+
 /** The keys of `storeKeys` the commit script touches, with the type each must have. */
 export const COMMIT_KEYS = ['docs', 'versions', 'index', 'inbox', 'outbox', 'order', 'seq'] as const;
 
@@ -65,13 +78,7 @@ if #consumed > 0 then expect(inbox, 'zset') end
 if #outgoing + #cancel > 0 then expect(outbox, 'hash'); expect(order, 'zset') end
 for k = 1, #streamed, 2 do expect(streamed[k], 'stream') end
 
--- Variadic calls, in slices that stay far below Lua's limit on unpacked values.
-local function call(command, key, args, each)
-  for first = 1, #args, 1000 do
-    local reply = redis.call(command, key, unpack(args, first, math.min(first + 999, #args)))
-    if each then for i, v in ipairs(reply) do each(first + i - 1, v) end end
-  end
-end
+${SLICED_CALL}
 local fresh = true
 local readKeys = {}
 for k = 1, #reads, 2 do readKeys[#readKeys + 1] = reads[k] end
@@ -132,14 +139,11 @@ return 1
 export const snapshotScript = script(`#!lua flags=no-writes
 local n = tonumber(ARGV[1])
 local out = {}
-local function call(command, key, first, last)
-  for from = first, last, 1000 do
-    for _, v in ipairs(redis.call(command, key, unpack(ARGV, from, math.min(from + 999, last)))) do out[#out + 1] = v end
-  end
-end
-call('HMGET', KEYS[1], 2, n + 1)
-call('HMGET', KEYS[2], 2, n + 1)
-call('ZMSCORE', KEYS[3], n + 2, #ARGV)
+${SLICED_CALL}
+local function keep(_, item) out[#out + 1] = item end
+call('HMGET', KEYS[1], ARGV, keep, 2, n + 1)
+call('HMGET', KEYS[2], ARGV, keep, 2, n + 1)
+call('ZMSCORE', KEYS[3], ARGV, keep, n + 2, #ARGV)
 return out
 `);
 

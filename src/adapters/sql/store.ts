@@ -114,6 +114,7 @@ export async function openSqlStore(client: SqlClient, service: string): Promise<
  * lock: an insert committing while the statement runs goes unseen, as under any row locking).
  */
 async function write<T>(client: SqlClient, s: string, commit: Commit<T>, versions: ReadonlyMap<string, number>, read: ReadonlySet<string>): Promise<void> {
+  if (commit.writes.size + commit.consumed.length + commit.outbox.length + commit.cancel.length === 0) return;
   const updates: { key: string; version: number; doc: unknown }[] = [];
   const inserts: { key: string; doc: unknown }[] = [];
   const upserts: { key: string; doc: unknown }[] = [];
@@ -128,7 +129,6 @@ async function write<T>(client: SqlClient, s: string, commit: Commit<T>, version
     else if (read.has(key)) inserts.push({ key, doc });
     else upserts.push({ key, doc });
   }
-  if (commit.writes.size + commit.consumed.length + commit.outbox.length + commit.cancel.length === 0) return;
   const unchanged = [...versions].filter(([key]) => !commit.writes.has(key)).map(([key, version]) => ({ key, version }));
   const stillMissing = [...read].filter((key) => !versions.has(key) && !commit.writes.has(key));
   // Keys in one order, so that two commits locking the same documents do not deadlock.
