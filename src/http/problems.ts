@@ -82,12 +82,9 @@ export function answerClientError(error: Error & { code?: string; reason?: strin
 }
 
 function clientErrorProblem(error: Error & { code?: string; reason?: string }): [ProblemCode, string] {
-  switch (error.code) {
-    case 'ERR_HTTP_REQUEST_TIMEOUT':
-      return ['request-timeout', 'The request line and headers did not arrive in time (HTTP/0.9 and requests without a blank line after the headers are not served); send an HTTP/1.1 request.'];
-    case 'HPE_HEADER_OVERFLOW':
-      return ['headers-too-large', 'The request headers are larger than 16 KiB.'];
-    default:
-      return ['malformed-request', `The request is not valid HTTP/1.1 (${error.reason ?? error.message}${error.code ? `, ${error.code}` : ''}).`];
+  if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+    return ['request-timeout', 'The request line and headers did not arrive in time (HTTP/0.9 and requests without a blank line after the headers are not served); send an HTTP/1.1 request.'];
   }
+  if (error.code === 'HPE_HEADER_OVERFLOW') return ['headers-too-large', 'The request headers are larger than 16 KiB.'];
+  return ['malformed-request', `The request is not valid HTTP/1.1 (${error.reason ?? error.message}${error.code ? `, ${error.code}` : ''}).`];
 }
