@@ -74,7 +74,7 @@ async function main(): Promise<void> {
       const gateway = await startGateway({
         orders: list(need(flags.orders, '--orders')), stock: list(need(flags.stock, '--stock')), payment: list(need(flags.payment, '--payment')),
         tracker: list(flags.tracker),
-      }, config.host, config.port, log);
+      }, config.host, config.port, log, config.adminToken);
       onStop(() => gateway.close());
       return;
     }

@@ -16,6 +16,7 @@ async function main(): Promise<void> {
   });
   log.info({ address, dataDir: config.dataDir, recovered: system.recovered }, 'orderly is running');
   console.log(`Orderly is running on ${address} (data in ${config.dataDir}${system.recovered ? `, resuming ${system.recovered} unfinished messages` : ''}). Ctrl-C stops it.`);
+  if (config.adminToken === undefined) console.log('Admin routes (/admin/…) answer on this machine only; set ORDERLY_ADMIN_TOKEN to reach them from elsewhere with a bearer token.');
 
   let stopping = false;
   const stop = (signal: string) => {

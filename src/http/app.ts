@@ -2,6 +2,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import FindMyWay, { type HTTPMethod } from 'find-my-way';
 import type { Audit } from '../runtime/audit.ts';
 import type { Logger } from '../runtime/log.ts';
+import { adminAccess } from './admin.ts';
 import { answerClientError, Problem, sendProblem } from './problems.ts';
 
 export type AppDeps = Readonly<{
@@ -12,6 +13,8 @@ export type AppDeps = Readonly<{
   notReady: () => Promise<string[]>;
   /** This process's part of the audit. */
   audit: () => Promise<Partial<Audit>>;
+  /** ORDERLY_ADMIN_TOKEN: what admin routes need (without it, they answer on loopback only). */
+  adminToken: string | undefined;
 }>;
 
 /** The HTTP API of one process (every service, or one); `listen` is the caller's business. */
@@ -56,6 +59,9 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     }
     return sendProblem(reply, 'route-not-found', `There is no ${request.method} ${path}. See the API in docs/api.md.`);
   });
+
+  const admin = adminAccess(deps.adminToken);
+  app.addHook('onRequest', async (request) => admin(request));
 
   // The course API sends no bodies; accept any content type on POST without reading it as JSON.
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));

@@ -15,6 +15,7 @@ export const problems = {
   'invalid-header': { status: 400, title: 'Invalid header' },
   'invalid-query': { status: 400, title: 'Invalid query parameter' },
   'malformed-request': { status: 400, title: 'Malformed HTTP request' },
+  'unauthorized': { status: 401, title: 'Unauthorized' },
   'forbidden': { status: 403, title: 'Forbidden' },
   'item-not-found': { status: 404, title: 'Item not found' },
   'user-not-found': { status: 404, title: 'User not found' },

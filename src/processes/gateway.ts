@@ -2,7 +2,8 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Pool } from 'undici';
-import { answerClientError, problemBody, problems, type ProblemCode } from '../http/problems.ts';
+import { adminAccess } from '../http/admin.ts';
+import { answerClientError, Problem, problemBody, problems, type ProblemCode } from '../http/problems.ts';
 import type { Logger } from '../runtime/log.ts';
 import { SERVICES, type ServiceName } from '../runtime/services.ts';
 
@@ -26,7 +27,8 @@ const RETRY_ROUNDS = 4;
  * 1.5 s before the answer is 503. nginx or a Kubernetes ingress can take its place:
  * route /stock, /payment, /orders and /sagas (the tracker in choreography, else the order service) to the replicas of each service (see README).
  */
-export async function startGateway(upstreams: Upstreams, host: string, port: number, log: Logger) {
+export async function startGateway(upstreams: Upstreams, host: string, port: number, log: Logger, adminToken?: string) {
+  const admin = adminAccess(adminToken);
   const served = SERVICES.filter((name) => (upstreams[name] ?? []).length > 0);
   // The saga API: the tracker's in choreography, the order service's otherwise.
   const sagas: ServiceName = served.includes('tracker') ? 'tracker' : 'orders';
@@ -66,13 +68,19 @@ export async function startGateway(upstreams: Upstreams, host: string, port: num
     const path = url.split('?')[0] ?? '/';
     if (path === '/healthz') return json(res, 200, { status: 'ok' });
     if (path === '/readyz') return ready(res);
-    if (path === '/admin/audit') return audit(res);
+    try {
+      admin({ url: path, ip: req.socket.remoteAddress ?? '', headers: req.headers });
+    } catch (error) {
+      if (error instanceof Problem) return problem(res, error.code, error.detail);
+      throw error;
+    }
+    if (path === '/admin/audit') return audit(res, req.headers.authorization);
     const service = PREFIX[path.split('/')[1] ?? ''] ?? (path.split('/')[1] === 'sagas' ? sagas : undefined);
     if (!service) return problem(res, 'route-not-found', `There is no ${req.method} ${path}. See the API in docs/api.md.`);
     const body = await readBody(req);
     if (body === 'too-large') return refuseBody(res);
     const headers: Record<string, string> = {};
-    for (const name of ['idempotency-key', 'content-type', 'x-orderly-token']) {
+    for (const name of ['idempotency-key', 'content-type', 'x-orderly-token', 'authorization']) {
       const value = req.headers[name];
       if (typeof value === 'string') headers[name] = value;
     }
@@ -92,9 +100,9 @@ export async function startGateway(upstreams: Upstreams, host: string, port: num
     json(res, reasons.length === 0 ? 200 : 503, { ready: reasons.length === 0, reasons });
   }
 
-  async function audit(res: ServerResponse): Promise<void> {
+  async function audit(res: ServerResponse, authorization: string | undefined): Promise<void> {
     const parts = await Promise.all(served.map(async (service) => {
-      const answer = await forward(service, 'GET', '/admin/audit', {}, undefined);
+      const answer = await forward(service, 'GET', '/admin/audit', authorization === undefined ? {} : { authorization }, undefined);
       if (!answer || answer.status !== 200) throw new Error(`${service} did not answer /admin/audit`);
       return JSON.parse(answer.body.toString()) as object;
     }));

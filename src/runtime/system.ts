@@ -52,6 +52,7 @@ export async function startEmbedded(config: Config, log: Logger): Promise<System
   for (const service of services) runtimes.set(service.name, service.runtime);
   const app = buildApp({
     log,
+    adminToken: config.adminToken,
     routes: (a) => services.forEach((s) => s.routes(a)),
     notReady: async () => [],
     audit: async () => Object.assign({}, ...(await Promise.all(services.map((s) => s.audit())))),
