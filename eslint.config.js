@@ -21,6 +21,16 @@ export default tseslint.config(
     },
   },
   {
+    // The console's scripts run in the browser as they are: no types, browser globals.
+    files: ['src/console/**/*.js'],
+    ...tseslint.configs.disableTypeChecked,
+    languageOptions: {
+      ...tseslint.configs.disableTypeChecked.languageOptions,
+      globals: Object.fromEntries(['document', 'window', 'location', 'fetch', 'performance', 'setTimeout', 'clearTimeout', 'URLSearchParams', 'FormData', 'Node', 'EventSource', 'console'].map((name) => [name, 'readonly'])),
+    },
+    rules: { ...tseslint.configs.disableTypeChecked.rules, '@typescript-eslint/no-floating-promises': 'off', '@typescript-eslint/no-misused-promises': 'off', '@typescript-eslint/await-thenable': 'off', '@typescript-eslint/switch-exhaustiveness-check': 'off' },
+  },
+  {
     files: ['src/core/**'],
     rules: {
       '@typescript-eslint/no-explicit-any': 'error',

@@ -3,6 +3,7 @@ import FindMyWay, { type HTTPMethod } from 'find-my-way';
 import type { Audit } from '../runtime/audit.ts';
 import type { Logger } from '../runtime/log.ts';
 import { adminAccess } from './admin.ts';
+import { consoleRoutes } from './console.ts';
 import { answerClientError, Problem, sendProblem } from './problems.ts';
 
 export type AppDeps = Readonly<{
@@ -66,6 +67,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   // The course API sends no bodies; accept any content type on POST without reading it as JSON.
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
 
+  void app.register(consoleRoutes);
   deps.routes(app);
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_request, reply) => {

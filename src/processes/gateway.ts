@@ -75,7 +75,9 @@ export async function startGateway(upstreams: Upstreams, host: string, port: num
       throw error;
     }
     if (path === '/admin/audit') return audit(res, req.headers.authorization);
-    const service = PREFIX[path.split('/')[1] ?? ''] ?? (path.split('/')[1] === 'sagas' ? sagas : undefined);
+    const first = path.split('/')[1] ?? '';
+    // The console (at / and under /console/) comes from an order service replica; it reads /sagas through here.
+    const service = PREFIX[first] ?? (first === 'sagas' ? sagas : path === '/' || first === 'console' ? 'orders' : undefined);
     if (!service) return problem(res, 'route-not-found', `There is no ${req.method} ${path}. See the API in docs/api.md.`);
     const body = await readBody(req);
     if (body === 'too-large') return refuseBody(res);

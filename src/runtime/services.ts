@@ -3,6 +3,7 @@ import { sagaCallRoute } from '../adapters/calls/http.ts';
 import type { Config, SagaStyle } from '../config.ts';
 import { reacting, reactions } from '../core/choreography.ts';
 import type { Decider } from '../core/decider.ts';
+import { sagaGraph } from '../core/sagaGraph.ts';
 import { endedCheckouts, orderApi, orderSagas, type Lookups } from '../domain/order/api.ts';
 import { orderDecider } from '../domain/order/businessLogic.ts';
 import { checkoutParticipant, checkoutSagaOf } from '../domain/order/checkoutSaga.ts';
@@ -88,13 +89,13 @@ export function runService(name: ServiceName, store: Store, bus: Bus, options: S
           if (token !== undefined) app.register(sagaCallRoute(runtime, token, chargeProblem), { prefix: '/payment' });
           return;
         case 'tracker':
-          app.register(sagaApi(trackedSagas(store)), { prefix: '/sagas' });
+          app.register(sagaApi(trackedSagas(store), sagaApiOptions(config)), { prefix: '/sagas' });
           return;
         case 'orders': {
           if (!options.lookups) throw new Error('The order service needs lookups of stock and payment');
           app.register(orderApi({ orders: runtime, lookups: options.lookups, outcomes, checkoutWaitMs: config.checkoutWaitMs }), { prefix: '/orders' });
           // In choreography the tracker serves the saga API; otherwise the orders hold the sagas.
-          if (config.sagaStyle !== 'choreography') app.register(sagaApi(orderSagas(runtime)), { prefix: '/sagas' });
+          if (config.sagaStyle !== 'choreography') app.register(sagaApi(orderSagas(runtime), sagaApiOptions(config)), { prefix: '/sagas' });
           return;
         }
       }
@@ -146,6 +147,11 @@ export function calledCommands(config: Config): ReadonlyMap<string, ServiceName>
   for (const name of ['stock', 'payment'] as const) for (const type of deciderOf(name, config).consumes) owners.set(type, name);
   return owners;
 }
+
+const sagaApiOptions = (config: Config) => ({
+  graphs: [sagaGraph(checkoutSagaOf(config.sagaStyle, config.sagaStepTimeoutMs))],
+  stuckAfterMs: 3 * config.sagaStepTimeoutMs,
+});
 
 /**
  * Each service's decider in each style. The domain deciders are the same in every style:

@@ -231,7 +231,7 @@ await test('wrong methods answer 4xx on every route, and do nothing', async (t) 
 
 await test('unknown routes answer 404 route-not-found', async (t) => {
   const unknown = [
-    '/', '/nope', '/stock', '/stock/', '/stock/item/create', '/stock/find', `/stock/find/${base.item}/extra`,
+    '/nope', '/stock', '/stock/', '/stock/item/create', '/stock/find', `/stock/find/${base.item}/extra`,
     '/stock/add/1', `/payment/create_user/extra`, '/payment/pay', '/orders', '/orders/find',
     `/orders/addItem/${base.order}/${base.item}`, `/orders/checkout/${base.order}/now`, '/orders/batch_init/1/1/1',
     '/STOCK/find/x', '/api/stock/find/x',
@@ -370,6 +370,9 @@ await test('the saga API answers bad filters and unknown sagas with a 4xx that s
     { url: '/sagas?from=yesterday', code: 'invalid-query', names: 'from' },
     { url: '/sagas?to=2026-13-45', code: 'invalid-query', names: 'to' },
     { url: `/sagas/${base.order}.not-a-saga`, code: 'saga-not-found', names: 'saga' },
+    { url: '/sagas?step=shipIt', code: 'invalid-query', names: 'step' },
+    { url: '/sagas?retrying=yes', code: 'invalid-query', names: 'retrying' },
+    { url: '/sagas?stuck=1', code: 'invalid-query', names: 'stuck' },
   ];
   for (const c of cases) {
     await t.test(c.url, async () => {

@@ -32,6 +32,17 @@ export async function assertSagasSaw(baseUrl: string, expected: Readonly<{ total
       const page = await client.get<{ sagas: { saga_id: string }[] }>(`/sagas?status=failed&limit=10&after=${failed.next}`);
       assert.ok(page.sagas.every((s) => s.saga_id > failed.next!), 'the next page starts after the cursor');
     }
+    // Once everything has ended, nothing waits on a step, retries or is stuck.
+    for (const filter of ['stuck=true', 'retrying=true', 'step=reserveStock']) {
+      const found = await client.get<{ sagas: unknown[] }>(`/sagas?${filter}`);
+      assert.deepEqual(found.sagas, [], `no saga matches ${filter} once all have ended`);
+    }
+    const all = await client.get<{ sagas: { current_steps: string[]; stuck: boolean }[] }>('/sagas?stuck=false&retrying=false&limit=5');
+    assert.equal(all.sagas.length, Math.min(5, expected.total));
+    assert.ok(all.sagas.every((s) => s.current_steps.length === 0 && !s.stuck));
+    const { definitions } = await client.get<{ definitions: { name: string; groups: { name: string }[][] }[] }>('/sagas/definitions');
+    assert.deepEqual(definitions.map((d) => d.name), ['checkout']);
+    assert.ok(definitions[0]?.groups.flat().some((s) => s.name === 'reserveStock'), 'the checkout definition has its steps');
   } finally {
     await client.close();
   }

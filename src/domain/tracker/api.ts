@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { SagaState } from '../../core/saga.ts';
+import type { SagaGraph } from '../../core/sagaGraph.ts';
 import { Problem } from '../../http/problems.ts';
 import { count } from '../../http/validate.ts';
 import type { CheckoutContext } from '../order/order.ts';
@@ -11,27 +12,39 @@ type Saga = SagaState<CheckoutContext>;
 
 const STATUSES = ['running', 'compensating', 'completed', 'failed'] as const;
 
+export type SagaApiOptions = Readonly<{
+  /** The definitions the sagas run, as graphs (GET /sagas/definitions). */
+  graphs: readonly SagaGraph[];
+  /** A running saga with no progress for this long is stuck (three step time-outs: its retries have not helped). */
+  stuckAfterMs: number;
+}>;
+
 /**
- * The saga API, under /sagas: the sagas (filtered by status and start time), one saga with its
- * step history, and statistics. Lists and statistics read every saga there is: they are for
- * operators, not for hot paths.
+ * The saga API, under /sagas: the sagas (filtered by status, start time, current step, retrying
+ * or stuck), one saga with its step history, statistics, and the definitions as graphs. Lists
+ * and statistics read every saga there is: they are for operators, not for hot paths.
  */
-export function sagaApi(source: SagaSource) {
+export function sagaApi(source: SagaSource, options: SagaApiOptions) {
   return async (app: FastifyInstance) => {
     app.get<{ Querystring: Query }>('/', async (req) => {
-      const filter = listFilter(req.query);
+      const filter = listFilter(req.query, options.graphs.flatMap((g) => g.groups.flat().map((step) => step.name)));
+      const now = Date.now();
       const sagas: ReturnType<typeof summary>[] = [];
       let next: string | null = null;
       for await (const saga of source.list(filter.after)) {
-        if (!saga || !matches(saga, filter)) continue;
+        if (!saga) continue;
+        const found = summary(saga, now, options.stuckAfterMs);
+        if (!matches(saga, found, filter)) continue;
         if (sagas.length === filter.limit) {
-          next = sagas.at(-1)!.saga_id;
+          next = sagas.at(-1)?.saga_id ?? null;
           break;
         }
-        sagas.push(summary(saga));
+        sagas.push(found);
       }
       return { sagas, next };
     });
+
+    app.get('/definitions', async () => ({ definitions: options.graphs }));
 
     app.get('/statistics', async () => statistics(source));
 
@@ -40,14 +53,14 @@ export function sagaApi(source: SagaSource) {
       const found = await source.get(sagaId);
       if (!found) throw new Problem('saga-not-found', `There is no saga ${sagaId} (or its start was not seen yet). GET /sagas lists the sagas.`);
       const { saga, early } = found;
-      return { ...summary(saga), context: saga.ctx, steps: saga.history.map((e) => ({ ...e, at: iso(e.at) })), early_events: early };
+      return { ...summary(saga, Date.now(), options.stuckAfterMs), context: saga.ctx, steps: saga.history.map((e) => ({ ...e, at: iso(e.at) })), early_events: early };
     });
   };
 }
 
-type Filter = Readonly<{ status?: Saga['status']; from?: number; to?: number; limit: number; after: string }>;
+type Filter = Readonly<{ status?: Saga['status']; from?: number; to?: number; step?: string; retrying?: boolean; stuck?: boolean; limit: number; after: string }>;
 
-function listFilter(query: Query): Filter {
+function listFilter(query: Query, steps: readonly string[]): Filter {
   const status = query.status;
   if (status !== undefined && !(STATUSES as readonly string[]).includes(status)) {
     throw new Problem('invalid-query', `status must be one of ${STATUSES.join(', ')}; got '${status}'.`);
@@ -57,6 +70,9 @@ function listFilter(query: Query): Filter {
     ...(status === undefined ? {} : { status: status as Saga['status'] }),
     ...(query.from === undefined ? {} : { from: time(query.from, 'from') }),
     ...(query.to === undefined ? {} : { to: time(query.to, 'to') }),
+    ...(query.step === undefined ? {} : { step: oneStep(query.step, steps) }),
+    ...(query.retrying === undefined ? {} : { retrying: flag(query.retrying, 'retrying') }),
+    ...(query.stuck === undefined ? {} : { stuck: flag(query.stuck, 'stuck') }),
     limit,
     after: query.after ?? '',
   };
@@ -69,14 +85,36 @@ function time(value: string, name: string): number {
   return ms;
 }
 
-function matches(saga: Saga, filter: Filter): boolean {
-  return (filter.status === undefined || saga.status === filter.status)
-    && (filter.from === undefined || saga.startedAt >= filter.from)
-    && (filter.to === undefined || saga.startedAt < filter.to);
+function oneStep(value: string, steps: readonly string[]): string {
+  if (!steps.includes(value)) throw new Problem('invalid-query', `step must be one of ${steps.join(', ')}; got '${value}'.`);
+  return value;
 }
 
-function summary(saga: Saga) {
+function flag(value: string, name: string): boolean {
+  if (value !== 'true' && value !== 'false') throw new Problem('invalid-query', `${name} must be true or false; got '${value}'.`);
+  return value === 'true';
+}
+
+function matches(saga: Saga, found: ReturnType<typeof summary>, filter: Filter): boolean {
+  return (filter.status === undefined || saga.status === filter.status)
+    && (filter.from === undefined || saga.startedAt >= filter.from)
+    && (filter.to === undefined || saga.startedAt < filter.to)
+    && (filter.step === undefined || found.current_steps.includes(filter.step))
+    && (filter.retrying === undefined || found.retrying === filter.retrying)
+    && (filter.stuck === undefined || found.stuck === filter.stuck);
+}
+
+/** The steps a saga waits on now: those whose latest event leaves them under way. */
+function currentSteps(saga: Saga): string[] {
+  if (saga.status === 'completed' || saga.status === 'failed') return [];
+  const latest = new Map<string, string>();
+  for (const e of saga.history) latest.set(e.step, e.event);
+  return [...latest].filter(([, event]) => event === 'started' || event === 'retried' || event === 'timed-out' || event === 'compensating').map(([step]) => step);
+}
+
+function summary(saga: Saga, now: number, stuckAfterMs: number) {
   const ended = saga.status === 'completed' || saga.status === 'failed' ? saga.endedAt : undefined;
+  const active = saga.status === 'running' || saga.status === 'compensating' ? saga : undefined;
   return {
     saga_id: saga.id,
     order_id: saga.ctx.orderId,
@@ -86,6 +124,12 @@ function summary(saga: Saga) {
     duration_ms: ended === undefined ? null : ended - saga.startedAt,
     reason: saga.status === 'failed' || saga.status === 'compensating' ? saga.reason : null,
     compensated: saga.history.some((e) => e.event === 'compensating'),
+    current_steps: currentSteps(saga),
+    /** Tries of the current command (1 = the first send). */
+    attempt: active ? active.tries : null,
+    last_progress_at: active ? iso(active.since) : null,
+    retrying: active !== undefined && active.tries > 1,
+    stuck: active !== undefined && now - active.since > stuckAfterMs,
   };
 }
 
