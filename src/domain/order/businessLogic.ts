@@ -158,7 +158,9 @@ function checkout(saga: SagaDefinition<CheckoutContext>, coordination: Coordinat
   const ctx: CheckoutContext = { orderId, userId: order.userId, lines: order.lines, amount: order.totalCost };
   const transition = startSaga(saga, sagaId, ctx, now);
   const { early: _early, ...rest } = order;
-  const next: Order = { ...rest, attempts, checkout: transition.state };
+  // The failed attempt before this one stays in the order: the saga API keeps every attempt.
+  const failed = current ? [...(order.failed ?? []), current] : order.failed;
+  const next: Order = failed ? { ...rest, attempts, checkout: transition.state, failed } : { ...rest, attempts, checkout: transition.state };
   // In choreography nobody is commanded: the participants react to the request (the timer stays).
   const send = coordination === 'commands'
     ? transition.send

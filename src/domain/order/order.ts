@@ -13,9 +13,19 @@ export type Order = Readonly<{
   attempts: number;
   /** The latest checkout attempt. */
   checkout?: SagaState<CheckoutContext>;
+  /** The attempts before it, oldest first: each failed (a paid order starts no other), kept for the saga API. */
+  failed?: readonly FailedCheckout[];
   /** Choreography: events of the checkout that came before the ones they follow. */
   early?: readonly SagaReply[];
 }>;
+
+export type FailedCheckout = Extract<SagaState<CheckoutContext>, { status: 'failed' }>;
+
+/** Every checkout attempt of an order, in saga id order. */
+export function checkoutsOf(order: Order): SagaState<CheckoutContext>[] {
+  const all: SagaState<CheckoutContext>[] = [...(order.failed ?? []), ...(order.checkout ? [order.checkout] : [])];
+  return all.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+}
 
 export type OrderStatus = 'CREATED' | 'RESERVED' | 'PAYMENT_PENDING' | 'PAID' | 'CONFIRMED' | 'FAILED';
 
