@@ -14,9 +14,9 @@ import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from './config.ts';
 import { startGateway } from './processes/gateway.ts';
 import { runCluster } from './processes/cluster.ts';
-import { startServiceProcess } from './processes/service.ts';
+import { startServiceProcess } from './processes/replica.ts';
 import { createLogger } from './runtime/log.ts';
-import { isServiceName, SERVICES, servicesOf } from './runtime/services.ts';
+import { isServiceName, SERVICES, servicesOf } from './wiring/serviceWiring.ts';
 
 const STOP_DEADLINE_MS = 10_000;
 

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { ApiCommand } from '../core/decider.ts';
 import type { Message } from '../core/message.ts';
-import type { ServiceRuntime } from '../runtime/service.ts';
+import type { ServiceRuntime } from '../runtime/serviceRuntime.ts';
 import { isProblemCode, Problem } from './problems.ts';
 import type { Idempotency } from './validate.ts';
 

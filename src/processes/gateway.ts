@@ -4,7 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Pool } from 'undici';
 import { problems, type ProblemCode } from '../http/problems.ts';
 import type { Logger } from '../runtime/log.ts';
-import { SERVICES, type ServiceName } from '../runtime/services.ts';
+import { SERVICES, type ServiceName } from '../wiring/serviceWiring.ts';
 
 /** Replica URLs of each service the deployment runs (the tracker runs only in choreography). */
 export type Upstreams = Readonly<Partial<Record<ServiceName, readonly string[]>>>;

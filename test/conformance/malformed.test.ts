@@ -9,7 +9,7 @@ import { checkoutContextCheck, OrderEvents } from '../../src/domain/order/order.
 import { stockDecider } from '../../src/domain/stock/businessLogic.ts';
 import type { Store } from '../../src/ports/store.ts';
 import { Relay } from '../../src/runtime/relay.ts';
-import { ServiceRuntime } from '../../src/runtime/service.ts';
+import { ServiceRuntime } from '../../src/runtime/serviceRuntime.ts';
 import { envelope, randomName } from './helpers.ts';
 import { pgliteBackend, postgresBackend, redisBackend, type Database, type StoreBackend } from './storeBackends.ts';
 

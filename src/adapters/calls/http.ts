@@ -3,7 +3,7 @@ import { timingSafeEqual } from 'node:crypto';
 import { Pool } from 'undici';
 import type { Envelope } from '../../core/message.ts';
 import { Problem } from '../../http/problems.ts';
-import type { ServiceRuntime } from '../../runtime/service.ts';
+import type { ServiceRuntime } from '../../runtime/serviceRuntime.ts';
 import type { Call } from './bus.ts';
 
 /** The path, under a participant's prefix, where the synchronous style calls its saga steps. */

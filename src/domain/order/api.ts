@@ -3,10 +3,10 @@ import { execute, newId } from '../../http/commands.ts';
 import { Problem } from '../../http/problems.ts';
 import { batchSize, count, id, idempotency, type Idempotency } from '../../http/validate.ts';
 import type { SagaOutcome } from '../../core/saga.ts';
-import type { SagaOutcomes } from '../../runtime/outcomes.ts';
+import type { SagaOutcomes } from './checkoutOutcomes.ts';
 import { readDoc, scanAll } from '../../ports/store.ts';
 import type { SagaSource } from '../tracker/tracker.ts';
-import type { ServiceRuntime } from '../../runtime/service.ts';
+import type { ServiceRuntime } from '../../runtime/serviceRuntime.ts';
 import type { CheckoutAnswer } from './businessLogic.ts';
 import { checkoutSagaId, checkoutsOf, isPaid, orderIdOf, orderKey, orderStatus, type Order, type OrderApiCommand } from './order.ts';
 

@@ -17,11 +17,11 @@ import { trackerDecider } from '../domain/tracker/businessLogic.ts';
 import { trackedSagas } from '../domain/tracker/tracker.ts';
 import type { Bus } from '../ports/bus.ts';
 import type { Store } from '../ports/store.ts';
-import { audits, type Audit } from './audit.ts';
-import type { Logger } from './log.ts';
-import { SagaOutcomes } from './outcomes.ts';
-import { Relay } from './relay.ts';
-import { ServiceRuntime } from './service.ts';
+import { audits, type Audit } from '../runtime/audit.ts';
+import type { Logger } from '../runtime/log.ts';
+import { SagaOutcomes } from '../domain/order/checkoutOutcomes.ts';
+import { Relay } from '../runtime/relay.ts';
+import { ServiceRuntime } from '../runtime/serviceRuntime.ts';
 
 export const SERVICES = ['orders', 'stock', 'payment', 'tracker'] as const;
 export type ServiceName = (typeof SERVICES)[number];
