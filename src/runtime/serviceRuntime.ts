@@ -201,8 +201,8 @@ export class ServiceRuntime<M extends Message = Message, C extends ApiCommand = 
           writes.set(idemKey, stored);
         }
         const sent = envelopesFrom(input.kind === 'command' ? input.cause : input.message, decision.send ?? [], now);
-        if (input.kind !== 'call') outbox.push(...sent);
-        cancel.push(...(decision.cancel ?? []));
+        if (input.kind !== 'call') for (const message of sent) outbox.push(message);
+        for (const id of decision.cancel ?? []) cancel.push(id);
         if (input.kind === 'consume') {
           consumed.push(input.message.id);
           seen.add(input.message.id);

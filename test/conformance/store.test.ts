@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import type { Commit, Store } from '../../src/ports/store.ts';
+import { scanAll, type Commit, type Store } from '../../src/ports/store.ts';
 import { envelope, randomName, sleep } from './helpers.ts';
 import { pgliteBackend, postgresBackend, redisBackend, type Database, type StoreBackend } from './storeBackends.ts';
 
@@ -69,6 +69,28 @@ function storeConformance(backend: StoreBackend): void {
       assert.equal(after.get(keys[0]!), 1);
       await store.transact([], [], () => commit({ cancel: keys.map((key) => `e-${key}`) }));
       assert.deepEqual(await store.outbox(), []);
+    });
+
+    void test('a commit of 100,000 documents (the course\'s batch_init) lands whole and reads back', async () => {
+      const store = await open();
+      const n = 100_000;
+      const keys = Array.from({ length: n }, (_, i) => `item:${String(i).padStart(6, '0')}`);
+      const doc = (i: number) => ({ stock: i, price: 10 });
+      // Blind writes, as batch_init makes, then a transaction that reads every one of them.
+      await store.transact([], ['init'], () => commit({ writes: new Map(keys.map((key, i) => [key, doc(i)])), consumed: ['init'] }));
+      const total = await store.transact(keys, [], (snapshot) => {
+        let sum = 0;
+        for (const value of snapshot.docs.values()) sum += (value as { stock: number }).stock;
+        return commit({ writes: new Map([[keys[0] ?? '', doc(-1)]]), result: { size: snapshot.docs.size, sum } });
+      });
+      assert.deepEqual(total, { size: n, sum: (n * (n - 1)) / 2 });
+      const read = await store.read(keys);
+      assert.equal(read.size, n);
+      assert.deepEqual(read.get(keys[0] ?? ''), doc(-1));
+      assert.deepEqual(read.get(keys[n - 1] ?? ''), doc(n - 1));
+      let scanned = 0;
+      for await (const _ of scanAll(store, 'item:')) scanned++;
+      assert.equal(scanned, n);
     });
 
     void test('a throw inside decide commits nothing', async () => {
