@@ -17,9 +17,9 @@ import { sagaGraph, sagaMermaid } from './core/sagaGraph.ts';
 import { checkoutSagaOf } from './domain/order/checkoutSaga.ts';
 import { startGateway } from './processes/gateway.ts';
 import { runCluster } from './processes/cluster.ts';
-import { startServiceProcess } from './processes/service.ts';
+import { startServiceProcess } from './processes/replica.ts';
 import { createLogger } from './runtime/log.ts';
-import { isServiceName, SERVICES, servicesOf } from './runtime/services.ts';
+import { isServiceName, SERVICES, servicesOf } from './wiring/serviceWiring.ts';
 
 const STOP_DEADLINE_MS = 10_000;
 

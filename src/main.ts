@@ -1,6 +1,6 @@
 import { ConfigError, loadConfig } from './config.ts';
 import { createLogger } from './runtime/log.ts';
-import { startEmbedded } from './runtime/system.ts';
+import { startEmbedded } from './wiring/embedded.ts';
 
 /** `npm start`: the whole system in one process, on the embedded store and bus. */
 async function main(): Promise<void> {

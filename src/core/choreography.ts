@@ -13,12 +13,38 @@
  * the event that step reacts to (`retrigger`). Every participant is idempotent by saga id, so
  * whoever had already reacted answers the same again, and nothing happens twice.
  */
-import type { Decider, Decision } from './decider.ts';
-import type { Envelope, Outgoing } from './message.ts';
+import type { ApiCommand, Decider, Decision } from './decider.ts';
+import type { Envelope, Message, Outgoing, Parsed } from './message.ts';
+import { isRecord, type Check } from './parse.ts';
 import type { ActiveSaga, Command, SagaDefinition, SagaReply } from './saga.ts';
 
 /** Payload of every choreography event: the saga's context, plus the outcome's details. */
 export type EventPayload<C> = Readonly<{ ctx: C; detail?: string; reason?: string }>;
+export type ChoreographyEvent<C> = Message<string, EventPayload<C>>;
+
+/**
+ * The parser of a choreography's events of `types`: each must carry a context that passes
+ * `ctxCheck`, and may carry a failure's detail and reason (strings).
+ */
+export function eventParser<C>(types: readonly string[], ctxCheck: Check): (message: Envelope) => Parsed<ChoreographyEvent<C>> {
+  const known = new Set(types);
+  return (message) => {
+    const problem = !known.has(message.type)
+      ? `is not an event this service takes (it takes ${types.join(', ')})`
+      : eventProblem(message.payload, ctxCheck);
+    // The one place an event becomes typed: its payload has just been checked.
+    return problem === undefined ? { ok: true, message: message as Envelope<ChoreographyEvent<C>> } : { ok: false, problem: `${message.type}: ${problem}` };
+  };
+}
+
+function eventProblem(payload: unknown, ctxCheck: Check): string | undefined {
+  if (!isRecord(payload)) return 'the payload must be an object';
+  const ctx = ctxCheck(payload.ctx);
+  if (ctx !== undefined) return `ctx: ${ctx}`;
+  if (payload.detail !== undefined && typeof payload.detail !== 'string') return 'detail must be a string';
+  if (payload.reason !== undefined && typeof payload.reason !== 'string') return 'reason must be a string';
+  return undefined;
+}
 
 /** "When `on` is published, `participant` runs `command` for `step`." */
 export type Reaction<C> = Readonly<{
@@ -72,41 +98,56 @@ export function reactions<C>(def: SagaDefinition<C>, started: string, participan
  * A participant's decider in choreography: it consumes the events its reactions name, turns
  * each into the command it would have been sent in orchestration, decides that with the
  * unchanged `inner` decider, and publishes the replies as events with the context attached.
- * Everything else (its HTTP API) goes to `inner` as it is.
+ * Its API is `inner`'s, as it is. `ctxCheck` checks the context an event carries.
  */
-export function reacting<C>(inner: Decider, mine: readonly Reaction<C>[]): Decider {
+export function reacting<C, M extends Message, A extends ApiCommand>(inner: Decider<M, A>, mine: readonly Reaction<C>[], ctxCheck: Check): Decider<ChoreographyEvent<C>, A> {
   const byEvent = new Map<string, Reaction<C>>();
   for (const reaction of mine) {
     if (byEvent.has(reaction.on)) throw new Error(`Two reactions of ${reaction.participant} to ${reaction.on}`);
     byEvent.set(reaction.on, reaction);
   }
-  const commandOf = (event: Envelope, reaction: Reaction<C>): Envelope => {
-    const command = reaction.command((event.payload as EventPayload<C>).ctx);
-    return { ...event, type: command.type, step: reaction.step, payload: command.payload };
+  const parseEvent = eventParser<C>([...byEvent.keys()], ctxCheck);
+  /** The command `event` stands for, checked as `inner` checks what it consumes. */
+  const commandOf = (event: Envelope<ChoreographyEvent<C>>): Parsed<M> & { step?: string } => {
+    const reaction = byEvent.get(event.type);
+    if (!reaction) return { ok: false, problem: `${event.type} is not an event this service reacts to` };
+    const command = reaction.command(event.payload.ctx);
+    return { ...inner.parse({ ...event, type: command.type, step: reaction.step, payload: command.payload }), step: reaction.step };
+  };
+  /** A command of an event `parse` accepted; one that is not is a bug. */
+  const checkedCommandOf = (event: Envelope<ChoreographyEvent<C>>) => {
+    const command = commandOf(event);
+    if (!command.ok || command.step === undefined) throw new Error(`${event.type} was accepted but makes no command: ${command.ok ? 'no step' : command.problem}`);
+    return { message: command.message, step: command.step };
   };
 
   return {
     consumes: [...byEvent.keys()],
 
-    keys(message) {
-      const reaction = byEvent.get(message.type);
-      return inner.keys(reaction ? commandOf(message, reaction) : message);
+    parse(message) {
+      const event = parseEvent(message);
+      if (!event.ok) return event;
+      const command = commandOf(event.message);
+      return command.ok ? event : { ok: false, problem: `${message.type}: ${command.problem}` };
     },
 
-    decide(message, read, now): Decision {
-      const reaction = byEvent.get(message.type);
-      if (!reaction) return inner.decide(message, read, now);
-      const decision = inner.decide(commandOf(message, reaction), read, now);
-      const { ctx } = message.payload as EventPayload<C>;
+    keys: (event) => inner.keys(checkedCommandOf(event).message),
+
+    decide(event, read, now): Decision {
+      const { message, step } = checkedCommandOf(event);
+      const decision = inner.decide(message, read, now);
+      const { ctx } = event.payload;
       // Ids name the step: two participants reacting to one event must not publish the same id.
       const send = (decision.send ?? []).map((out, i): Outgoing => ({
         ...out,
-        id: `${message.id}>${reaction.step}.${i}`,
-        step: reaction.step,
-        payload: { ...(out.payload as object), ctx },
+        id: `${event.id}>${step}.${i}`,
+        step,
+        payload: { ...(isRecord(out.payload) ? out.payload : {}), ctx },
       }));
       return { ...decision, send };
     },
+
+    api: inner.api,
   };
 }
 

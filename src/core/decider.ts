@@ -1,17 +1,29 @@
-import type { Envelope, Outgoing } from './message.ts';
+import type { Envelope, Message, Outgoing, Parsed } from './message.ts';
+
+/** A command of a service's own API (its HTTP routes): tagged by `type`, checked at the edge. */
+export type ApiCommand = Readonly<{ type: string }>;
 
 /**
- * A service's business logic: one pure function from (message, current documents, time) to
- * the documents it changes, the messages it sends and the answer for a waiting caller.
- * The runtime loads the documents named by `keys`, runs `decide`, and commits the writes,
- * the message's dedup mark and the outgoing messages in one transaction.
+ * A service's business logic: pure functions from (input, current documents, time) to the
+ * documents it changes, the messages it sends and the answer for a waiting caller. Its input
+ * is of two kinds: messages `M` it consumes from the bus (checked once by `parse`, where they
+ * are consumed), and commands `C` of its API. The runtime loads the documents named by
+ * `keys`, runs `decide`, and commits the writes, the message's dedup mark and the outgoing
+ * messages in one transaction.
  */
-export interface Decider {
+export interface Decider<M extends Message = Message, C extends ApiCommand = ApiCommand> {
   /** The message types this service consumes from the bus. */
   readonly consumes: readonly string[];
+  /** Checks a consumed message: the typed message, or what is wrong with it (it is then dead-lettered). */
+  parse(message: Envelope): Parsed<M>;
   /** Document keys `decide` may read for this message. */
-  keys(message: Envelope): readonly string[];
-  decide(message: Envelope, read: Read, now: number): Decision;
+  keys(message: Envelope<M>): readonly string[];
+  decide(message: Envelope<M>, read: Read, now: number): Decision;
+  /** The service's API: each command answered with a reply. */
+  readonly api: Readonly<{
+    keys(command: C): readonly string[];
+    decide(command: C, read: Read, now: number): Decision;
+  }>;
 }
 
 export type Read = <T>(key: string) => T | undefined;

@@ -4,10 +4,13 @@
  * produces the same messages and consumers can deduplicate by id.
  */
 
-export type Envelope<P = unknown> = Readonly<{
+/** A message's type and its payload's type: a participant's messages are a union of these. */
+export type Message<T extends string = string, P = unknown> = Readonly<{ type: T; payload: P }>;
+
+/** A message with where it comes from and where it belongs; `Envelope<M>` for a union `M` is a union too. */
+export type Envelope<M extends Message = Message> = Readonly<{
   /** Unique id, derived from the causing message; consumers deduplicate on it. */
   id: string;
-  type: string;
   /** The saga this message belongs to ('' when none). */
   sagaId: string;
   /** The saga step this message belongs to ('' when none). */
@@ -20,8 +23,13 @@ export type Envelope<P = unknown> = Readonly<{
   at: number;
   /** Deliver no earlier than this time (timers); absent for immediate delivery. */
   deliverAt?: number;
-  payload: P;
-}>;
+}> & M;
+
+/** What a consumed message turned out to be once checked: the typed message, or what is wrong with it. */
+export type Parsed<M extends Message> = Readonly<{ ok: true; message: Envelope<M> } | { ok: false; problem: string }>;
+
+/** What caused outgoing messages: a message, or an API command (no saga, no step). */
+export type Cause = Readonly<{ id: string; correlationId: string; sagaId?: string; step?: string }>;
 
 /** What a handler asks to send; the runtime turns it into an envelope. */
 export type Outgoing = Readonly<{
@@ -36,13 +44,13 @@ export type Outgoing = Readonly<{
 }>;
 
 /** Builds the envelopes a handler emitted, inheriting saga and correlation from the cause. */
-export function envelopesFrom(cause: Envelope, outgoing: readonly Outgoing[], now: number): Envelope[] {
+export function envelopesFrom(cause: Cause, outgoing: readonly Outgoing[], now: number): Envelope[] {
   return outgoing.map((out, index) => {
     const envelope: Envelope = {
       id: out.id ?? `${cause.id}>${index}`,
       type: out.type,
-      sagaId: out.sagaId ?? cause.sagaId,
-      step: out.step ?? cause.step,
+      sagaId: out.sagaId ?? cause.sagaId ?? '',
+      step: out.step ?? cause.step ?? '',
       correlationId: out.correlationId ?? cause.correlationId,
       causationId: cause.id,
       at: now,

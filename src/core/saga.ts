@@ -15,7 +15,8 @@
  *
  * Duplicate, late and reordered replies match no pending step and produce nothing.
  */
-import type { Envelope, Outgoing } from './message.ts';
+import type { Envelope, Message, Outgoing } from './message.ts';
+import { isRecord, type Check } from './parse.ts';
 
 export type Command = Readonly<{ type: string; payload: unknown }>;
 
@@ -89,10 +90,13 @@ export type SagaOutcome = Readonly<{ status: 'completed' } | { status: 'failed';
  */
 export type SagaReply = Readonly<{ type: string; step: string; detail?: string; at?: number }>;
 
+/** A participant's reply as its owner reads it: a failure may say what went wrong. */
+export type ReplyMessage = Message<string, Readonly<{ detail?: string }>>;
+
 /** The reply (or event) an envelope carries for a saga: its type, step, and the failure's detail if any. */
-export function replyOf(message: Envelope): SagaReply {
-  const detail = (message.payload as { detail?: unknown } | null)?.detail;
-  return typeof detail === 'string' ? { type: message.type, step: message.step, detail } : { type: message.type, step: message.step };
+export function replyOf(message: Envelope<ReplyMessage>): SagaReply {
+  const detail = message.payload.detail;
+  return detail === undefined ? { type: message.type, step: message.step } : { type: message.type, step: message.step, detail };
 }
 
 export type Transition<C> = Readonly<{
@@ -107,6 +111,9 @@ export type Transition<C> = Readonly<{
 /** The message a saga's timer delivers to its owner. */
 export const SAGA_TIMER = 'SagaTimerFired';
 export type SagaTimerPayload = Readonly<{ seq: number }>;
+export type SagaTimer = Message<typeof SAGA_TIMER, SagaTimerPayload>;
+export const sagaTimerCheck: Check = (payload) =>
+  (isRecord(payload) && Number.isSafeInteger(payload.seq) ? undefined : 'seq must be a whole number');
 
 /** Checks a definition once, where it is made; a bad one is a bug, so this throws. */
 export function defineSaga<C>(def: SagaDefinition<C>): SagaDefinition<C> {

@@ -4,7 +4,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { redact } from '../adapters/connect.ts';
 import type { SagaStyle } from '../config.ts';
-import { servicesOf } from '../runtime/services.ts';
+import { servicesOf } from '../wiring/serviceWiring.ts';
 
 export type ClusterOptions = Readonly<{
   storeUrl: string;

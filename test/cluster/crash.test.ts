@@ -4,7 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
 import type { SagaStyle } from '../../src/config.ts';
 import type { Audit } from '../../src/runtime/audit.ts';
-import { servicesOf } from '../../src/runtime/services.ts';
+import { servicesOf } from '../../src/wiring/serviceWiring.ts';
 import { CourseClient, mapLimit } from '../../src/tools/client.ts';
 import { verifyEveryEntity } from '../../src/tools/consistency.ts';
 import { freshDatabase, randomName, startCluster } from '../support/cluster.ts';

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { loadConfig, SAGA_STYLES } from '../../src/config.ts';
 import { createLogger } from '../../src/runtime/log.ts';
-import { startEmbedded } from '../../src/runtime/system.ts';
+import { startEmbedded } from '../../src/wiring/embedded.ts';
 import { consistencyScenario } from '../../src/tools/consistency.ts';
 import { assertSagasSaw } from '../support/sagas.ts';
 

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type { InjectOptions, LightMyRequestResponse } from 'fastify';
 import { loadConfig } from '../../src/config.ts';
 import { createLogger } from '../../src/runtime/log.ts';
-import { startEmbedded, type System } from '../../src/runtime/system.ts';
+import { startEmbedded, type System } from '../../src/wiring/embedded.ts';
 
 export type TestSystem = Readonly<{
   system: System;

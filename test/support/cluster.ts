@@ -1,5 +1,5 @@
 import type { SagaStyle } from '../../src/config.ts';
-import { servicesOf } from '../../src/runtime/services.ts';
+import { servicesOf } from '../../src/wiring/serviceWiring.ts';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect as natsConnect } from '@nats-io/transport-node';
 import { connect as amqpConnect } from 'amqplib';
@@ -11,7 +11,7 @@ import pg from 'pg';
 import { defaultRetry } from '../../src/adapters/broker/delivery.ts';
 import { natsNames } from '../../src/adapters/nats/bus.ts';
 import { rabbitQueues } from '../../src/adapters/rabbitmq/bus.ts';
-import { SERVICES } from '../../src/runtime/services.ts';
+import { SERVICES } from '../../src/wiring/serviceWiring.ts';
 import { createServer } from 'node:net';
 import { stop } from './child.ts';
 

@@ -2,27 +2,28 @@
  * Choreography (src/core/choreography.ts) on the checkout: the reactions derived from
  * checkoutSaga(…, { sequential: true }), stock and payment reacting to events through
  * `reacting`, and whole checkouts driven event by event across stock, payment, the order
- * (orderDecider(saga, 'events')) and the tracker, each decider reading only the keys it names.
+ * (choreographedOrders(saga)) and the tracker, each decider reading only the keys it names.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { reacting, reactions } from '../../src/core/choreography.ts';
-import type { Decider, Read } from '../../src/core/decider.ts';
-import { envelopesFrom, type Envelope } from '../../src/core/message.ts';
+import type { ApiCommand, Decider } from '../../src/core/decider.ts';
+import type { Envelope, Message } from '../../src/core/message.ts';
 import type { SagaState } from '../../src/core/saga.ts';
-import { orderDecider } from '../../src/domain/order/businessLogic.ts';
+import { choreographedOrders } from '../../src/domain/order/choreography.ts';
 import { checkoutParticipant, checkoutSaga } from '../../src/domain/order/checkoutSaga.ts';
-import type { CheckoutContext, Order } from '../../src/domain/order/order.ts';
+import { checkoutContextCheck, type CheckoutContext, type Order } from '../../src/domain/order/order.ts';
 import { paymentDecider } from '../../src/domain/payment/businessLogic.ts';
 import { stockDecider } from '../../src/domain/stock/businessLogic.ts';
 import { trackerDecider } from '../../src/domain/tracker/businessLogic.ts';
 import type { TrackedSaga } from '../../src/domain/tracker/tracker.ts';
+import { apiCommand, deciderSpec, type ApiInput, type Input } from './deciderSpec.ts';
 
 const saga = checkoutSaga(undefined, { sequential: true });
 const all = reactions(saga, 'CheckoutRequested', checkoutParticipant);
 const reactionsOf = (participant: string) => all.filter((r) => r.participant === participant);
-const stock = reacting(stockDecider, reactionsOf('stock'));
-const payment = reacting(paymentDecider, reactionsOf('payment'));
+const stock = reacting(stockDecider, reactionsOf('stock'), checkoutContextCheck);
+const payment = reacting(paymentDecider, reactionsOf('payment'), checkoutContextCheck);
 
 const SAGA = 'o1.1';
 const LINES = [['i1', 2], ['i2', 1]] as const;
@@ -37,20 +38,9 @@ const event = (type: string, payload: object, id = `e:${type}`, step = ''): Enve
   ({ id, type, sagaId: SAGA, step, correlationId: 'o1', causationId: 'x', at: 1, payload });
 const requested = event('CheckoutRequested', { ctx }, 'o1:checkout>0');
 
-/** `decider` decides `message` on `docs` (reading only the keys it names); the docs after it and what it sent. */
-function decide(decider: Decider, docs: Docs, message: Envelope, now = 1) {
-  const keys = new Set(decider.keys(message));
-  const read: Read = <T>(key: string): T | undefined => {
-    assert.ok(keys.has(key), `${message.type} read ${key}, which keys() did not name`);
-    return docs[key] as T | undefined;
-  };
-  const decision = decider.decide(message, read, now);
-  const after: Docs = { ...docs };
-  for (const [key, doc] of Object.entries(decision.writes ?? {})) {
-    if (doc === null) delete after[key];
-    else after[key] = doc;
-  }
-  return { decision, docs: after, sent: envelopesFrom(message, decision.send ?? [], now) };
+/** `decider` decides `input` on `docs` (reading only the keys it names); the docs after it and what it sent. */
+function decide<M extends Message, C extends ApiCommand>(decider: Decider<M, C>, docs: Docs, input: Input<C>, now = 1) {
+  return deciderSpec(decider).decide(docs, input, now);
 }
 
 void describe('reactions: the checkout as a choreography', () => {
@@ -105,12 +95,12 @@ void describe('reacting: a participant that reacts to events', () => {
   });
 
   void it('API commands pass through to the inner decider unchanged', () => {
-    const pairs: [Decider, Decider, Envelope, Docs][] = [
-      [stock, stockDecider, { ...event('AddStock', { type: 'AddStock', itemId: 'i1', amount: 3 }), sagaId: '' }, STOCK_DOCS],
-      [payment, paymentDecider, { ...event('Pay', { type: 'Pay', userId: 'u1', amount: 5 }), sagaId: '' }, { 'user:u1': { credit: 9, held: 0 } }],
+    const pairs: [Decider, Decider, ApiInput<ApiCommand>, Docs][] = [
+      [stock, stockDecider, apiCommand({ type: 'AddStock', itemId: 'i1', amount: 3 }), STOCK_DOCS],
+      [payment, paymentDecider, apiCommand({ type: 'Pay', userId: 'u1', amount: 5 }), { 'user:u1': { credit: 9, held: 0 } }],
     ];
     for (const [wrapped, inner, message, docs] of pairs) {
-      assert.deepEqual(wrapped.keys(message), inner.keys(message));
+      assert.deepEqual(deciderSpec(wrapped).keys(message), deciderSpec(inner).keys(message));
       assert.deepEqual(decide(wrapped, docs, message).decision, decide(inner, docs, message).decision);
     }
   });
@@ -120,14 +110,14 @@ void describe('reacting: a participant that reacts to events', () => {
 // A whole checkout: every message goes, first in first out, to every service that consumes it.
 
 const services: Record<string, Decider> = {
-  orders: orderDecider(saga, 'events'), stock, payment, tracker: trackerDecider(saga, 'CheckoutRequested'),
+  orders: choreographedOrders(saga), stock, payment, tracker: trackerDecider(saga, 'CheckoutRequested'),
 };
 
 type World = Record<string, Docs>;
 type Delivery = Readonly<{ type: string; to: string; orderStatus: string | undefined; sent: readonly string[] }>;
 
 function checkout(world: World, lose: (m: Envelope) => boolean = () => false) {
-  const api: Envelope = { ...event('Checkout', { type: 'Checkout', orderId: 'o1', sagaId: SAGA }, 'o1:checkout'), sagaId: '' };
+  const api = apiCommand({ type: 'Checkout', orderId: 'o1', sagaId: SAGA }, 'o1', 'o1:checkout');
   return deliver(world, [['orders', api]], 1, lose);
 }
 
@@ -135,7 +125,7 @@ function checkout(world: World, lose: (m: Envelope) => boolean = () => false) {
  * Delivers `queue` and everything it causes, first in first out, to every service that consumes
  * it; messages `lose` picks are lost on the way (a broker that lost them), timers are kept aside.
  */
-function deliver(world: World, queue: [string, Envelope][], now: number, lose: (m: Envelope) => boolean = () => false) {
+function deliver(world: World, queue: [string, Input<ApiCommand>][], now: number, lose: (m: Envelope) => boolean = () => false) {
   const log: Delivery[] = [];
   const published: Envelope[] = [];
   const timers: Envelope[] = [];
@@ -146,7 +136,7 @@ function deliver(world: World, queue: [string, Envelope][], now: number, lose: (
     const sent = all.filter((m) => m.deliverAt === undefined);
     timers.push(...all.filter((m) => m.deliverAt !== undefined));
     world[to] = docs;
-    log.push({ type: message.type, to, orderStatus: orderOf(world).checkout?.status, sent: sent.map((m) => m.type) });
+    log.push({ type: 'kind' in message ? message.command.type : message.type, to, orderStatus: orderOf(world).checkout?.status, sent: sent.map((m) => m.type) });
     published.push(...sent);
     for (const m of sent.filter((x) => !lose(x))) for (const [name, s] of Object.entries(services)) if (s.consumes.includes(m.type)) queue.push([name, m]);
   }

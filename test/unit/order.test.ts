@@ -60,6 +60,8 @@ void describe('order: Checkout', () => {
 
   void it('after a failed attempt: starts attempt 2 as saga <orderId>.2, with the lines of now', () => {
     const failed = failedOnce();
+    const first = checkoutOf(failed.docs);
+    assert.ok(first?.status === 'failed');
     const withMore = decide(failed.docs, api({ type: 'AddItem', orderId: 'o1', itemId: 'i3', quantity: 1, price: 5 }), NOW + 3);
     const lines: Line[] = [...LINES, ['i3', 1]];
     const second = given(withMore.docs).when(checkoutCommand('o1', 'o1.2'), NOW + 4).then({
@@ -71,6 +73,8 @@ void describe('order: Checkout', () => {
             step: 0, awaiting: [0, 1], seq: 0, since: NOW + 4, tries: 1, timer: 'o1.2/timer/0',
             history: [{ step: 'reserveStock', event: 'started', at: NOW + 4 }, { step: 'authorizePayment', event: 'started', at: NOW + 4 }],
           },
+          // The failed first attempt is kept.
+          failed: [first],
         }),
       },
       send: [

@@ -1,64 +1,26 @@
 /**
- * Drives orderDecider(checkoutSaga()) for given/when/then tests: given these documents, when
+ * Drives orchestratedOrders(checkoutSaga()) through deciderSpec for given/when/then tests: given these documents, when
  * this message arrives, then these documents are written, these messages sent, these timers
  * cancelled and this reply given. Participants' replies are built from the commands the order
  * sent, the way the runtime builds them (envelopesFrom), so they carry the saga id, step and
  * order id.
  */
 import assert from 'node:assert/strict';
-import type { Decision, Read, Reply } from '../../src/core/decider.ts';
-import { envelopesFrom, type Envelope, type Outgoing } from '../../src/core/message.ts';
+import { envelopesFrom, type Envelope } from '../../src/core/message.ts';
 import type { SagaState } from '../../src/core/saga.ts';
-import { orderDecider } from '../../src/domain/order/businessLogic.ts';
+import { orchestratedOrders } from '../../src/domain/order/orchestration.ts';
 import { checkoutSaga } from '../../src/domain/order/checkoutSaga.ts';
 import type { CheckoutContext, Order, OrderApiCommand } from '../../src/domain/order/order.ts';
 import type { Line } from '../../src/domain/stock/stock.ts';
+import { apiCommand, deciderSpec, NOW, type Docs, type Step, type Then } from './deciderSpec.ts';
+
+export { NOW, type Docs, type Step, type Then };
 
 // ---------------------------------------------------------------------------------------------
-// given / when / then for the order Decider
+// given / when / then for the orchestrating order decider
 
-export type Docs = Readonly<Record<string, unknown>>;
-export type Then = Readonly<{ writes?: Docs; send?: readonly Outgoing[]; cancel?: readonly string[]; reply?: Reply }>;
-
-export const NOW = 1_700_000_000_000;
-export const decider = orderDecider(checkoutSaga());
-
-/** One decision: what it decided, the documents after it and the envelopes it sent. */
-export type Step = Readonly<{ decision: Decision; docs: Docs; sent: readonly Envelope[] }>;
-
-export function decide(docs: Docs, message: Envelope, now: number): Step {
-  const keys = new Set(decider.keys(message));
-  const read: Read = <T>(key: string): T | undefined => {
-    assert.ok(keys.has(key), `${message.type} read ${key}, which keys() did not name`);
-    return docs[key] as T | undefined;
-  };
-  const decision = decider.decide(message, read, now);
-  const after: Record<string, unknown> = { ...docs };
-  for (const [key, doc] of Object.entries(decision.writes ?? {})) {
-    if (doc === null) delete after[key];
-    else after[key] = doc;
-  }
-  return { decision, docs: after, sent: envelopesFrom(message, decision.send ?? [], now) };
-}
-
-export function given(docs: Docs) {
-  return {
-    when(message: Envelope, now = NOW) {
-      const step = decide(docs, message, now);
-      return {
-        ...step,
-        /** Asserts the whole decision (absent parts: nothing). */
-        then(expected: Then): Step {
-          assert.deepEqual(step.decision.writes ?? {}, expected.writes ?? {}, 'writes');
-          assert.deepEqual(step.decision.send ?? [], expected.send ?? [], 'send');
-          assert.deepEqual(step.decision.cancel ?? [], expected.cancel ?? [], 'cancel');
-          assert.deepEqual(step.decision.reply, expected.reply, 'reply');
-          return step;
-        },
-      };
-    },
-  };
-}
+export const decider = deciderSpec(orchestratedOrders(checkoutSaga()));
+export const { decide, given } = decider;
 
 // ---------------------------------------------------------------------------------------------
 // Orders and messages
@@ -67,9 +29,8 @@ export const LINES: readonly Line[] = [['i1', 2], ['i2', 1]];
 export const order = (extra: Partial<Order> = {}): Order => ({ userId: 'u1', lines: LINES, totalCost: 30, attempts: 0, ...extra });
 export const CTX: CheckoutContext = { orderId: 'o1', userId: 'u1', lines: LINES, amount: 30 };
 
-export function api(command: OrderApiCommand): Envelope {
-  const correlationId = 'orderId' in command ? command.orderId : '';
-  return { id: `cmd:${command.type}`, type: command.type, sagaId: '', step: '', correlationId, causationId: '', at: NOW, payload: command };
+export function api(command: OrderApiCommand) {
+  return apiCommand(command, 'orderId' in command ? command.orderId : '', `cmd:${command.type}`);
 }
 /** A checkout request; the edge names the saga a new attempt would get. */
 export const checkoutCommand = (orderId = 'o1', sagaId = `${orderId}.1`) => api({ type: 'Checkout', orderId, sagaId });

@@ -4,49 +4,13 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { Decider, Read, Reply } from '../../src/core/decider.ts';
 import type { Envelope, Outgoing } from '../../src/core/message.ts';
+import { apiCommand, deciderSpec, NOW } from './deciderSpec.ts';
 import { MAX_AMOUNT } from '../../src/domain/limits.ts';
 import { paymentDecider } from '../../src/domain/payment/businessLogic.ts';
 import type { Account, Hold, PaymentApiCommand } from '../../src/domain/payment/payment.ts';
 
-// ---------------------------------------------------------------------------------------------
-// given / when / then for a Decider
-
-type Docs = Readonly<Record<string, unknown>>;
-type Then = Readonly<{ writes?: Docs; send?: readonly Outgoing[]; cancel?: readonly string[]; reply?: Reply }>;
-
-const NOW = 1_700_000_000_000;
-
-function scenario(decider: Decider) {
-  return (docs: Docs) => ({
-    when(message: Envelope) {
-      const keys = new Set(decider.keys(message));
-      const read: Read = <T>(key: string): T | undefined => {
-        assert.ok(keys.has(key), `${message.type} read ${key}, which keys() did not name`);
-        return docs[key] as T | undefined;
-      };
-      const decision = decider.decide(message, read, NOW);
-      return {
-        /** Asserts the whole decision (absent parts: nothing) and returns the documents after it. */
-        then(expected: Then): Docs {
-          assert.deepEqual(decision.writes ?? {}, expected.writes ?? {}, 'writes');
-          assert.deepEqual(decision.send ?? [], expected.send ?? [], 'send');
-          assert.deepEqual(decision.cancel ?? [], expected.cancel ?? [], 'cancel');
-          assert.deepEqual(decision.reply, expected.reply, 'reply');
-          const after: Record<string, unknown> = { ...docs };
-          for (const [key, doc] of Object.entries(decision.writes ?? {})) {
-            if (doc === null) delete after[key];
-            else after[key] = doc;
-          }
-          return after;
-        },
-      };
-    },
-  });
-}
-
-const given = scenario(paymentDecider);
+const { given, keys } = deciderSpec(paymentDecider);
 
 // ---------------------------------------------------------------------------------------------
 // Payment's documents and messages
@@ -64,9 +28,7 @@ const capture = (amount: number) => sagaCommand('CapturePayment', 'capturePaymen
 const voidPayment = (amount: number) => sagaCommand('VoidPayment', 'authorizePayment', amount);
 const refund = (amount: number) => sagaCommand('RefundPayment', 'refundPayment', amount);
 
-function api(command: PaymentApiCommand): Envelope {
-  return { id: 'cmd:1', type: command.type, sagaId: '', step: '', correlationId: '', causationId: '', at: NOW, payload: command };
-}
+const api = (command: PaymentApiCommand) => apiCommand(command);
 
 const authorized: Outgoing = { type: 'PaymentAuthorized', payload: {} };
 const captured: Outgoing = { type: 'PaymentCaptured', payload: {} };
@@ -110,12 +72,12 @@ void describe('payment: AuthorizePayment', () => {
       writes: { 'user:u1': account(70, 30), 'hold:o1.1': hold('authorized', 30) },
       send: [authorized],
     });
-    given(afterAuthorize).when(authorize(30)).then({ send: [authorized] });
-    const afterCapture = given(afterAuthorize).when(capture(30)).then({
+    given(afterAuthorize.docs).when(authorize(30)).then({ send: [authorized] });
+    const afterCapture = given(afterAuthorize.docs).when(capture(30)).then({
       writes: { 'user:u1': account(70, 0), 'hold:o1.1': hold('captured', 30) },
       send: [captured],
     });
-    given(afterCapture).when(authorize(30)).then({ send: [authorized] });
+    given(afterCapture.docs).when(authorize(30)).then({ send: [authorized] });
   });
 
   void it('repeated after a decline: declines again and takes nothing, even if credit arrived meanwhile', () => {
@@ -130,11 +92,11 @@ void describe('payment: AuthorizePayment', () => {
       writes: { 'hold:o1.1': hold('declined', 30, 'u1', 'user u1 has credit 10, 30 needed') },
       send: [first],
     });
-    given(afterDecline).when(authorize(30)).then({ send: [first] });
+    given(afterDecline.docs).when(authorize(30)).then({ send: [first] });
   });
 
   void it('names the hold and the account it may read', () => {
-    assert.deepEqual(paymentDecider.keys(authorize(30)), ['hold:o1.1', 'user:u1']);
+    assert.deepEqual(keys(authorize(30)), ['hold:o1.1', 'user:u1']);
     assert.deepEqual(paymentDecider.consumes, ['AuthorizePayment', 'CapturePayment', 'VoidPayment', 'RefundPayment']);
   });
 });
@@ -154,7 +116,7 @@ void describe('payment: CapturePayment', () => {
       writes: { 'user:u1': account(70, 0), 'hold:o1.1': hold('captured', 30) },
       send: [captured],
     });
-    given(after).when(capture(30)).then({ send: [captured] });
+    given(after.docs).when(capture(30)).then({ send: [captured] });
   });
 
   void it('without a hold: answers nothing and writes nothing (there is nothing to capture)', () => {
@@ -181,7 +143,7 @@ void describe('payment: VoidPayment', () => {
       writes: { 'user:u1': account(100, 0), 'hold:o1.1': hold('voided', 30) },
       send: [voided],
     });
-    given(after).when(voidPayment(30)).then({ send: [voided] });
+    given(after.docs).when(voidPayment(30)).then({ send: [voided] });
   });
 
   void it('of a declined hold: nothing to give back', () => {
@@ -193,7 +155,7 @@ void describe('payment: VoidPayment', () => {
       writes: { 'hold:o1.1': hold('voided', 0) },
       send: [voided],
     });
-    given(afterVoid).when(authorize(30)).then({ send: [declined('payment already voided')] });
+    given(afterVoid.docs).when(authorize(30)).then({ send: [declined('payment already voided')] });
   });
 });
 
@@ -212,7 +174,7 @@ void describe('payment: RefundPayment', () => {
       writes: { 'user:u1': account(100, 0), 'hold:o1.1': hold('refunded', 30) },
       send: [refunded],
     });
-    given(after).when(refund(30)).then({ send: [refunded] });
+    given(after.docs).when(refund(30)).then({ send: [refunded] });
   });
 
   void it('of a hold that was only authorized: refunds nothing (the money is still held)', () => {
@@ -224,7 +186,7 @@ void describe('payment: RefundPayment', () => {
       writes: { 'hold:o1.1': hold('refunded', 0) },
       send: [refunded],
     });
-    given(afterRefund).when(authorize(30)).then({ send: [declined('payment already refunded')] });
+    given(afterRefund.docs).when(authorize(30)).then({ send: [declined('payment already refunded')] });
   });
 });
 
@@ -292,7 +254,7 @@ void describe('payment: API commands', () => {
   });
 
   void it('names the one account an API command reads, none for InitUsers', () => {
-    assert.deepEqual(paymentDecider.keys(api({ type: 'Pay', userId: 'u1', amount: 1 })), ['user:u1']);
-    assert.deepEqual(paymentDecider.keys(api({ type: 'InitUsers', count: 3, credit: 1 })), []);
+    assert.deepEqual(keys(api({ type: 'Pay', userId: 'u1', amount: 1 })), ['user:u1']);
+    assert.deepEqual(keys(api({ type: 'InitUsers', count: 3, credit: 1 })), []);
   });
 });

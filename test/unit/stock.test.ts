@@ -4,49 +4,13 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { Decider, Read, Reply } from '../../src/core/decider.ts';
 import type { Envelope, Outgoing } from '../../src/core/message.ts';
+import { apiCommand, deciderSpec, NOW } from './deciderSpec.ts';
 import { MAX_AMOUNT } from '../../src/domain/limits.ts';
 import { stockDecider } from '../../src/domain/stock/businessLogic.ts';
 import type { Item, Line, Reservation, StockApiCommand } from '../../src/domain/stock/stock.ts';
 
-// ---------------------------------------------------------------------------------------------
-// given / when / then for a Decider
-
-type Docs = Readonly<Record<string, unknown>>;
-type Then = Readonly<{ writes?: Docs; send?: readonly Outgoing[]; cancel?: readonly string[]; reply?: Reply }>;
-
-const NOW = 1_700_000_000_000;
-
-function scenario(decider: Decider) {
-  return (docs: Docs) => ({
-    when(message: Envelope) {
-      const keys = new Set(decider.keys(message));
-      const read: Read = <T>(key: string): T | undefined => {
-        assert.ok(keys.has(key), `${message.type} read ${key}, which keys() did not name`);
-        return docs[key] as T | undefined;
-      };
-      const decision = decider.decide(message, read, NOW);
-      return {
-        /** Asserts the whole decision (absent parts: nothing) and returns the documents after it. */
-        then(expected: Then): Docs {
-          assert.deepEqual(decision.writes ?? {}, expected.writes ?? {}, 'writes');
-          assert.deepEqual(decision.send ?? [], expected.send ?? [], 'send');
-          assert.deepEqual(decision.cancel ?? [], expected.cancel ?? [], 'cancel');
-          assert.deepEqual(decision.reply, expected.reply, 'reply');
-          const after: Record<string, unknown> = { ...docs };
-          for (const [key, doc] of Object.entries(decision.writes ?? {})) {
-            if (doc === null) delete after[key];
-            else after[key] = doc;
-          }
-          return after;
-        },
-      };
-    },
-  });
-}
-
-const given = scenario(stockDecider);
+const { given, keys } = deciderSpec(stockDecider);
 
 // ---------------------------------------------------------------------------------------------
 // Stock's documents and messages
@@ -63,9 +27,7 @@ const reserve = (...lines: Line[]) => sagaCommand('ReserveStock', 'reserveStock'
 const release = (...lines: Line[]) => sagaCommand('ReleaseStock', 'reserveStock', lines);
 const commit = (...lines: Line[]) => sagaCommand('CommitStock', 'commitStock', lines);
 
-function api(command: StockApiCommand): Envelope {
-  return { id: 'cmd:1', type: command.type, sagaId: '', step: '', correlationId: '', causationId: '', at: NOW, payload: command };
-}
+const api = (command: StockApiCommand) => apiCommand(command);
 
 const reserved: Outgoing = { type: 'StockReserved', payload: {} };
 const released: Outgoing = { type: 'StockReleased', payload: {} };
@@ -131,13 +93,13 @@ void describe('stock: ReserveStock', () => {
       writes: { 'item:a': item(3, 2), 'reservation:o1.1': reservation('reserved', [['a', 2]]) },
       send: [reserved],
     });
-    given(afterReserve).when(reserve(['a', 2])).then({ send: [reserved] });
+    given(afterReserve.docs).when(reserve(['a', 2])).then({ send: [reserved] });
 
-    const afterCommit = given(afterReserve).when(commit(['a', 2])).then({
+    const afterCommit = given(afterReserve.docs).when(commit(['a', 2])).then({
       writes: { 'item:a': item(3, 0), 'reservation:o1.1': reservation('committed', [['a', 2]]) },
       send: [committed],
     });
-    given(afterCommit).when(reserve(['a', 2])).then({ send: [reserved] });
+    given(afterCommit.docs).when(reserve(['a', 2])).then({ send: [reserved] });
   });
 
   void it('repeated after a failure: fails again and takes nothing, even if stock arrived meanwhile', () => {
@@ -153,11 +115,11 @@ void describe('stock: ReserveStock', () => {
       writes: { 'reservation:o1.1': reservation('rejected', [['a', 2]], 'item a has 1 in stock, 2 wanted') },
       send: [first],
     });
-    given(afterFailure).when(reserve(['a', 2])).then({ send: [first] });
+    given(afterFailure.docs).when(reserve(['a', 2])).then({ send: [first] });
   });
 
   void it('names the reservation and every item it may read', () => {
-    assert.deepEqual(stockDecider.keys(reserve(['a', 1], ['b', 2])), ['reservation:o1.1', 'item:a', 'item:b']);
+    assert.deepEqual(keys(reserve(['a', 1], ['b', 2])), ['reservation:o1.1', 'item:a', 'item:b']);
     assert.deepEqual(stockDecider.consumes, ['ReserveStock', 'ReleaseStock', 'CommitStock']);
   });
 });
@@ -177,7 +139,7 @@ void describe('stock: ReleaseStock', () => {
       writes: { 'item:a': item(5, 0), 'item:b': item(1, 0), 'reservation:o1.1': reservation('released', [['a', 2], ['b', 1]]) },
       send: [released],
     });
-    given(after).when(release(['a', 2], ['b', 1])).then({ send: [released] });
+    given(after.docs).when(release(['a', 2], ['b', 1])).then({ send: [released] });
   });
 
   void it('of a rejected reservation: nothing to give back', () => {
@@ -191,7 +153,7 @@ void describe('stock: ReleaseStock', () => {
       writes: { 'reservation:o1.1': reservation('released', []) },
       send: [released],
     });
-    given(afterRelease).when(reserve(['a', 2])).then({
+    given(afterRelease.docs).when(reserve(['a', 2])).then({
       send: [reservationFailed('released', 'reservation already released')],
     });
   });
@@ -212,7 +174,7 @@ void describe('stock: CommitStock', () => {
       writes: { 'item:a': item(3, 0), 'reservation:o1.1': reservation('committed', [['a', 2]]) },
       send: [committed],
     });
-    given(after).when(commit(['a', 2])).then({ send: [committed] });
+    given(after.docs).when(commit(['a', 2])).then({ send: [committed] });
   });
 
   void it('after a release: does not take the released stock', () => {
@@ -292,7 +254,7 @@ void describe('stock: API commands', () => {
   });
 
   void it('names the one item an API command reads, none for InitItems', () => {
-    assert.deepEqual(stockDecider.keys(api({ type: 'AddStock', itemId: 'a', amount: 1 })), ['item:a']);
-    assert.deepEqual(stockDecider.keys(api({ type: 'InitItems', count: 3, stock: 1, price: 1 })), []);
+    assert.deepEqual(keys(api({ type: 'AddStock', itemId: 'a', amount: 1 })), ['item:a']);
+    assert.deepEqual(keys(api({ type: 'InitItems', count: 3, stock: 1, price: 1 })), []);
   });
 });

@@ -36,12 +36,14 @@ const committed = (at = 4) => event('StockCommitted', 'commitStock', at);
 
 /** Given the tracker's document (absent: nothing seen), when `message`, then its decision. */
 function when(seen: TrackedSaga | undefined, message: Envelope): Decision {
-  assert.deepEqual(tracker.keys(message), [KEY]);
+  const parsed = tracker.parse(message);
+  assert.ok(parsed.ok, 'every event of the choreography passes the tracker\'s check');
+  assert.deepEqual(tracker.keys(parsed.message), [KEY]);
   const read: Read = <T>(key: string): T | undefined => {
     assert.equal(key, KEY, 'reads only the saga it tracks');
     return seen as T | undefined;
   };
-  const decision = tracker.decide(message, read, 999_999);
+  const decision = tracker.decide(parsed.message, read, 999_999);
   assert.deepEqual(Object.keys(decision), ['writes'], 'never sends, cancels or answers anything');
   assert.deepEqual(Object.keys(decision.writes ?? {}), [KEY]);
   return decision;

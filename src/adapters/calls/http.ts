@@ -3,7 +3,7 @@ import { timingSafeEqual } from 'node:crypto';
 import { Pool } from 'undici';
 import type { Envelope } from '../../core/message.ts';
 import { Problem } from '../../http/problems.ts';
-import type { ServiceRuntime } from '../../runtime/service.ts';
+import type { ServiceRuntime } from '../../runtime/serviceRuntime.ts';
 import type { Call } from './bus.ts';
 
 /** The path, under a participant's prefix, where the synchronous style calls its saga steps. */
@@ -40,7 +40,7 @@ export function httpCall(baseUrl: string, token: string): Call & { close(): Prom
  * Only callers with the deployment's internal token may call: a saga step called by anyone
  * else (a release or a void in the middle of a checkout) would break the checkout's accounts.
  */
-export function sagaCallRoute(runtime: ServiceRuntime, token: string, payloadProblem: (payload: object) => string | undefined) {
+export function sagaCallRoute(runtime: ServiceRuntime, token: string) {
   const accepted = new Set(runtime.consumes);
   const expected = Buffer.from(token);
   return async (app: FastifyInstance) => {
@@ -49,13 +49,16 @@ export function sagaCallRoute(runtime: ServiceRuntime, token: string, payloadPro
       if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
         throw new Problem('forbidden', `Saga steps are called by the order service only, with the deployment's ${TOKEN_HEADER} (ORDERLY_INTERNAL_TOKEN).`);
       }
-      const commands = envelopes(req.body, accepted, payloadProblem);
+      const commands = envelopes(req.body, accepted, (m) => {
+        const parsed = runtime.parse(m);
+        return parsed.ok ? undefined : parsed.problem;
+      });
       return Promise.all(commands.map((command) => runtime.call(command)));
     });
   };
 }
 
-function envelopes(body: unknown, accepted: ReadonlySet<string>, payloadProblem: (payload: object) => string | undefined): Envelope[] {
+function envelopes(body: unknown, accepted: ReadonlySet<string>, problemOf: (message: Envelope) => string | undefined): Envelope[] {
   if (!Array.isArray(body)) throw new Problem('invalid-body', 'Send a JSON array of saga command envelopes.');
   return body.map((item: unknown, i) => {
     const m = item as Record<string, unknown> | null;
@@ -65,8 +68,9 @@ function envelopes(body: unknown, accepted: ReadonlySet<string>, payloadProblem:
     }
     if (!accepted.has(m.type as string)) throw new Problem('invalid-body', `Command ${i} has type ${String(m.type)}; this service takes ${[...accepted].join(', ')}.`);
     if (m.sagaId === '') throw new Problem('invalid-body', `Command ${i} has no sagaId.`);
-    const problem = payloadProblem(m.payload);
+    const envelope = m as unknown as Envelope;
+    const problem = problemOf(envelope);
     if (problem !== undefined) throw new Problem('invalid-body', `Command ${i}: ${problem}.`);
-    return m as unknown as Envelope;
+    return envelope;
   });
 }

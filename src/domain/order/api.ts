@@ -3,12 +3,12 @@ import { execute, newId } from '../../http/commands.ts';
 import { Problem } from '../../http/problems.ts';
 import { batchSize, count, id, idempotency, type Idempotency } from '../../http/validate.ts';
 import type { SagaOutcome } from '../../core/saga.ts';
-import type { SagaOutcomes } from '../../runtime/outcomes.ts';
+import type { SagaOutcomes } from './checkoutOutcomes.ts';
 import { readDoc, scanAll } from '../../ports/store.ts';
 import type { SagaSource } from '../tracker/tracker.ts';
-import type { ServiceRuntime } from '../../runtime/service.ts';
+import type { ServiceRuntime } from '../../runtime/serviceRuntime.ts';
 import type { CheckoutAnswer } from './businessLogic.ts';
-import { checkoutSagaId, isPaid, orderIdOf, orderKey, orderStatus, type Order, type OrderApiCommand } from './order.ts';
+import { checkoutSagaId, checkoutsOf, isPaid, orderIdOf, orderKey, orderStatus, type Order, type OrderApiCommand } from './order.ts';
 
 type Params = Record<string, string | undefined>;
 
@@ -132,17 +132,23 @@ async function findOrder(orders: ServiceRuntime, orderId: string): Promise<Order
 
 /**
  * The checkout sagas the orders hold, for the saga API in orchestration and the synchronous
- * style (each order keeps its latest attempt). A saga id starts with its order id.
+ * style (each order keeps every attempt). A saga id starts with its order id.
  */
 export function orderSagas(orders: ServiceRuntime): SagaSource {
   return {
     async *list(after) {
+      if (after !== '') {
+        // The rest of the cursor's order first: its later attempts come before the next order.
+        const order = await readDoc<Order>(orders.store, orderKey(orderIdOf(after)));
+        if (order) yield* checkoutsOf(order).filter((saga) => saga.id > after);
+      }
       const from = after === '' ? '' : orderKey(orderIdOf(after));
-      for await (const [, order] of scanAll<Order>(orders.store, 'order:', from)) if (order.checkout) yield order.checkout;
+      for await (const [, order] of scanAll<Order>(orders.store, 'order:', from)) yield* checkoutsOf(order);
     },
     async get(sagaId) {
       const order = await readDoc<Order>(orders.store, orderKey(orderIdOf(sagaId)));
-      return order?.checkout?.id === sagaId ? { saga: order.checkout, early: [] } : undefined;
+      const saga = order ? checkoutsOf(order).find((s) => s.id === sagaId) : undefined;
+      return saga ? { saga, early: [] } : undefined;
     },
   };
 }

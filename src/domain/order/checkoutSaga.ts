@@ -1,8 +1,9 @@
 import type { SagaStyle } from '../../config.ts';
+import { assertNever } from '../../core/decider.ts';
 import { defineSaga, type SagaDefinition, type SagaPolicy } from '../../core/saga.ts';
 import { PaymentCommands, PaymentReplies, type Charge } from '../payment/payment.ts';
 import { StockCommands, StockReplies, type StockLines } from '../stock/stock.ts';
-import type { CheckoutContext } from './order.ts';
+import { CheckoutSteps, isCheckoutStep, type CheckoutContext, type CheckoutStep } from './order.ts';
 
 const lines = (ctx: CheckoutContext): StockLines => ({ lines: ctx.lines });
 const charge = (ctx: CheckoutContext): Charge => ({ userId: ctx.userId, amount: ctx.amount });
@@ -27,14 +28,14 @@ export function checkoutSaga(policy: SagaPolicy = defaultCheckoutPolicy, { seque
     policy,
     steps: [
       {
-        name: 'reserveStock',
+        name: CheckoutSteps.reserveStock,
         action: (ctx) => ({ type: StockCommands.reserve, payload: lines(ctx) }),
         success: StockReplies.reserved,
         failure: StockReplies.reservationFailed,
         compensation: { command: (ctx) => ({ type: StockCommands.release, payload: lines(ctx) }), done: StockReplies.released },
       },
       {
-        name: 'authorizePayment',
+        name: CheckoutSteps.authorizePayment,
         concurrent: !sequential,
         action: (ctx) => ({ type: PaymentCommands.authorize, payload: charge(ctx) }),
         success: PaymentReplies.authorized,
@@ -42,12 +43,12 @@ export function checkoutSaga(policy: SagaPolicy = defaultCheckoutPolicy, { seque
         compensation: { command: (ctx) => ({ type: PaymentCommands.void, payload: charge(ctx) }), done: PaymentReplies.voided },
       },
       {
-        name: 'capturePayment',
+        name: CheckoutSteps.capturePayment,
         action: (ctx) => ({ type: PaymentCommands.capture, payload: charge(ctx) }),
         success: PaymentReplies.captured,
       },
       {
-        name: 'commitStock',
+        name: CheckoutSteps.commitStock,
         concurrent: true,
         action: (ctx) => ({ type: StockCommands.commit, payload: lines(ctx) }),
         success: StockReplies.committed,
@@ -64,14 +65,19 @@ export function sagaReplyTypes(def: SagaDefinition<CheckoutContext>): string[] {
 
 /** Who performs each step of the checkout (choreography: who reacts). */
 export function checkoutParticipant(step: string): 'stock' | 'payment' {
+  if (!isCheckoutStep(step)) throw new Error(`The checkout has no step ${step}`);
+  return participantOf(step);
+}
+
+function participantOf(step: CheckoutStep): 'stock' | 'payment' {
   switch (step) {
-    case 'reserveStock':
-    case 'commitStock':
+    case CheckoutSteps.reserveStock:
+    case CheckoutSteps.commitStock:
       return 'stock';
-    case 'authorizePayment':
-    case 'capturePayment':
+    case CheckoutSteps.authorizePayment:
+    case CheckoutSteps.capturePayment:
       return 'payment';
     default:
-      throw new Error(`The checkout has no step ${step}`);
+      return assertNever(step);
   }
 }

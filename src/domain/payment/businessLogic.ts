@@ -1,9 +1,10 @@
 import { assertNever, fail, ok, type Decider, type Decision, type Read } from '../../core/decider.ts';
 import type { Envelope } from '../../core/message.ts';
+import { parserOf } from '../../core/parse.ts';
 import { MAX_AMOUNT } from '../limits.ts';
 import {
-  accountKey, holdKey, PaymentCommands, PaymentReplies,
-  type Account, type Charge, type Hold, type PaymentApiCommand,
+  accountKey, holdKey, paymentCommandChecks, PaymentCommands, PaymentReplies,
+  type Account, type Hold, type PaymentApiCommand, type PaymentCommand,
 } from './payment.ts';
 
 /**
@@ -11,37 +12,31 @@ import {
  * hold document; a void that arrives before its authorize leaves a tombstone so the late
  * authorize is declined and takes nothing.
  */
-export const paymentDecider: Decider = {
+export const paymentDecider: Decider<PaymentCommand, PaymentApiCommand> = {
   consumes: Object.values(PaymentCommands),
+  parse: parserOf(paymentCommandChecks),
 
-  keys(message) {
-    if (isSagaCommand(message.type)) {
-      return [holdKey(message.sagaId), accountKey((message.payload as Charge).userId)];
-    }
-    return apiKeys(message.payload as PaymentApiCommand);
-  },
+  keys: (message) => [holdKey(message.sagaId), accountKey(message.payload.userId)],
 
   decide(message, read, _now) {
     switch (message.type) {
       case PaymentCommands.authorize:
-        return authorize(message as Envelope<Charge>, read);
+        return authorize(message, read);
       case PaymentCommands.capture:
-        return settle(message as Envelope<Charge>, read, 'authorized', 'captured', PaymentReplies.captured);
+        return settle(message, read, 'authorized', 'captured', PaymentReplies.captured);
       case PaymentCommands.void:
-        return settle(message as Envelope<Charge>, read, 'authorized', 'voided', PaymentReplies.voided);
+        return settle(message, read, 'authorized', 'voided', PaymentReplies.voided);
       case PaymentCommands.refund:
-        return settle(message as Envelope<Charge>, read, 'captured', 'refunded', PaymentReplies.refunded);
+        return settle(message, read, 'captured', 'refunded', PaymentReplies.refunded);
       default:
-        return api(message.payload as PaymentApiCommand, read);
+        return assertNever(message);
     }
   },
+
+  api: { keys: apiKeys, decide: (command, read) => api(command, read) },
 };
 
-function isSagaCommand(type: string): boolean {
-  return (Object.values(PaymentCommands) as string[]).includes(type);
-}
-
-function authorize(message: Envelope<Charge>, read: Read): Decision {
+function authorize(message: Envelope<PaymentCommand>, read: Read): Decision {
   const key = holdKey(message.sagaId);
   const existing = read<Hold>(key);
   if (existing) {
@@ -65,7 +60,7 @@ function authorize(message: Envelope<Charge>, read: Read): Decision {
  * anything changed, so repeats are harmless. A hold that does not exist yet is recorded as
  * `to` (a tombstone), so the step it undoes can no longer happen.
  */
-function settle(message: Envelope<Charge>, read: Read, from: Hold['status'], to: Hold['status'], reply: string): Decision {
+function settle(message: Envelope<PaymentCommand>, read: Read, from: Hold['status'], to: Hold['status'], reply: string): Decision {
   const key = holdKey(message.sagaId);
   const existing = read<Hold>(key);
   const send = [{ type: reply, payload: {} }];
@@ -75,7 +70,8 @@ function settle(message: Envelope<Charge>, read: Read, from: Hold['status'], to:
     return { writes: { [key]: tombstone }, send };
   }
   if (existing.status !== from) return { send };
-  const account = read<Account>(accountKey(existing.userId))!;
+  const account = read<Account>(accountKey(existing.userId));
+  if (!account) throw new Error(`Hold ${key} names user ${existing.userId}, who does not exist`);
   const next = adjust(account, to, existing.amount);
   return { writes: { [key]: { ...existing, status: to }, [accountKey(existing.userId)]: next }, send };
 }

@@ -1,4 +1,6 @@
 /** Payment: users' credit, and holds (authorize, capture, void, refund) keyed by saga id. */
+import type { Message } from '../../core/message.ts';
+import { anyObject, isNonEmptyString, isRecord, withDetail, type Check, type Checks } from '../../core/parse.ts';
 
 export type Account = Readonly<{ credit: number; held: number }>;
 
@@ -30,6 +32,22 @@ export const PaymentReplies = {
 
 /** Payload of every payment command. */
 export type Charge = Readonly<{ userId: string; amount: number }>;
+type Empty = Readonly<Record<string, never>>;
+
+/** The saga commands payment consumes. */
+export type PaymentCommand =
+  | Message<typeof PaymentCommands.authorize, Charge>
+  | Message<typeof PaymentCommands.capture, Charge>
+  | Message<typeof PaymentCommands.void, Charge>
+  | Message<typeof PaymentCommands.refund, Charge>;
+
+/** Payment's replies to them. */
+export type PaymentReply =
+  | Message<typeof PaymentReplies.authorized, Empty>
+  | Message<typeof PaymentReplies.declined, Readonly<{ reason: string; detail: string }>>
+  | Message<typeof PaymentReplies.captured, Empty>
+  | Message<typeof PaymentReplies.voided, Empty>
+  | Message<typeof PaymentReplies.refunded, Empty>;
 
 export type PaymentApiCommand =
   | Readonly<{ type: 'CreateUser'; userId: string }>
@@ -37,10 +55,26 @@ export type PaymentApiCommand =
   | Readonly<{ type: 'Pay'; userId: string; amount: number }>
   | Readonly<{ type: 'InitUsers'; count: number; credit: number }>;
 
-/** What is wrong with a payment command's payload from outside (synchronous calls), if anything. */
-export function chargeProblem(payload: object): string | undefined {
-  const { userId, amount } = payload as { userId?: unknown; amount?: unknown };
-  if (typeof userId !== 'string' || userId === '') return 'userId must be a user id';
-  if (!Number.isSafeInteger(amount) || (amount as number) < 0) return 'amount must be a whole number of at least 0';
+/** What is wrong with a payment command's payload, if anything. */
+const charge: Check = (payload) => {
+  if (!isRecord(payload)) return 'the payload must be an object';
+  if (!isNonEmptyString(payload.userId)) return 'userId must be a user id';
+  if (!Number.isSafeInteger(payload.amount) || Number(payload.amount) < 0) return 'amount must be a whole number of at least 0';
   return undefined;
-}
+};
+
+export const paymentCommandChecks: Checks<PaymentCommand> = {
+  [PaymentCommands.authorize]: charge,
+  [PaymentCommands.capture]: charge,
+  [PaymentCommands.void]: charge,
+  [PaymentCommands.refund]: charge,
+};
+
+/** What the saga's owner checks of payment's replies (the failure's detail; the rest it does not read). */
+export const paymentReplyChecks: Checks<PaymentReply> = {
+  [PaymentReplies.authorized]: anyObject,
+  [PaymentReplies.declined]: withDetail,
+  [PaymentReplies.captured]: anyObject,
+  [PaymentReplies.voided]: anyObject,
+  [PaymentReplies.refunded]: anyObject,
+};

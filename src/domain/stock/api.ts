@@ -3,7 +3,7 @@ import { execute, newId } from '../../http/commands.ts';
 import { Problem } from '../../http/problems.ts';
 import { batchSize, count, id, idempotency, type Idempotency } from '../../http/validate.ts';
 import { readDoc } from '../../ports/store.ts';
-import type { ServiceRuntime } from '../../runtime/service.ts';
+import type { ServiceRuntime } from '../../runtime/serviceRuntime.ts';
 import { itemKey, type Item, type StockApiCommand } from './stock.ts';
 
 type Params = Record<string, string | undefined>;

@@ -1,9 +1,10 @@
 import { assertNever, fail, ok, type Decider, type Decision, type Read } from '../../core/decider.ts';
 import type { Envelope } from '../../core/message.ts';
+import { parserOf } from '../../core/parse.ts';
 import { MAX_AMOUNT } from '../limits.ts';
 import {
-  itemKey, mergeLines, reservationKey, StockCommands, StockReplies,
-  type Item, type Reservation, type StockApiCommand, type StockLines,
+  itemKey, mergeLines, reservationKey, stockCommandChecks, StockCommands, StockReplies,
+  type Item, type Reservation, type StockApiCommand, type StockCommand,
 } from './stock.ts';
 
 /**
@@ -11,35 +12,29 @@ import {
  * records what happened, so a repeated command gets the same reply and changes nothing, and a
  * release that arrives before its reserve leaves a tombstone that makes the late reserve fail.
  */
-export const stockDecider: Decider = {
+export const stockDecider: Decider<StockCommand, StockApiCommand> = {
   consumes: Object.values(StockCommands),
+  parse: parserOf(stockCommandChecks),
 
-  keys(message) {
-    switch (message.type) {
-      case StockCommands.reserve:
-      case StockCommands.release:
-      case StockCommands.commit:
-        return [reservationKey(message.sagaId), ...(message.payload as StockLines).lines.map(([id]) => itemKey(id))];
-      default:
-        return apiKeys(message.payload as StockApiCommand);
-    }
-  },
+  keys: (message) => [reservationKey(message.sagaId), ...message.payload.lines.map(([id]) => itemKey(id))],
 
   decide(message, read, _now) {
     switch (message.type) {
       case StockCommands.reserve:
-        return reserve(message as Envelope<StockLines>, read);
+        return reserve(message, read);
       case StockCommands.release:
         return release(message, read);
       case StockCommands.commit:
         return commit(message, read);
       default:
-        return api(message.payload as StockApiCommand, read);
+        return assertNever(message);
     }
   },
+
+  api: { keys: apiKeys, decide: (command, read) => api(command, read) },
 };
 
-function reserve(message: Envelope<StockLines>, read: Read): Decision {
+function reserve(message: Envelope<StockCommand>, read: Read): Decision {
   const key = reservationKey(message.sagaId);
   const existing = read<Reservation>(key);
   if (existing) return { send: [reservationReply(existing)] };
@@ -60,7 +55,7 @@ function reserve(message: Envelope<StockLines>, read: Read): Decision {
   return { writes, send: [{ type: StockReplies.reserved, payload: {} }] };
 }
 
-function release(message: Envelope, read: Read): Decision {
+function release(message: Envelope<StockCommand>, read: Read): Decision {
   const key = reservationKey(message.sagaId);
   const existing = read<Reservation>(key);
   const released = { send: [{ type: StockReplies.released, payload: {} }] };
@@ -68,23 +63,30 @@ function release(message: Envelope, read: Read): Decision {
   if (existing.status !== 'reserved') return released;
   const writes: Record<string, unknown> = { [key]: { ...existing, status: 'released' } satisfies Reservation };
   for (const [itemId, quantity] of existing.lines) {
-    const item = read<Item>(itemKey(itemId))!;
+    const item = reservedItem(read, itemId);
     writes[itemKey(itemId)] = { ...item, available: item.available + quantity, reserved: item.reserved - quantity };
   }
   return { ...released, writes };
 }
 
-function commit(message: Envelope, read: Read): Decision {
+function commit(message: Envelope<StockCommand>, read: Read): Decision {
   const key = reservationKey(message.sagaId);
   const existing = read<Reservation>(key);
   const committed = { send: [{ type: StockReplies.committed, payload: {} }] };
   if (!existing || existing.status !== 'reserved') return committed;
   const writes: Record<string, unknown> = { [key]: { ...existing, status: 'committed' } satisfies Reservation };
   for (const [itemId, quantity] of existing.lines) {
-    const item = read<Item>(itemKey(itemId))!;
+    const item = reservedItem(read, itemId);
     writes[itemKey(itemId)] = { ...item, reserved: item.reserved - quantity };
   }
   return { ...committed, writes };
+}
+
+/** An item a reservation holds; one that is gone is a bug (items are never deleted). */
+function reservedItem(read: Read, itemId: string): Item {
+  const item = read<Item>(itemKey(itemId));
+  if (!item) throw new Error(`A reservation holds item ${itemId}, which does not exist`);
+  return item;
 }
 
 function reservationReply(reservation: Reservation) {

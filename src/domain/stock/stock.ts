@@ -1,4 +1,6 @@
 /** Stock (inventory): items with available and reserved quantities, and reservations. */
+import type { Message } from '../../core/message.ts';
+import { anyObject, isNonEmptyString, isRecord, withDetail, type Check, type Checks } from '../../core/parse.ts';
 
 export type Item = Readonly<{ price: number; available: number; reserved: number }>;
 
@@ -26,6 +28,22 @@ export const StockReplies = {
 
 /** Payload of every stock command: the order's lines (release and commit use the recorded ones). */
 export type StockLines = Readonly<{ lines: readonly Line[] }>;
+/** Why a reservation failed. */
+export type StockFailure = Readonly<{ reason: string; detail: string }>;
+type Empty = Readonly<Record<string, never>>;
+
+/** The saga commands stock consumes. */
+export type StockCommand =
+  | Message<typeof StockCommands.reserve, StockLines>
+  | Message<typeof StockCommands.release, StockLines>
+  | Message<typeof StockCommands.commit, StockLines>;
+
+/** Stock's replies to them. */
+export type StockReply =
+  | Message<typeof StockReplies.reserved, Empty>
+  | Message<typeof StockReplies.reservationFailed, StockFailure>
+  | Message<typeof StockReplies.released, Empty>
+  | Message<typeof StockReplies.committed, Empty>;
 
 /** Commands of stock's own HTTP API. */
 export type StockApiCommand =
@@ -41,10 +59,24 @@ export function mergeLines(lines: readonly Line[]): Line[] {
   return [...merged];
 }
 
-/** What is wrong with a stock command's payload from outside (synchronous calls), if anything. */
-export function stockLinesProblem(payload: object): string | undefined {
-  const lines = (payload as { lines?: unknown }).lines;
+/** What is wrong with a stock command's payload (or anything with the order's lines), if anything. */
+export const stockLinesCheck: Check = (payload) => {
+  const lines = isRecord(payload) ? payload.lines : undefined;
   const valid = Array.isArray(lines) && lines.every((line: unknown) =>
-    Array.isArray(line) && line.length === 2 && typeof line[0] === 'string' && Number.isSafeInteger(line[1]) && (line[1] as number) > 0);
+    Array.isArray(line) && line.length === 2 && isNonEmptyString(line[0]) && Number.isSafeInteger(line[1]) && Number(line[1]) > 0);
   return valid ? undefined : 'lines must be a list of [item id, quantity above 0]';
-}
+};
+
+export const stockCommandChecks: Checks<StockCommand> = {
+  [StockCommands.reserve]: stockLinesCheck,
+  [StockCommands.release]: stockLinesCheck,
+  [StockCommands.commit]: stockLinesCheck,
+};
+
+/** What the saga's owner checks of stock's replies (the failure's detail; the rest it does not read). */
+export const stockReplyChecks: Checks<StockReply> = {
+  [StockReplies.reserved]: anyObject,
+  [StockReplies.reservationFailed]: withDetail,
+  [StockReplies.released]: anyObject,
+  [StockReplies.committed]: anyObject,
+};

@@ -1,9 +1,9 @@
-import type { EventPayload } from '../../core/choreography.ts';
+import { eventParser, type ChoreographyEvent } from '../../core/choreography.ts';
 import type { Decider, Decision } from '../../core/decider.ts';
 import type { Envelope } from '../../core/message.ts';
 import { observe, replyOf, startSaga, type SagaDefinition, type SagaReply } from '../../core/saga.ts';
 import { sagaReplyTypes } from '../order/checkoutSaga.ts';
-import type { CheckoutContext } from '../order/order.ts';
+import { checkoutContextCheck, type CheckoutContext } from '../order/order.ts';
 import { trackedKey, type TrackedSaga } from './tracker.ts';
 
 /**
@@ -12,22 +12,28 @@ import { trackedKey, type TrackedSaga } from './tracker.ts';
  * machine as the orchestrator, and never sends anything. Events may come in any order; times
  * are those at which the events were published.
  */
-export function trackerDecider(saga: SagaDefinition<CheckoutContext>, started: string): Decider {
+export function trackerDecider(saga: SagaDefinition<CheckoutContext>, started: string): Decider<TrackedEvent, never> {
+  const consumes = [started, ...sagaReplyTypes(saga)];
   return {
-    consumes: [started, ...sagaReplyTypes(saga)],
+    consumes,
+    parse: eventParser<CheckoutContext>(consumes, checkoutContextCheck),
     keys: (message) => [trackedKey(message.sagaId)],
     decide(message, read): Decision {
       const key = trackedKey(message.sagaId);
       const seen = read<TrackedSaga>(key) ?? { early: [] };
       return { writes: { [key]: track(saga, started, seen, message) } };
     },
+    // The tracker only observes: it has no commands.
+    api: { keys: () => [], decide: () => ({}) },
   };
 }
 
-function track(saga: SagaDefinition<CheckoutContext>, started: string, seen: TrackedSaga, message: Envelope): TrackedSaga {
+type TrackedEvent = ChoreographyEvent<CheckoutContext>;
+
+function track(saga: SagaDefinition<CheckoutContext>, started: string, seen: TrackedSaga, message: Envelope<TrackedEvent>): TrackedSaga {
   if (message.type === started) {
     if (seen.state) return seen;
-    const state = startSaga(saga, message.sagaId, (message.payload as EventPayload<CheckoutContext>).ctx, message.at).state;
+    const state = startSaga(saga, message.sagaId, message.payload.ctx, message.at).state;
     const [first, ...rest] = seen.early;
     if (!first) return { state, early: [] };
     const next = observe(saga, { state, early: rest }, first, message.at);

@@ -4,8 +4,8 @@ import { connectBus, connectStore, redact } from '../adapters/connect.ts';
 import { ConfigError, type Config } from '../config.ts';
 import { buildApp } from '../http/app.ts';
 import type { Logger } from '../runtime/log.ts';
-import { httpLookups } from '../runtime/lookups.ts';
-import { calledCommands, declareTopology, runService, type ServiceName } from '../runtime/services.ts';
+import { httpLookups } from '../wiring/lookups.ts';
+import { calledCommands, declareTopology, runService, type ServiceName } from '../wiring/serviceWiring.ts';
 
 export type ServiceProcessOptions = Readonly<{
   service: ServiceName;

@@ -1,6 +1,7 @@
+import { randomUUID } from 'node:crypto';
 import { setImmediate } from 'node:timers/promises';
-import type { Decider, Decision, Reply } from '../core/decider.ts';
-import { envelopesFrom, type Envelope } from '../core/message.ts';
+import type { ApiCommand, Decider, Decision, Reply } from '../core/decider.ts';
+import { envelopesFrom, type Cause, type Envelope, type Message, type Parsed } from '../core/message.ts';
 import type { Idempotency } from '../http/validate.ts';
 import type { Store } from '../ports/store.ts';
 import type { Logger } from './log.ts';
@@ -13,13 +14,16 @@ export type ServiceOptions = Readonly<{
   log: Logger;
 }>;
 
-type Work = Readonly<{
-  message: Envelope;
-  /**
-   * command: from the API; consume: from the bus, deduplicated through the inbox; call: a
-   * synchronous call, whose messages go back to the caller instead of into the outbox.
-   */
-  kind: 'command' | 'consume' | 'call';
+/**
+ * command: from the API; consume: from the bus, deduplicated through the inbox; call: a
+ * synchronous call, whose messages go back to the caller instead of into the outbox.
+ */
+type Input<M extends Message, C extends ApiCommand> =
+  | Readonly<{ kind: 'command'; command: C; cause: Cause }>
+  | Readonly<{ kind: 'consume' | 'call'; message: Envelope<M> }>;
+
+type Work<M extends Message, C extends ApiCommand> = Readonly<{
+  input: Input<M, C>;
   idempotency?: Idempotency;
   resolve: (answer: Answer) => void;
   reject: (error: unknown) => void;
@@ -39,17 +43,17 @@ const idempotencyDoc = (key: string) => `idempotency:${key}`;
  * Work that arrives while a transaction is open waits and is then committed together
  * (group commit), so a busy service makes few, large transactions.
  */
-export class ServiceRuntime {
+export class ServiceRuntime<M extends Message = Message, C extends ApiCommand = ApiCommand> {
   readonly name: string;
   readonly store: Store;
-  readonly #decider: Decider;
+  readonly #decider: Decider<M, C>;
   readonly #relay: Relay;
   readonly #options: ServiceOptions;
   readonly #listeners: ((messages: readonly Envelope[]) => void)[] = [];
-  #queue: Work[] = [];
+  #queue: Work<M, C>[] = [];
   #busy = false;
 
-  constructor(name: string, decider: Decider, store: Store, relay: Relay, options: ServiceOptions) {
+  constructor(name: string, decider: Decider<M, C>, store: Store, relay: Relay, options: ServiceOptions) {
     this.name = name;
     this.#decider = decider;
     this.store = store;
@@ -61,20 +65,38 @@ export class ServiceRuntime {
     return this.#decider.consumes;
   }
 
-  /** Runs a command of the service's API; resolves with its reply once committed. */
-  command(message: Envelope, idempotency?: Idempotency): Promise<Reply | undefined> {
+  /** Checks a message this service would consume: the typed message, or what is wrong with it. */
+  parse(message: Envelope): Parsed<M> {
+    return this.#decider.parse(message);
+  }
+
+  /**
+   * Runs a command of the service's API; resolves with its reply once committed. Messages it
+   * sends carry `correlationId` (the business transaction) and no saga unless they name one.
+   */
+  command(command: C, options: Readonly<{ correlationId?: string; idempotency?: Idempotency | undefined }> = {}): Promise<Reply | undefined> {
+    const input: Input<M, C> = { kind: 'command', command, cause: { id: `cmd:${randomUUID()}`, correlationId: options.correlationId ?? '' } };
+    const idempotency = options.idempotency;
     return new Promise((resolve, reject) => {
       const done = (answer: Answer) => resolve(answer.reply);
-      this.#enqueue(idempotency === undefined
-        ? { message, kind: 'command', resolve: done, reject }
-        : { message, kind: 'command', idempotency, resolve: done, reject });
+      this.#enqueue(idempotency === undefined ? { input, resolve: done, reject } : { input, idempotency, resolve: done, reject });
     });
   }
 
-  /** Consumes a message from the bus; resolves once committed (then the bus may acknowledge it). */
-  consume(message: Envelope): Promise<void> {
+  /**
+   * Consumes a message from the bus; resolves once committed (then the bus may acknowledge it).
+   * A malformed message is checked here, once, and kept as a dead letter with what is wrong
+   * with it: redelivering it would not make it right.
+   */
+  async consume(envelope: Envelope): Promise<void> {
+    const parsed = this.#decider.parse(envelope);
+    if (!parsed.ok) {
+      this.#options.log.error({ service: this.name, messageId: envelope.id, type: envelope.type, sagaId: envelope.sagaId, problem: parsed.problem }, 'malformed message dead-lettered');
+      await this.store.deadLetter(envelope, this.name, `malformed: ${parsed.problem}`);
+      return;
+    }
     return new Promise((resolve, reject) => {
-      this.#enqueue({ message, kind: 'consume', resolve: () => resolve(), reject });
+      this.#enqueue({ input: { kind: 'consume', message: parsed.message }, resolve: () => resolve(), reject });
     });
   }
 
@@ -84,9 +106,12 @@ export class ServiceRuntime {
    * There is no inbox mark: a repeated call must answer again, and the saga steps are
    * idempotent by saga id, so the repeat changes nothing and gets the same answer.
    */
-  call(message: Envelope): Promise<readonly Envelope[]> {
+  call(envelope: Envelope): Promise<readonly Envelope[]> {
+    const parsed = this.#decider.parse(envelope);
+    // The caller (the order service) checked what it sends: a malformed call is a bug there.
+    if (!parsed.ok) return Promise.reject(new Error(`${this.name}: malformed call: ${parsed.problem}`));
     return new Promise((resolve, reject) => {
-      this.#enqueue({ message, kind: 'call', resolve: (answer) => resolve(answer.sent), reject });
+      this.#enqueue({ input: { kind: 'call', message: parsed.message }, resolve: (answer) => resolve(answer.sent), reject });
     });
   }
 
@@ -95,7 +120,7 @@ export class ServiceRuntime {
     this.#listeners.push(listener);
   }
 
-  #enqueue(work: Work): void {
+  #enqueue(work: Work<M, C>): void {
     this.#queue.push(work);
     if (!this.#busy) void this.#pump();
   }
@@ -121,14 +146,22 @@ export class ServiceRuntime {
     }
   }
 
-  async #run(batch: readonly Work[]): Promise<void> {
+  #keys(input: Input<M, C>): readonly string[] {
+    return input.kind === 'command' ? this.#decider.api.keys(input.command) : this.#decider.keys(input.message);
+  }
+
+  #decide(input: Input<M, C>, read: <T>(key: string) => T | undefined, now: number): Decision {
+    return input.kind === 'command' ? this.#decider.api.decide(input.command, read, now) : this.#decider.decide(input.message, read, now);
+  }
+
+  async #run(batch: readonly Work<M, C>[]): Promise<void> {
     const declared = batch.map((work) => {
-      const keys = [...this.#decider.keys(work.message)];
+      const keys = [...this.#keys(work.input)];
       if (work.idempotency !== undefined) keys.push(idempotencyDoc(work.idempotency.key));
       return new Set(keys);
     });
     const keys = new Set(declared.flatMap((set) => [...set]));
-    const messageIds = batch.filter((w) => w.kind === 'consume').map((w) => w.message.id);
+    const messageIds = batch.flatMap((w) => (w.input.kind === 'consume' ? [w.input.message.id] : []));
     const now = this.#options.now();
 
     const { outcomes, outbox, cancel } = await this.store.transact([...keys], messageIds, (snapshot) => {
@@ -139,18 +172,19 @@ export class ServiceRuntime {
       const cancel: string[] = [];
       const consumed: string[] = [];
       const outcomes: Outcome[] = batch.map((work, i) => {
-        if (work.kind === 'consume' && seen.has(work.message.id)) return { kind: 'answer', reply: undefined, sent: [] };
+        const input = work.input;
+        if (input.kind === 'consume' && seen.has(input.message.id)) return { kind: 'answer', reply: undefined, sent: [] };
         const idempotency = work.idempotency;
         const idemKey = idempotency === undefined ? undefined : idempotencyDoc(idempotency.key);
         if (idemKey !== undefined) {
           const stored = view.get(idemKey) as Stored | undefined;
           if (stored) return { kind: 'answer', reply: stored.request === idempotency?.request ? stored.reply : reusedKey(stored.request), sent: [] };
         }
-        const allowed = declared[i]!;
+        const allowed = declared[i] ?? new Set<string>();
         let decision: Decision;
         try {
-          decision = this.#decider.decide(work.message, <T>(key: string) => {
-            if (!allowed.has(key)) throw new Error(`${this.name}: ${work.message.type} read ${key}, which its keys() did not name`);
+          decision = this.#decide(input, <T>(key: string) => {
+            if (!allowed.has(key)) throw new Error(`${this.name}: ${typeOf(input)} read ${key}, which its keys() did not name`);
             return view.get(key) as T | undefined;
           }, now);
         } catch (error) {
@@ -166,14 +200,14 @@ export class ServiceRuntime {
           view.set(idemKey, stored);
           writes.set(idemKey, stored);
         }
-        const sent = envelopesFrom(work.message, decision.send ?? [], now);
-        if (work.kind !== 'call') for (const message of sent) outbox.push(message);
+        const sent = envelopesFrom(input.kind === 'command' ? input.cause : input.message, decision.send ?? [], now);
+        if (input.kind !== 'call') for (const message of sent) outbox.push(message);
         for (const id of decision.cancel ?? []) cancel.push(id);
-        if (work.kind === 'consume') {
-          consumed.push(work.message.id);
-          seen.add(work.message.id);
+        if (input.kind === 'consume') {
+          consumed.push(input.message.id);
+          seen.add(input.message.id);
         }
-        return { kind: 'answer', reply: decision.reply, sent: work.kind === 'call' ? sent : [] };
+        return { kind: 'answer', reply: decision.reply, sent: input.kind === 'call' ? sent : [] };
       });
       return { writes, consumed, outbox, cancel, result: { outcomes, outbox, cancel } };
     });
@@ -181,15 +215,19 @@ export class ServiceRuntime {
     this.#relay.committed(outbox, cancel);
     for (const listener of this.#listeners) listener(outbox);
     batch.forEach((work, i) => {
-      const outcome = outcomes[i]!;
+      const outcome = outcomes[i] ?? { kind: 'error', error: new Error(`${this.name}: no outcome for work ${i}`) };
       if (outcome.kind === 'answer') work.resolve(outcome);
       else {
-        this.#options.log.error({ err: outcome.error, service: this.name, type: work.message.type, messageId: work.message.id }, 'decide failed');
+        const input = work.input;
+        const about = input.kind === 'command' ? { messageId: input.cause.id } : { messageId: input.message.id, sagaId: input.message.sagaId };
+        this.#options.log.error({ err: outcome.error, service: this.name, type: typeOf(input), ...about }, 'decide failed');
         work.reject(outcome.error);
       }
     });
   }
 }
+
+const typeOf = (input: Input<Message, ApiCommand>): string => (input.kind === 'command' ? input.command.type : input.message.type);
 
 function reusedKey(request: string): Reply {
   return { ok: false, code: 'idempotency-key-reused', detail: `This Idempotency-Key was already used for ${request}; use a new key for a different request.` };

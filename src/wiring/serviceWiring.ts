@@ -5,25 +5,24 @@ import { reacting, reactions } from '../core/choreography.ts';
 import type { Decider } from '../core/decider.ts';
 import { sagaGraph } from '../core/sagaGraph.ts';
 import { endedCheckouts, orderApi, orderSagas, type Lookups } from '../domain/order/api.ts';
-import { orderDecider } from '../domain/order/businessLogic.ts';
+import { choreographedOrders } from '../domain/order/choreography.ts';
+import { orchestratedOrders } from '../domain/order/orchestration.ts';
 import { checkoutParticipant, checkoutSagaOf } from '../domain/order/checkoutSaga.ts';
-import { OrderEvents } from '../domain/order/order.ts';
+import { checkoutContextCheck, OrderEvents } from '../domain/order/order.ts';
 import { paymentApi } from '../domain/payment/api.ts';
 import { paymentDecider } from '../domain/payment/businessLogic.ts';
-import { chargeProblem } from '../domain/payment/payment.ts';
 import { stockApi } from '../domain/stock/api.ts';
 import { stockDecider } from '../domain/stock/businessLogic.ts';
-import { stockLinesProblem } from '../domain/stock/stock.ts';
 import { sagaApi } from '../domain/tracker/api.ts';
 import { trackerDecider } from '../domain/tracker/businessLogic.ts';
 import { trackedSagas } from '../domain/tracker/tracker.ts';
 import type { Bus } from '../ports/bus.ts';
 import type { Store } from '../ports/store.ts';
-import { audits, type Audit } from './audit.ts';
-import type { Logger } from './log.ts';
-import { SagaOutcomes } from './outcomes.ts';
-import { Relay } from './relay.ts';
-import { ServiceRuntime } from './service.ts';
+import { audits, type Audit } from '../runtime/audit.ts';
+import type { Logger } from '../runtime/log.ts';
+import { SagaOutcomes } from '../domain/order/checkoutOutcomes.ts';
+import { Relay } from '../runtime/relay.ts';
+import { ServiceRuntime } from '../runtime/serviceRuntime.ts';
 
 export const SERVICES = ['orders', 'stock', 'payment', 'tracker'] as const;
 export type ServiceName = (typeof SERVICES)[number];
@@ -82,11 +81,11 @@ export function runService(name: ServiceName, store: Store, bus: Bus, options: S
       switch (name) {
         case 'stock':
           app.register(stockApi(runtime), { prefix: '/stock' });
-          if (token !== undefined) app.register(sagaCallRoute(runtime, token, stockLinesProblem), { prefix: '/stock' });
+          if (token !== undefined) app.register(sagaCallRoute(runtime, token), { prefix: '/stock' });
           return;
         case 'payment':
           app.register(paymentApi(runtime), { prefix: '/payment' });
-          if (token !== undefined) app.register(sagaCallRoute(runtime, token, chargeProblem), { prefix: '/payment' });
+          if (token !== undefined) app.register(sagaCallRoute(runtime, token), { prefix: '/payment' });
           return;
         case 'tracker':
           app.register(sagaApi(trackedSagas(store), sagaApiOptions(config)), { prefix: '/sagas' });
@@ -164,11 +163,11 @@ function deciderOf(name: ServiceName, config: Config): Decider {
     reactions(saga, OrderEvents.requested, checkoutParticipant).filter((r) => r.participant === participant);
   switch (name) {
     case 'orders':
-      return orderDecider(saga, style === 'choreography' ? 'events' : 'commands');
+      return style === 'choreography' ? choreographedOrders(saga) : orchestratedOrders(saga);
     case 'stock':
-      return style === 'choreography' ? reacting(stockDecider, reactionsOf('stock')) : stockDecider;
+      return style === 'choreography' ? reacting(stockDecider, reactionsOf('stock'), checkoutContextCheck) : stockDecider;
     case 'payment':
-      return style === 'choreography' ? reacting(paymentDecider, reactionsOf('payment')) : paymentDecider;
+      return style === 'choreography' ? reacting(paymentDecider, reactionsOf('payment'), checkoutContextCheck) : paymentDecider;
     case 'tracker':
       return trackerDecider(saga, OrderEvents.requested);
   }

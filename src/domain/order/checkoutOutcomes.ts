@@ -1,5 +1,5 @@
-import type { Envelope } from '../core/message.ts';
-import type { SagaOutcome } from '../core/saga.ts';
+import type { Envelope } from '../../core/message.ts';
+import type { SagaOutcome } from '../../core/saga.ts';
 
 type Waiter = {
   /** Outcomes seen since the waiter was registered, by saga id. */

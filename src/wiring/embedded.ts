@@ -8,11 +8,11 @@ import type { Config } from '../config.ts';
 import { buildApp } from '../http/app.ts';
 import type { Bus } from '../ports/bus.ts';
 import type { Store } from '../ports/store.ts';
-import { lockDataDir } from './dataDirLock.ts';
-import type { Logger } from './log.ts';
+import { lockDataDir } from '../runtime/dataDirLock.ts';
+import type { Logger } from '../runtime/log.ts';
 import { storeLookups } from './lookups.ts';
-import type { ServiceRuntime } from './service.ts';
-import { calledCommands, runService, servicesOf, type ServiceName } from './services.ts';
+import type { ServiceRuntime } from '../runtime/serviceRuntime.ts';
+import { calledCommands, runService, servicesOf, type ServiceName } from './serviceWiring.ts';
 
 export type System = Readonly<{
   app: FastifyInstance;
