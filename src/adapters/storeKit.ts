@@ -1,3 +1,4 @@
+import { metrics } from '../observability/metrics.ts';
 import { ConflictError } from '../ports/store.ts';
 
 const MAX_ATTEMPTS = 50;
@@ -13,6 +14,7 @@ export async function untilCommitted<T>(service: string, attempt: () => Promise<
     const outcome = await attempt();
     if (outcome.committed) return outcome.result;
     if (n >= MAX_ATTEMPTS) throw new ConflictError(service, n);
+    metrics.conflicts.inc({ service });
     await sleep(Math.min(50, n * n) * Math.random());
   }
 }

@@ -2,6 +2,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import FindMyWay, { type HTTPMethod } from 'find-my-way';
 import type { Audit } from '../runtime/audit.ts';
 import type { Logger } from '../runtime/log.ts';
+import { metrics, registry } from '../observability/metrics.ts';
 import { adminAccess } from './admin.ts';
 import { consoleRoutes } from './console.ts';
 import { answerClientError, Problem, sendProblem } from './problems.ts';
@@ -60,6 +61,14 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     }
     return sendProblem(reply, 'route-not-found', `There is no ${request.method} ${path}. See the API in docs/api.md.`);
   });
+
+  // Requests by route pattern (not by URL: ids would make a series each), and the metrics themselves.
+  app.addHook('onResponse', async (request, reply) => {
+    const route = request.routeOptions.url ?? 'unmatched';
+    metrics.httpRequests.inc({ method: request.method, route, status: String(reply.statusCode) });
+    metrics.httpDuration.observe({ method: request.method, route }, reply.elapsedTime / 1000);
+  });
+  app.get('/metrics', async (_request, reply) => reply.type(registry.contentType).send(await registry.metrics()));
 
   const admin = adminAccess(deps.adminToken);
   app.addHook('onRequest', async (request) => admin(request));

@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Pool } from 'undici';
 import { adminAccess } from '../http/admin.ts';
+import { registry } from '../observability/metrics.ts';
 import { answerClientError, Problem, problemBody, problems, type ProblemCode } from '../http/problems.ts';
 import type { Logger } from '../runtime/log.ts';
 import { SERVICES, type ServiceName } from '../wiring/serviceWiring.ts';
@@ -68,6 +69,11 @@ export async function startGateway(upstreams: Upstreams, host: string, port: num
     const path = url.split('?')[0] ?? '/';
     if (path === '/healthz') return json(res, 200, { status: 'ok' });
     if (path === '/readyz') return ready(res);
+    if (path === '/metrics') {
+      const text = await registry.metrics();
+      res.writeHead(200, { 'content-type': registry.contentType, 'content-length': Buffer.byteLength(text) });
+      return void res.end(text);
+    }
     try {
       admin({ url: path, ip: req.socket.remoteAddress ?? '', headers: req.headers });
     } catch (error) {

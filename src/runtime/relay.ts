@@ -1,6 +1,7 @@
 import type { Envelope } from '../core/message.ts';
 import type { Bus } from '../ports/bus.ts';
 import type { Store } from '../ports/store.ts';
+import { metrics, type OutboxState } from '../observability/metrics.ts';
 import type { Logger } from './log.ts';
 
 export type RelayOptions = Readonly<{
@@ -26,8 +27,8 @@ export class Relay {
   readonly #delayed = new Map<string, Envelope>();
   readonly #heap = new MinHeap<Envelope>((m) => m.deliverAt ?? 0);
   readonly #inFlight = new Set<Promise<void>>();
-  /** Ids published by this relay and not yet dropped from the outbox. */
-  readonly #sending = new Set<string>();
+  /** Messages published by this relay and not yet dropped from the outbox, by id, with when they became due. */
+  readonly #sending = new Map<string, number>();
   #timer: NodeJS.Timeout | undefined;
   #stopped = false;
 
@@ -35,6 +36,13 @@ export class Relay {
     this.#store = store;
     this.#bus = bus;
     this.#options = options;
+  }
+
+  /** What the outbox holds that this relay knows of (for metrics). */
+  state(): OutboxState {
+    let oldestDueAt: number | undefined;
+    for (const at of this.#sending.values()) if (oldestDueAt === undefined || at < oldestDueAt) oldestDueAt = at;
+    return { due: this.#sending.size, delayed: this.#delayed.size, oldestDueAt };
   }
 
   /** Loads the outbox left by an earlier run and starts the timer clock. */
@@ -99,15 +107,18 @@ export class Relay {
 
   #publish(messages: Envelope[]): void {
     if (this.#stopped) return;
-    for (const m of messages) this.#sending.add(m.id);
+    for (const m of messages) this.#sending.set(m.id, m.deliverAt ?? m.at);
     const done = () => {
       for (const m of messages) this.#sending.delete(m.id);
     };
     const run = this.#bus.publish(messages).then(
-      () => this.#store.delivered(messages.map((m) => m.id)).finally(done).catch((error: unknown) => {
-        // Still in the outbox: sent again at the next start, and consumers deduplicate.
-        this.#options.log.warn({ err: error, count: messages.length }, 'relay: could not drop delivered messages from the outbox');
-      }),
+      () => {
+        for (const m of messages) metrics.published.inc({ service: this.#store.service, type: m.type });
+        return this.#store.delivered(messages.map((m) => m.id)).finally(done).catch((error: unknown) => {
+          // Still in the outbox: sent again at the next start, and consumers deduplicate.
+          this.#options.log.warn({ err: error, count: messages.length }, 'relay: could not drop delivered messages from the outbox');
+        });
+      },
       (error: unknown) => {
         done();
         if (this.#stopped) return;

@@ -5,7 +5,13 @@ import { envelopesFrom, type Cause, type Envelope, type Message, type Parsed } f
 import type { Idempotency } from '../http/validate.ts';
 import type { Store } from '../ports/store.ts';
 import type { Logger } from './log.ts';
+import { metrics } from '../observability/metrics.ts';
 import type { Relay } from './relay.ts';
+
+/** A document a commit changed: what it was when read, and what the commit made it (null: deleted). */
+export type Change = Readonly<{ key: string; before: unknown; after: unknown }>;
+/** Told of every commit: the messages it sent and the documents it changed. */
+export type CommitListener = (messages: readonly Envelope[], changes: readonly Change[]) => void;
 
 export type ServiceOptions = Readonly<{
   /** Most messages decided and committed in one transaction. */
@@ -49,7 +55,7 @@ export class ServiceRuntime<M extends Message = Message, C extends ApiCommand = 
   readonly #decider: Decider<M, C>;
   readonly #relay: Relay;
   readonly #options: ServiceOptions;
-  readonly #listeners: ((messages: readonly Envelope[]) => void)[] = [];
+  readonly #listeners: CommitListener[] = [];
   #queue: Work<M, C>[] = [];
   #busy = false;
 
@@ -93,6 +99,7 @@ export class ServiceRuntime<M extends Message = Message, C extends ApiCommand = 
     if (!parsed.ok) {
       this.#options.log.error({ service: this.name, messageId: envelope.id, type: envelope.type, sagaId: envelope.sagaId, problem: parsed.problem }, 'malformed message dead-lettered');
       await this.store.deadLetter(envelope, this.name, `malformed: ${parsed.problem}`);
+      metrics.deadLettered.inc({ service: this.name, type: envelope.type });
       return;
     }
     return new Promise((resolve, reject) => {
@@ -116,7 +123,7 @@ export class ServiceRuntime<M extends Message = Message, C extends ApiCommand = 
   }
 
   /** Calls `listener` with the messages of every transaction once it committed. */
-  onCommitted(listener: (messages: readonly Envelope[]) => void): void {
+  onCommitted(listener: CommitListener): void {
     this.#listeners.push(listener);
   }
 
@@ -164,16 +171,21 @@ export class ServiceRuntime<M extends Message = Message, C extends ApiCommand = 
     const messageIds = batch.flatMap((w) => (w.input.kind === 'consume' ? [w.input.message.id] : []));
     const now = this.#options.now();
 
-    const { outcomes, outbox, cancel } = await this.store.transact([...keys], messageIds, (snapshot) => {
+    const started = performance.now();
+    const { outcomes, outbox, cancel, changes, consumed: committed, duplicates } = await this.store.transact([...keys], messageIds, (snapshot) => {
       const view = new Map(snapshot.docs);
       const seen = new Set(snapshot.seen);
       const writes = new Map<string, unknown>();
       const outbox: Envelope[] = [];
       const cancel: string[] = [];
       const consumed: string[] = [];
+      let duplicates = 0;
       const outcomes: Outcome[] = batch.map((work, i) => {
         const input = work.input;
-        if (input.kind === 'consume' && seen.has(input.message.id)) return { kind: 'answer', reply: undefined, sent: [] };
+        if (input.kind === 'consume' && seen.has(input.message.id)) {
+          duplicates++;
+          return { kind: 'answer', reply: undefined, sent: [] };
+        }
         const idempotency = work.idempotency;
         const idemKey = idempotency === undefined ? undefined : idempotencyDoc(idempotency.key);
         if (idemKey !== undefined) {
@@ -209,11 +221,17 @@ export class ServiceRuntime<M extends Message = Message, C extends ApiCommand = 
         }
         return { kind: 'answer', reply: decision.reply, sent: input.kind === 'call' ? sent : [] };
       });
-      return { writes, consumed, outbox, cancel, result: { outcomes, outbox, cancel } };
+      const changes = [...writes].map(([key, after]) => ({ key, before: snapshot.docs.get(key), after }));
+      const done = new Set(consumed);
+      const types = batch.flatMap((w) => (w.input.kind === 'consume' && done.has(w.input.message.id) ? [w.input.message.type] : []));
+      return { writes, consumed, outbox, cancel, result: { outcomes, outbox, cancel, changes, consumed: types, duplicates } };
     });
 
+    metrics.transaction.observe({ service: this.name }, (performance.now() - started) / 1000);
+    for (const type of committed) metrics.consumed.inc({ service: this.name, type });
+    if (duplicates > 0) metrics.duplicates.inc({ service: this.name }, duplicates);
     this.#relay.committed(outbox, cancel);
-    for (const listener of this.#listeners) listener(outbox);
+    for (const listener of this.#listeners) listener(outbox, changes);
     batch.forEach((work, i) => {
       const outcome = outcomes[i] ?? { kind: 'error', error: new Error(`${this.name}: no outcome for work ${i}`) };
       if (outcome.kind === 'answer') work.resolve(outcome);

@@ -10,6 +10,7 @@ import type { Bus } from '../ports/bus.ts';
 import type { Store } from '../ports/store.ts';
 import { lockDataDir } from '../runtime/dataDirLock.ts';
 import type { Logger } from '../runtime/log.ts';
+import { countDeadLetters } from '../observability/metrics.ts';
 import { storeLookups } from './lookups.ts';
 import type { ServiceRuntime } from '../runtime/serviceRuntime.ts';
 import { calledCommands, runService, servicesOf, type ServiceName } from './serviceWiring.ts';
@@ -42,6 +43,7 @@ export async function startEmbedded(config: Config, log: Logger): Promise<System
       backoffMs: [10, 100, 1000, 5000],
       deadLetter: async (consumer, message, error) => {
         log.error({ consumer, messageId: message.id, type: message.type, sagaId: message.sagaId, error }, 'message dead-lettered');
+        countDeadLetters(consumer, message.type);
         if (consumer in stores) await stores[consumer as ServiceName].deadLetter(message, consumer, error);
       },
       onError: (consumer, message, err, delivery) =>

@@ -4,11 +4,14 @@ import type { Config, SagaStyle } from '../config.ts';
 import { reacting, reactions } from '../core/choreography.ts';
 import type { Decider } from '../core/decider.ts';
 import { sagaGraph } from '../core/sagaGraph.ts';
+import { sagaProgress } from '../core/sagaProgress.ts';
+import { metrics, observeSaga, watchOutbox } from '../observability/metrics.ts';
+import type { Change } from '../runtime/serviceRuntime.ts';
 import { endedCheckouts, orderApi, orderSagas, type Lookups } from '../domain/order/api.ts';
 import { choreographedOrders } from '../domain/order/choreography.ts';
 import { orchestratedOrders } from '../domain/order/orchestration.ts';
 import { checkoutParticipant, checkoutSagaOf } from '../domain/order/checkoutSaga.ts';
-import { checkoutContextCheck, OrderEvents } from '../domain/order/order.ts';
+import { checkoutContextCheck, ORDER_PREFIX, OrderEvents, type Order } from '../domain/order/order.ts';
 import { paymentApi } from '../domain/payment/api.ts';
 import { paymentDecider } from '../domain/payment/businessLogic.ts';
 import { stockApi } from '../domain/stock/api.ts';
@@ -71,6 +74,9 @@ export function runService(name: ServiceName, store: Store, bus: Bus, options: S
   const token = called ? config.internalToken : undefined;
   const outcomes = new SagaOutcomes(OrderEvents);
   runtime.onCommitted((messages) => outcomes.observe(messages));
+  // The orders follow every checkout in every style: the saga metrics come from them.
+  if (name === 'orders') runtime.onCommitted((_messages, changes) => observeCheckouts(changes));
+  const unwatch = watchOutbox(name, () => relay.state());
   const timers: NodeJS.Timeout[] = [];
   let stopPolling = () => {};
 
@@ -101,7 +107,12 @@ export function runService(name: ServiceName, store: Store, bus: Bus, options: S
     },
     audit: () => audits[name](store),
     subscribe: async () => {
-      if (!called) await bus.subscribe(name, runtime.consumes, (message) => runtime.consume(message));
+      if (!called) {
+        await bus.subscribe(name, runtime.consumes, (message) => runtime.consume(message).catch((error: unknown) => {
+          metrics.failedDeliveries.inc({ service: name, type: message.type });
+          throw error;
+        }));
+      }
     },
     async start() {
       const recovered = await relay.start();
@@ -129,6 +140,7 @@ export function runService(name: ServiceName, store: Store, bus: Bus, options: S
     },
     async stop() {
       stopPolling();
+      unwatch();
       for (const timer of timers) clearInterval(timer);
       await relay.stop();
     },
@@ -145,6 +157,14 @@ export function calledCommands(config: Config): ReadonlyMap<string, ServiceName>
   const owners = new Map<string, ServiceName>();
   for (const name of ['stock', 'payment'] as const) for (const type of deciderOf(name, config).consumes) owners.set(type, name);
   return owners;
+}
+
+/** What each commit of the order service did to the checkouts it changed. */
+function observeCheckouts(changes: readonly Change[]): void {
+  for (const { key, before, after } of changes) {
+    if (!key.startsWith(ORDER_PREFIX)) continue;
+    observeSaga('checkout', sagaProgress((before as Order | undefined)?.checkout, (after as Order | null)?.checkout));
+  }
 }
 
 const sagaApiOptions = (config: Config) => ({

@@ -1,3 +1,4 @@
+import { countDeadLetters } from '../../observability/metrics.ts';
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, RetentionPolicy, StorageType, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
 import { connect, headers, nanos } from '@nats-io/transport-node';
 import { createHash } from 'node:crypto';
@@ -147,6 +148,7 @@ export async function natsBus(options: NatsBusOptions): Promise<Bus> {
     }
     const text = errorText(error);
     log.error({ ...context, messageId: envelopes?.[0]?.id, error: text }, 'nats: message dead-lettered');
+    countDeadLetters(consumer, envelopes?.[0]?.type, envelopes?.length);
     try {
       const h = headers();
       // Header values are single lines.

@@ -1,3 +1,4 @@
+import { countDeadLetters } from '../../observability/metrics.ts';
 import { connect, type Channel, type ChannelModel, type ConfirmChannel, type ConsumeMessage, type Options } from 'amqplib';
 import type { Envelope } from '../../core/message.ts';
 import type { Bus, Handler } from '../../ports/bus.ts';
@@ -99,13 +100,13 @@ export async function rabbitBus(options: RabbitBusOptions): Promise<Bus> {
     const delivery = Number(msg.properties.headers?.[DELIVERY] ?? 1);
     const context = { consumer, messageId: msg.properties.messageId as unknown, delivery };
     let batch: Envelope[] | undefined;
-    let failed: { content: Buffer; error: unknown } | undefined;
+    let failed: { content: Buffer; error: unknown; count: number } | undefined;
     try {
       batch = decodeBatch(msg.content);
       const result = await handleBatch(batch, handler);
-      if (result.failed.length > 0) failed = { content: result.failed.length === batch.length ? msg.content : encodeBatch(result.failed), error: result.error };
+      if (result.failed.length > 0) failed = { content: result.failed.length === batch.length ? msg.content : encodeBatch(result.failed), error: result.error, count: result.failed.length };
     } catch (error) {
-      failed = { content: msg.content, error };
+      failed = { content: msg.content, error, count: batch?.length ?? 1 };
     }
     if (failed) {
       const text = errorText(failed.error);
@@ -115,6 +116,7 @@ export async function rabbitBus(options: RabbitBusOptions): Promise<Bus> {
           await forward(s.publisher, retryQueue(consumer, delivery), msg, failed.content, { [DELIVERY]: delivery + 1 });
         } else {
           log.error({ ...context, error: text }, 'rabbitmq: message dead-lettered');
+          countDeadLetters(consumer, batch?.[0]?.type, failed.count);
           await forward(s.publisher, rabbitQueues(ns, consumer, []).dead, msg, failed.content, { [DELIVERY]: delivery, [ERROR]: text, [CONSUMER]: consumer });
         }
       } catch (sendError) {

@@ -1,3 +1,4 @@
+import { countDeadLetters } from '../../observability/metrics.ts';
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import type { Envelope } from '../../core/message.ts';
@@ -171,7 +172,7 @@ export async function redisBus(options: RedisBusOptions): Promise<Bus> {
   async function deliver(sub: Subscription, stream: string, [id, fields, delivery]: Entry): Promise<number | undefined> {
     const context = { consumer: sub.consumer, stream, entry: id, delivery };
     let batch: Envelope[] | undefined;
-    let failed: { batch: string; error: unknown } | undefined;
+    let failed: { batch: string; error: unknown; count: number } | undefined;
     // A slow handler (a busy database) must not have its message taken by another process meanwhile.
     const keepAlive = setInterval(() => void claimOwn(stream, sub.consumer, [id], true).catch(() => {}), claimIdleMs / 3);
     keepAlive.unref();
@@ -180,9 +181,9 @@ export async function redisBus(options: RedisBusOptions): Promise<Bus> {
       if (delivery > policy.maxDeliveries) throw new Error(`Delivered ${delivery} times without an outcome`);
       batch = decodeBatch(Buffer.from(field(fields, BATCH) ?? ''));
       const result = await handleBatch(batch, sub.handler);
-      if (result.failed.length > 0) failed = { batch: encodeBatch(result.failed).toString(), error: result.error };
+      if (result.failed.length > 0) failed = { batch: encodeBatch(result.failed).toString(), error: result.error, count: result.failed.length };
     } catch (error) {
-      failed = { batch: field(fields, BATCH) ?? '', error };
+      failed = { batch: field(fields, BATCH) ?? '', error, count: batch?.length ?? 1 };
     } finally {
       clearInterval(keepAlive);
     }
@@ -194,6 +195,7 @@ export async function redisBus(options: RedisBusOptions): Promise<Bus> {
       }
       const text = errorText(failed.error);
       log.error({ ...context, error: text }, 'redis: message dead-lettered');
+      countDeadLetters(sub.consumer, batch?.[0]?.type, failed.count);
       try {
         await deadLetterScript.run(commands, [stream, names.dead(sub.consumer)], [sub.consumer, id, failed.batch, text, sub.consumer, delivery]);
       } catch (deadError) {

@@ -62,7 +62,8 @@ export const orderMessageChecks: Checks<OrderMessage> = { ...stockReplyChecks, .
 
 export type OrderStatus = 'CREATED' | 'RESERVED' | 'PAYMENT_PENDING' | 'PAID' | 'CONFIRMED' | 'FAILED';
 
-export const orderKey = (orderId: string) => `order:${orderId}`;
+export const ORDER_PREFIX = 'order:';
+export const orderKey = (orderId: string) => `${ORDER_PREFIX}${orderId}`;
 
 /** A checkout attempt's saga id: its order's id, a dot, and a unique part (order ids have no dots). */
 export const checkoutSagaId = (orderId: string, unique: string) => `${orderId}.${unique}`;
