@@ -247,6 +247,53 @@ function graph(definition, latest) {
     h('text', { x: 20, y: height - 10, class: 'legend' }, 'Thick border: past the pivot (retried until done). Dashed: compensations, run in reverse order after a failure.'));
 }
 
+// ---- Live events -------------------------------------------------------------------------
+
+/** The messages committed from now on (server-sent events), newest first, the last 300 kept. */
+function events(query) {
+  const params = new URLSearchParams(query);
+  const rows = h('tbody', { id: 'event-rows' });
+  const status = h('span', { class: 'muted' }, 'connecting…');
+  let paused = false;
+  const pause = h('button', { type: 'button', class: 'secondary', onclick: () => {
+    paused = !paused;
+    pause.textContent = paused ? 'Resume' : 'Pause';
+  } }, 'Pause');
+  const form = h('form', { class: 'filters', onsubmit: (event) => {
+    event.preventDefault();
+    const next = new URLSearchParams();
+    for (const [name, value] of new FormData(form)) if (value !== '') next.set(name, value);
+    location.hash = `#/events?${next}`;
+  } },
+  h('label', {}, 'Types (comma-separated)', h('input', { name: 'type', value: params.get('type') ?? '', placeholder: 'CheckoutFailed,PaymentDeclined' })),
+  h('label', {}, 'Order', h('input', { name: 'correlation_id', value: params.get('correlation_id') ?? '', placeholder: 'order id' })),
+  h('button', { type: 'submit' }, 'Filter'), pause, status);
+  show(h('h1', {}, 'Live events'), form, h('div', { class: 'panel' }, h('table', { id: 'events' },
+    h('thead', {}, h('tr', {}, ['time', 'service', 'message', 'saga', 'step', 'payload'].map((t) => h('th', {}, t)))), rows)));
+  const source = new EventSource(`/events?${params}`);
+  source.onopen = () => { status.textContent = 'live'; };
+  source.onerror = () => { status.textContent = 'reconnecting…'; };
+  source.addEventListener('dropped', (e) => { status.textContent = `live (${JSON.parse(e.data).count} events dropped: the page could not keep up)`; });
+  source.onmessage = (e) => {
+    if (paused) return;
+    const m = JSON.parse(e.data);
+    rows.prepend(h('tr', {},
+      h('td', {}, new Date(m.at).toLocaleTimeString()), h('td', {}, m.service), h('td', {}, m.deliver_at ? [badge(m.type, 'idle'), ` timer, due ${new Date(m.deliver_at).toLocaleTimeString()}`] : badge(m.type, kindOf(m.type))),
+      h('td', {}, m.saga_id ? h('a', { href: `#/sagas/${encodeURIComponent(m.saga_id)}`, title: m.saga_id }, shortSaga(m.saga_id)) : '—'),
+      h('td', {}, m.step || '—'), h('td', { class: 'wrap' }, h('code', {}, JSON.stringify(m.payload)))));
+    while (rows.children.length > 300) rows.lastElementChild.remove();
+  };
+  return () => source.close();
+}
+
+/** A message's colour: failures red, compensations orange, outcomes green, commands blue. */
+function kindOf(type) {
+  if (/Fail|Declined|Rejected/.test(type)) return 'failed';
+  if (/Release|Void|Refund|Cancel/.test(type)) return 'compensating';
+  if (/ed$/.test(type)) return 'succeeded';
+  return 'running';
+}
+
 // ---- Routing -----------------------------------------------------------------------------
 
 async function route() {
@@ -259,6 +306,7 @@ async function route() {
     if (parts.length === 0) stopView = overview();
     else if (parts[0] === 'sagas' && parts.length === 1) stopView = await sagas(query);
     else if (parts[0] === 'sagas') stopView = await saga(decodeURIComponent(parts.slice(1).join('/')));
+    else if (parts[0] === 'events') stopView = events(query);
     else show(h('p', {}, 'No such page. ', h('a', { href: '#/' }, 'Overview')));
   } catch (error) {
     show(failure(error));

@@ -5,6 +5,7 @@ import type { Logger } from '../runtime/log.ts';
 import { metrics, registry } from '../observability/metrics.ts';
 import { adminAccess } from './admin.ts';
 import { consoleRoutes } from './console.ts';
+import { eventRoutes } from './events.ts';
 import { answerClientError, Problem, sendProblem } from './problems.ts';
 
 export type AppDeps = Readonly<{
@@ -77,6 +78,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
 
   void app.register(consoleRoutes);
+  void app.register(eventRoutes);
   deps.routes(app);
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_request, reply) => {

@@ -69,6 +69,7 @@ export async function startGateway(upstreams: Upstreams, host: string, port: num
     const path = url.split('?')[0] ?? '/';
     if (path === '/healthz') return json(res, 200, { status: 'ok' });
     if (path === '/readyz') return ready(res);
+    if (path === '/events') return events(req, res, url);
     if (path === '/metrics') {
       const text = await registry.metrics();
       res.writeHead(200, { 'content-type': registry.contentType, 'content-length': Buffer.byteLength(text) });
@@ -96,6 +97,44 @@ export async function startGateway(upstreams: Upstreams, host: string, port: num
     if (!answer) return problem(res, 'unavailable', `No replica of the ${service} service can be reached; retry shortly.`);
     res.writeHead(answer.status, { 'content-type': 'application/json', ...answer.headers, 'content-length': answer.body.length });
     res.end(answer.body);
+  }
+
+  /**
+   * The live events of every replica of every service, merged into one server-sent event
+   * stream: each upstream's events are passed on whole, as they come; an upstream that goes
+   * away (a replica restarting) is followed again a second later.
+   */
+  function events(req: IncomingMessage, res: ServerResponse, url: string): void {
+    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+    res.write(': the messages committed from now on, by every replica\n\n');
+    const stop = new AbortController();
+    for (const service of served) for (const replica of replicas[service]) void follow(replica.pool, url, res, stop.signal);
+    const heartbeat = setInterval(() => res.write(': still here\n\n'), 15_000);
+    res.on('close', () => {
+      stop.abort();
+      clearInterval(heartbeat);
+    });
+  }
+
+  async function follow(pool: Pool, url: string, res: ServerResponse, signal: AbortSignal): Promise<void> {
+    while (!signal.aborted) {
+      try {
+        const upstream = await pool.request({ method: 'GET', path: url, signal, headersTimeout: 0, bodyTimeout: 0 });
+        let pending = '';
+        for await (const chunk of upstream.body) {
+          pending += String(chunk);
+          const end = pending.lastIndexOf('\n\n');
+          if (end === -1) continue;
+          // Whole events only, and not the upstream's comments (its heartbeats): this stream has its own.
+          const whole = pending.slice(0, end).split('\n\n').filter((block) => block !== '' && !block.startsWith(':'));
+          pending = pending.slice(end + 2);
+          if (whole.length > 0) res.write(`${whole.join('\n\n')}\n\n`);
+        }
+      } catch {
+        // Gone (or aborted): follow it again shortly while the client listens.
+      }
+      await sleep(1_000, undefined, { signal }).catch(() => undefined);
+    }
   }
 
   async function ready(res: ServerResponse): Promise<void> {

@@ -5,6 +5,7 @@ import { reacting, reactions } from '../core/choreography.ts';
 import type { Decider } from '../core/decider.ts';
 import { sagaGraph } from '../core/sagaGraph.ts';
 import { sagaProgress } from '../core/sagaProgress.ts';
+import { publishCommitted } from '../observability/events.ts';
 import { metrics, observeSaga, watchOutbox } from '../observability/metrics.ts';
 import type { Change } from '../runtime/serviceRuntime.ts';
 import { endedCheckouts, orderApi, orderSagas, type Lookups } from '../domain/order/api.ts';
@@ -74,6 +75,7 @@ export function runService(name: ServiceName, store: Store, bus: Bus, options: S
   const token = called ? config.internalToken : undefined;
   const outcomes = new SagaOutcomes(OrderEvents);
   runtime.onCommitted((messages) => outcomes.observe(messages));
+  runtime.onCommitted((messages) => publishCommitted(name, messages));
   // The orders follow every checkout in every style: the saga metrics come from them.
   if (name === 'orders') runtime.onCommitted((_messages, changes) => observeCheckouts(changes));
   const unwatch = watchOutbox(name, () => relay.state());

@@ -75,11 +75,23 @@ await test('one saga shows its graph coloured by what happened, and its timeline
   await page.screenshot({ path: `${SHOTS}/console-saga-completed.png`, fullPage: true });
 });
 
+await test('the live events page shows the messages of a checkout as they commit', async () => {
+  await page.click('header nav a[data-view="events"]');
+  await page.locator('#events').waitFor();
+  await page.getByText('live', { exact: true }).waitFor();
+  const order = await createOrder(sys, rich, [[item, 1]]);
+  assert.equal((await sys.inject({ method: 'POST', url: `/orders/checkout/${order}` })).statusCode, 200);
+  await page.locator('#event-rows tr', { hasText: 'CheckoutCompleted' }).waitFor();
+  const text = await page.locator('#events').textContent() ?? '';
+  for (const type of ['ReserveStock', 'PaymentAuthorized', 'CapturePayment', 'StockCommitted']) assert.ok(text.includes(type), `${type} is shown`);
+  await page.screenshot({ path: `${SHOTS}/console-events.png`, fullPage: true });
+});
+
 await test('the console is served offline: every file from this server, no error in the page', async () => {
   const requests: string[] = [];
   page.on('request', (request) => requests.push(request.url()));
   await page.goto(`${base}/`);
-  await page.locator('[data-card="Sagas"] .value').getByText('2').waitFor();
+  await page.locator('[data-card="Sagas"] .value').getByText('3').waitFor();
   assert.deepEqual(requests.filter((url) => !url.startsWith(base)), [], 'nothing from elsewhere');
   assert.deepEqual(errors, []);
 });
