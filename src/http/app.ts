@@ -6,6 +6,7 @@ import { metrics, registry } from '../observability/metrics.ts';
 import { adminAccess } from './admin.ts';
 import { consoleRoutes } from './console.ts';
 import { eventRoutes } from './events.ts';
+import { openApi, route, schemas } from './openapi.ts';
 import { answerClientError, Problem, sendProblem } from './problems.ts';
 
 export type AppDeps = Readonly<{
@@ -63,13 +64,14 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     return sendProblem(reply, 'route-not-found', `There is no ${request.method} ${path}. See the API in docs/api.md.`);
   });
 
+  openApi(app);
+
   // Requests by route pattern (not by URL: ids would make a series each), and the metrics themselves.
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched';
     metrics.httpRequests.inc({ method: request.method, route, status: String(reply.statusCode) });
     metrics.httpDuration.observe({ method: request.method, route }, reply.elapsedTime / 1000);
   });
-  app.get('/metrics', async (_request, reply) => reply.type(registry.contentType).send(await registry.metrics()));
 
   const admin = adminAccess(deps.adminToken);
   app.addHook('onRequest', async (request) => admin(request));
@@ -80,12 +82,17 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   void app.register(consoleRoutes);
   void app.register(eventRoutes);
   deps.routes(app);
-  app.get('/healthz', async () => ({ status: 'ok' }));
-  app.get('/readyz', async (_request, reply) => {
-    const reasons = await deps.notReady();
-    return reply.code(reasons.length === 0 ? 200 : 503).send({ ready: reasons.length === 0, reasons });
+  // In a plugin, so that they load after OpenAPI's, which documents them.
+  void app.register(async (ops) => {
+    ops.get('/healthz', { schema: route({ summary: 'Alive', tags: ['operations'], ok: schemas.object({ status: schemas.string }) }) }, async () => ({ status: 'ok' }));
+    ops.get('/readyz', { schema: route({ summary: 'Ready: its store and bus are reachable (503 with the reasons until then)', tags: ['operations'] }) }, async (_request, reply) => {
+      const reasons = await deps.notReady();
+      return reply.code(reasons.length === 0 ? 200 : 503).send({ ready: reasons.length === 0, reasons });
+    });
+    ops.get('/metrics', { schema: route({ summary: 'Prometheus metrics of this process (text format)', tags: ['operations'] }) }, async (_request, reply) =>
+      reply.type(registry.contentType).send(await registry.metrics()));
+    // Totals over the stores, for conservation checks; reads everything, so not for hot paths.
+    ops.get('/admin/audit', { schema: route({ summary: 'Totals over every store, for conservation checks (reads everything)', tags: ['admin'], admin: true, errors: ['unauthorized', 'forbidden'] }) }, () => deps.audit());
   });
-  // Totals over the stores, for conservation checks; reads everything, so not for hot paths.
-  app.get('/admin/audit', () => deps.audit());
   return app;
 }

@@ -9,6 +9,6 @@ const ROOT = fileURLToPath(new URL('../console/', import.meta.url));
  * a CDN), at `/` and under `/console/`. It reads the saga API of the process that serves it.
  */
 export async function consoleRoutes(app: FastifyInstance): Promise<void> {
-  await app.register(fastifyStatic, { root: ROOT, prefix: '/console/', index: false, cacheControl: false });
-  app.get('/', (_request, reply) => reply.sendFile('index.html'));
+  await app.register(fastifyStatic, { root: ROOT, prefix: '/console/', index: false, cacheControl: false, schemaHide: true });
+  app.get('/', { schema: { hide: true } }, (_request, reply) => reply.sendFile('index.html'));
 }

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { ServerResponse } from 'node:http';
 import { listen, type LiveEvent } from '../observability/events.ts';
+import { route } from './openapi.ts';
 
 /** Past this much unsent data to a slow client, events are dropped (and counted) rather than kept. */
 const MAX_BUFFERED = 1024 * 1024;
@@ -17,7 +18,7 @@ export async function eventRoutes(app: FastifyInstance): Promise<void> {
     for (const res of open) res.end();
   });
 
-  app.get<{ Querystring: Record<string, string | undefined> }>('/events', (request, reply) => {
+  app.get<{ Querystring: Record<string, string | undefined> }>('/events', { schema: route({ summary: 'The messages committed from now on, as server-sent events', tags: ['operations'], query: { type: 'message types, comma-separated', service: 'one service', correlation_id: 'one order' } }) }, (request, reply) => {
     const types = request.query.type?.split(',').filter(Boolean);
     const { service, correlation_id: correlationId } = request.query;
     const wanted = (e: LiveEvent) => (!types || types.includes(e.type)) && (!service || e.service === service) && (!correlationId || e.correlation_id === correlationId);

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { execute, newId } from '../../http/commands.ts';
+import { route, schemas } from '../../http/openapi.ts';
 import { Problem } from '../../http/problems.ts';
 import { batchSize, count, id, idempotency, type Idempotency } from '../../http/validate.ts';
 import type { SagaOutcome } from '../../core/saga.ts';
@@ -34,14 +35,14 @@ export function orderApi(deps: OrderApiDeps) {
     execute(orders, command, { idempotency: key, correlationId: 'orderId' in command ? command.orderId : '' });
 
   return async (app: FastifyInstance) => {
-    app.post<{ Params: Params }>('/create/:userId', async (req) => {
+    app.post<{ Params: Params }>('/create/:userId', { schema: route({ summary: 'Create an order for a user', tags: ['orders'], params: { userId: 'the user' }, ok: schemas.object({ order_id: schemas.string }), errors: ['invalid-id', 'user-not-found', 'idempotency-key-reused'], idempotent: true }) }, async (req) => {
       const userId = id(req.params.userId, 'user_id');
       const key = idempotency(req);
       if (!(await deps.lookups.userExists(userId))) throw new Problem('user-not-found', `User ${userId} does not exist.`);
       return run({ type: 'CreateOrder', orderId: newId(), userId }, key);
     });
 
-    app.get<{ Params: Params }>('/find/:orderId', async (req) => {
+    app.get<{ Params: Params }>('/find/:orderId', { schema: route({ summary: 'An order, its status and its latest checkout', tags: ['orders'], params: { orderId: 'the order' }, ok: schemas.object({ order_id: schemas.string, paid: schemas.boolean, items: { type: 'array', items: { type: 'array', prefixItems: [schemas.string, schemas.integer] } }, user_id: schemas.string, total_cost: schemas.integer, status: { type: 'string', enum: ['CREATED', 'RESERVED', 'PAYMENT_PENDING', 'PAID', 'CONFIRMED', 'FAILED'] }, checkout: { type: ['object', 'null'], properties: { saga_id: schemas.string, status: schemas.string } } }), errors: ['invalid-id', 'order-not-found'] }) }, async (req) => {
       const orderId = id(req.params.orderId, 'order_id');
       const order = await findOrder(orders, orderId);
       return {
@@ -50,7 +51,7 @@ export function orderApi(deps: OrderApiDeps) {
       };
     });
 
-    app.post<{ Params: Params }>('/addItem/:orderId/:itemId/:quantity', async (req) => {
+    app.post<{ Params: Params }>('/addItem/:orderId/:itemId/:quantity', { schema: route({ summary: 'Add units of an item to an order', tags: ['orders'], params: { orderId: 'the order', itemId: 'the item', quantity: 'units (at least 1)' }, errors: ['invalid-id', 'invalid-number', 'order-not-found', 'item-not-found', 'order-locked', 'amount-too-large', 'idempotency-key-reused'], idempotent: true }) }, async (req) => {
       const orderId = id(req.params.orderId, 'order_id');
       const itemId = id(req.params.itemId, 'item_id');
       const quantity = count(req.params.quantity, 'quantity', { min: 1 });
@@ -60,7 +61,7 @@ export function orderApi(deps: OrderApiDeps) {
       return run({ type: 'AddItem', orderId, itemId, quantity, price }, key);
     });
 
-    app.post<{ Params: Params }>('/checkout/:orderId', async (req, reply) => {
+    app.post<{ Params: Params }>('/checkout/:orderId', { schema: route({ summary: 'Check an order out: answers once the stock and the money are taken, or nothing is', tags: ['orders'], params: { orderId: 'the order' }, ok: schemas.object({ order_id: schemas.string, paid: schemas.boolean }), errors: ['invalid-id', 'order-not-found', 'checkout-failed', 'checkout-pending', 'idempotency-key-reused'], idempotent: true }) }, async (req, reply) => {
       const orderId = id(req.params.orderId, 'order_id');
       const key = idempotency(req);
       const waiter = deps.outcomes.expect(orderId);
@@ -86,7 +87,7 @@ export function orderApi(deps: OrderApiDeps) {
       return reply.send({ order_id: orderId, paid: true });
     });
 
-    app.post<{ Params: Params }>('/batch_init/:n/:nItems/:nUsers/:itemPrice', async (req) => {
+    app.post<{ Params: Params }>('/batch_init/:n/:nItems/:nUsers/:itemPrice', { schema: route({ summary: 'Create orders "0" … "n-1" of two random items each', tags: ['orders'], params: { n: 'how many (at most 1,000,000)', nItems: 'items to choose from', nUsers: 'users to choose from', itemPrice: 'price of each item' }, ok: schemas.message, errors: ['invalid-number', 'amount-too-large'] }) }, async (req) => {
       const command = {
         type: 'InitOrders',
         count: batchSize(req.params.n, 'n'),
