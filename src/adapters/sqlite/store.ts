@@ -39,7 +39,7 @@ export type SqliteStore = Store & { readonly file: string };
 export function openSqliteStore(file: string, service: string): SqliteStore {
   // A busy database (another connection in a write transaction) is waited for, up to 5 s.
   const db = new DatabaseSync(file, { timeout: 5000 });
-  db.exec('pragma journal_mode = wal; pragma synchronous = full; pragma journal_size_limit = 67108864; pragma cache_size = -16000');
+  db.exec('pragma journal_mode = wal; pragma synchronous = full; pragma journal_size_limit = 67108864');
   migrate(db);
 
   const q = {
