@@ -5,7 +5,7 @@ import type { Config } from '../config.ts';
 import { buildApp } from '../http/app.ts';
 import type { Bus } from '../ports/bus.ts';
 import { lockDataDir } from './dataDirLock.ts';
-import { openEmbeddedStores } from './embeddedStores.ts';
+import { openEmbeddedStores, type EmbeddedStores } from './embeddedStores.ts';
 import type { Logger } from './log.ts';
 import { storeLookups } from './lookups.ts';
 import type { ServiceRuntime } from './service.ts';
@@ -31,17 +31,21 @@ export type Step = <T>(label: string, run: () => Promise<T>) => Promise<T>;
  */
 export async function startEmbedded(config: Config, log: Logger, step: Step = (_, run) => run()): Promise<System> {
   const unlock = lockDataDir(config.dataDir);
+  let databases: EmbeddedStores | undefined;
   try {
-    return await start(config, log, step, unlock);
+    const names = servicesOf(config.sagaStyle);
+    databases = await step(`opening the ${config.embeddedStore === 'sqlite' ? 'SQLite' : 'PGlite'} databases`, () => openEmbeddedStores(config.embeddedStore, config.dataDir, names));
+    return await serve(config, log, step, databases, unlock);
   } catch (error) {
+    // A start that fails part-way leaves the data as it found it, and the directory free.
+    await databases?.close().catch(() => undefined);
     unlock();
     throw error;
   }
 }
 
-async function start(config: Config, log: Logger, step: Step, unlock: () => void): Promise<System> {
+async function serve(config: Config, log: Logger, step: Step, databases: EmbeddedStores, unlock: () => void): Promise<System> {
   const names = servicesOf(config.sagaStyle);
-  const databases = await step(`opening the ${config.embeddedStore === 'sqlite' ? 'SQLite' : 'PGlite'} databases`, () => openEmbeddedStores(config.embeddedStore, config.dataDir, names));
   const { stores } = databases;
   const runtimes = new Map<string, ServiceRuntime>();
   const bus: Bus = config.sagaStyle === 'synchronous'
