@@ -71,6 +71,29 @@ function storeConformance(backend: StoreBackend): void {
       assert.deepEqual(await store.outbox(), []);
     });
 
+    void test('a commit of 100,000 documents, inbox marks and outbox messages (a batch_init) lands whole', async () => {
+      const store = await open();
+      const n = 100_000;
+      const keys = Array.from({ length: n }, (_, i) => `big:${String(i).padStart(6, '0')}`);
+      await store.transact(keys, keys, (snapshot) => {
+        assert.equal(snapshot.docs.size + snapshot.seen.size, 0);
+        return commit({ writes: new Map(keys.map((key, i) => [key, { i }])), consumed: keys, outbox: keys.map((key) => envelope(`e-${key}`)) });
+      });
+      let count = 0;
+      let last: unknown;
+      for (let after = ''; ;) {
+        const page = await store.scan('big:', 5000, after);
+        count += page.length;
+        last = page.at(-1)?.[1] ?? last;
+        if (page.length < 5000) break;
+        after = page.at(-1)![0];
+      }
+      assert.equal(count, n);
+      assert.deepEqual(last, { i: n - 1 });
+      assert.equal(await store.transact([], keys, (snapshot) => commit({ result: snapshot.seen.size })), n);
+      assert.equal((await store.outbox()).length, n);
+    });
+
     void test('a throw inside decide commits nothing', async () => {
       const store = await open();
       await store.transact(['a'], [], () => commit({ writes: new Map([['a', 1]]), outbox: [envelope('e1')] }));
