@@ -4,6 +4,7 @@
  *   npm run orderly -- service <orders|stock|payment|tracker> --store URL --bus URL [--gateway URL] [--port N]
  *   npm run orderly -- gateway --port 8000 --orders URL[,URL…] --stock URL[,…] --payment URL[,…] [--tracker URL[,…]]
  *   npm run cluster -- --store URL --bus URL [--replicas 2] [--port 8000]
+ *   npm run orderly -- graph   (the checkout saga as a Mermaid flowchart)
  *
  * Every flag can also come from the environment (ORDERLY_STORE_URL, ORDERLY_BUS_URL,
  * ORDERLY_GATEWAY_URL, ORDERLY_REPLICA, ORDERLY_NAMESPACE, PORT, HOST). SAGA_STYLE picks the
@@ -12,6 +13,8 @@
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from './config.ts';
+import { sagaGraph, sagaMermaid } from './core/sagaGraph.ts';
+import { checkoutSagaOf } from './domain/order/checkoutSaga.ts';
 import { startGateway } from './processes/gateway.ts';
 import { runCluster } from './processes/cluster.ts';
 import { startServiceProcess } from './processes/service.ts';
@@ -24,6 +27,7 @@ const USAGE = `usage:
   orderly service <${SERVICES.join('|')}> --store postgres://…|redis://… --bus amqp://…|nats://…|redis://… [--gateway http://…] [--port N] [--replica NAME]
   orderly gateway --port 8000 --orders URL[,URL…] --stock URL[,URL…] --payment URL[,URL…] [--tracker URL[,URL…]]
   orderly cluster --store postgres://…|redis://… --bus amqp://…|nats://…|redis://… [--replicas 2] [--port 8000]
+  orderly graph     (the checkout saga as a Mermaid flowchart, from its definition)
 SAGA_STYLE=orchestration|choreography|synchronous picks how checkouts are coordinated (default
 orchestration); the synchronous style calls the participants over HTTP and takes no --bus.`;
 
@@ -74,8 +78,13 @@ async function main(): Promise<void> {
       const gateway = await startGateway({
         orders: list(need(flags.orders, '--orders')), stock: list(need(flags.stock, '--stock')), payment: list(need(flags.payment, '--payment')),
         tracker: list(flags.tracker),
-      }, config.host, config.port, log);
+      }, config.host, config.port, log, config.adminToken);
       onStop(() => gateway.close());
+      return;
+    }
+    case 'graph': {
+      // The checkout's definition as this deployment's style runs it, as a Mermaid flowchart.
+      process.stdout.write(sagaMermaid(sagaGraph(checkoutSagaOf(config.sagaStyle))));
       return;
     }
     case 'cluster': {

@@ -27,6 +27,8 @@ export type Config = Readonly<{
    * who reaches a participant could release stock or void a payment of a running checkout.
    */
   internalToken: string | undefined;
+  /** What admin routes (/admin/…) need as a bearer token; unset, they answer on loopback only. */
+  adminToken: string | undefined;
 }>;
 
 export class ConfigError extends Error {}
@@ -45,6 +47,7 @@ export function loadConfig(env: Env = process.env): Config {
     sagaStepTimeoutMs: int(env, 'ORDERLY_SAGA_STEP_TIMEOUT_MS', 10_000, 10, 3_600_000),
     maxBatch: int(env, 'ORDERLY_MAX_BATCH', 256, 1, 100_000),
     internalToken: token(env, 'ORDERLY_INTERNAL_TOKEN'),
+    adminToken: token(env, 'ORDERLY_ADMIN_TOKEN'),
   });
 }
 

@@ -32,7 +32,7 @@ export function deliveredBatcher(drop: (ids: string[]) => Promise<void>, ms = 20
   };
   return {
     add(ids: readonly string[]): Promise<void> {
-      pending.push(...ids);
+      for (const id of ids) pending.push(id);
       flushing ??= sleep(ms).then(() => {
         flushing = undefined;
         return flush();

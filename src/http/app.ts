@@ -1,7 +1,9 @@
 import Fastify, { type FastifyInstance } from 'fastify';
+import FindMyWay, { type HTTPMethod } from 'find-my-way';
 import type { Audit } from '../runtime/audit.ts';
 import type { Logger } from '../runtime/log.ts';
-import { Problem, sendProblem } from './problems.ts';
+import { adminAccess } from './admin.ts';
+import { answerClientError, Problem, sendProblem } from './problems.ts';
 
 export type AppDeps = Readonly<{
   log: Logger;
@@ -11,6 +13,8 @@ export type AppDeps = Readonly<{
   notReady: () => Promise<string[]>;
   /** This process's part of the audit. */
   audit: () => Promise<Partial<Audit>>;
+  /** ORDERLY_ADMIN_TOKEN: what admin routes need (without it, they answer on loopback only). */
+  adminToken: string | undefined;
 }>;
 
 /** The HTTP API of one process (every service, or one); `listen` is the caller's business. */
@@ -19,6 +23,10 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     // Long ids must reach validation (and get a clear 400), not the router's 404.
     routerOptions: { maxParamLength: 16 * 1024 },
     bodyLimit: 64 * 1024,
+    // A request whose line and headers have not arrived after 10 s (an HTTP/0.9 line, a stalled
+    // client) is answered 408 and closed; Node checks every second instead of every 30.
+    http: { headersTimeout: 10_000, connectionsCheckingInterval: 1_000 },
+    clientErrorHandler: answerClientError,
     // Errors the router answers before any route runs.
     frameworkErrors: (error, _request, reply) => {
       if (error.code === 'FST_ERR_MAX_PARAM_LENGTH') void sendProblem(reply, 'invalid-id', 'A path segment is longer than 16384 characters; ids may be at most 64.');
@@ -38,8 +46,22 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     return sendProblem(reply, 'internal', 'Something went wrong on our side; the request may be retried.');
   });
 
-  app.setNotFoundHandler((request, reply) =>
-    sendProblem(reply, 'route-not-found', `There is no ${request.method} ${request.url.split('?')[0]}. See the API in README.md.`));
+  // Every route by method, to tell a wrong method (405, with the ones that exist) from a wrong path (404).
+  const routes = FindMyWay();
+  app.addHook('onRoute', (route) => {
+    for (const method of [route.method].flat()) routes.on(method as HTTPMethod, route.url, () => {});
+  });
+  app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split('?')[0] ?? '/';
+    const allowed = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'].filter((method) => routes.find(method as HTTPMethod, path) !== null);
+    if (allowed.length > 0) {
+      return sendProblem(reply.header('allow', allowed.join(', ')), 'method-not-allowed', `${path} answers only ${allowed.join(', ')}; this request was a ${request.method}.`);
+    }
+    return sendProblem(reply, 'route-not-found', `There is no ${request.method} ${path}. See the API in docs/api.md.`);
+  });
+
+  const admin = adminAccess(deps.adminToken);
+  app.addHook('onRequest', async (request) => admin(request));
 
   // The course API sends no bodies; accept any content type on POST without reading it as JSON.
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));

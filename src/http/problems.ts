@@ -1,4 +1,6 @@
 import type { FastifyReply } from 'fastify';
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
 
 /**
  * The one catalogue of errors the API answers with: a stable code, its HTTP status and a
@@ -12,17 +14,22 @@ export const problems = {
   'invalid-body': { status: 400, title: 'Invalid request body' },
   'invalid-header': { status: 400, title: 'Invalid header' },
   'invalid-query': { status: 400, title: 'Invalid query parameter' },
+  'malformed-request': { status: 400, title: 'Malformed HTTP request' },
+  'unauthorized': { status: 401, title: 'Unauthorized' },
   'forbidden': { status: 403, title: 'Forbidden' },
   'item-not-found': { status: 404, title: 'Item not found' },
   'user-not-found': { status: 404, title: 'User not found' },
   'order-not-found': { status: 404, title: 'Order not found' },
   'saga-not-found': { status: 404, title: 'Saga not found' },
   'route-not-found': { status: 404, title: 'No such route' },
+  'method-not-allowed': { status: 405, title: 'Method not allowed' },
+  'request-timeout': { status: 408, title: 'Request timeout' },
   'out-of-stock': { status: 409, title: 'Out of stock' },
   'insufficient-credit': { status: 409, title: 'Insufficient credit' },
   'order-locked': { status: 409, title: 'Order can no longer change' },
   'checkout-failed': { status: 409, title: 'Checkout failed' },
   'payload-too-large': { status: 413, title: 'Request body too large' },
+  'headers-too-large': { status: 431, title: 'Request headers too large' },
   'amount-too-large': { status: 422, title: 'Amount too large' },
   'idempotency-key-reused': { status: 422, title: 'Idempotency key reused' },
   'internal': { status: 500, title: 'Internal error' },
@@ -48,10 +55,37 @@ export function isProblemCode(code: string): code is ProblemCode {
   return Object.hasOwn(problems, code);
 }
 
-export function sendProblem(reply: FastifyReply, code: ProblemCode, detail: string, extra: Record<string, unknown> = {}): FastifyReply {
+/** The RFC 9457 body of a problem; every error answer of every process is one of these. */
+export function problemBody(code: ProblemCode, detail: string, instance?: string, extra: Record<string, unknown> = {}) {
   const { status, title } = problems[code];
-  return reply
-    .code(status)
-    .type('application/problem+json')
-    .send({ type: `https://orderly.dev/problems/${code}`, title, status, code, detail, instance: reply.request.url, ...extra });
+  return { type: `https://orderly.dev/problems/${code}`, title, status, code, detail, ...(instance === undefined ? {} : { instance }), ...extra };
+}
+
+export function sendProblem(reply: FastifyReply, code: ProblemCode, detail: string, extra: Record<string, unknown> = {}): FastifyReply {
+  return reply.code(problems[code].status).type('application/problem+json').send(problemBody(code, detail, reply.request.url, extra));
+}
+
+/**
+ * Answers a request the HTTP parser refused, before any route or handler could see it (the
+ * server's `clientError`), with a problem, and closes the connection: after a framing error
+ * nothing more on it can be trusted.
+ */
+export function answerClientError(error: Error & { code?: string; reason?: string }, socket: Socket): void {
+  if (error.code === 'ECONNRESET' || socket.destroyed) return;
+  const [code, detail] = clientErrorProblem(error);
+  const body = JSON.stringify(problemBody(code, detail));
+  const { status } = problems[code];
+  if (socket.writable) {
+    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\ncontent-type: application/problem+json; charset=utf-8\r\n`
+      + `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+  }
+  socket.destroySoon();
+}
+
+function clientErrorProblem(error: Error & { code?: string; reason?: string }): [ProblemCode, string] {
+  if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+    return ['request-timeout', 'The request line and headers did not arrive in time (HTTP/0.9 and requests without a blank line after the headers are not served); send an HTTP/1.1 request.'];
+  }
+  if (error.code === 'HPE_HEADER_OVERFLOW') return ['headers-too-large', 'The request headers are larger than 16 KiB.'];
+  return ['malformed-request', `The request is not valid HTTP/1.1 (${error.reason ?? error.message}${error.code ? `, ${error.code}` : ''}).`];
 }

@@ -2,7 +2,8 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Pool } from 'undici';
-import { problems, type ProblemCode } from '../http/problems.ts';
+import { adminAccess } from '../http/admin.ts';
+import { answerClientError, Problem, problemBody, problems, type ProblemCode } from '../http/problems.ts';
 import type { Logger } from '../runtime/log.ts';
 import { SERVICES, type ServiceName } from '../runtime/services.ts';
 
@@ -12,6 +13,8 @@ export type Upstreams = Readonly<Partial<Record<ServiceName, readonly string[]>>
 const PREFIX: Readonly<Record<string, ServiceName>> = { stock: 'stock', payment: 'payment', orders: 'orders' };
 /** Larger bodies are refused here; each service has its own, smaller limits (the synchronous style's saga calls carry up to 4 MiB). */
 const MAX_BODY = 4 * 1024 * 1024;
+/** The headers of a service's answer that the gateway passes on. */
+const ANSWER_HEADERS = ['content-type', 'allow', 'location', 'retry-after'] as const;
 /** A replica that refused a connection is skipped for this long. */
 const COOL_DOWN_MS = 2_000;
 /** Rounds over all replicas after a first one where none took the connection (100, 200, 400, 800 ms apart). */
@@ -24,7 +27,8 @@ const RETRY_ROUNDS = 4;
  * 1.5 s before the answer is 503. nginx or a Kubernetes ingress can take its place:
  * route /stock, /payment, /orders and /sagas (the tracker in choreography, else the order service) to the replicas of each service (see README).
  */
-export async function startGateway(upstreams: Upstreams, host: string, port: number, log: Logger) {
+export async function startGateway(upstreams: Upstreams, host: string, port: number, log: Logger, adminToken?: string) {
+  const admin = adminAccess(adminToken);
   const served = SERVICES.filter((name) => (upstreams[name] ?? []).length > 0);
   // The saga API: the tracker's in choreography, the order service's otherwise.
   const sagas: ServiceName = served.includes('tracker') ? 'tracker' : 'orders';
@@ -46,7 +50,8 @@ export async function startGateway(upstreams: Upstreams, host: string, port: num
         if (round === 0 && replica.downUntil > Date.now() && tried < list.length - 1) continue;
         try {
           const res = await replica.pool.request({ method: method as 'GET', path, headers, body, headersTimeout: 120_000, bodyTimeout: 120_000 });
-          return { status: res.statusCode, type: String(res.headers['content-type'] ?? 'application/json'), body: Buffer.from(await res.body.arrayBuffer()) };
+          const kept = Object.fromEntries(ANSWER_HEADERS.flatMap((name) => (typeof res.headers[name] === 'string' ? [[name, res.headers[name]]] : [])));
+          return { status: res.statusCode, headers: kept, body: Buffer.from(await res.body.arrayBuffer()) };
         } catch (error) {
           if (!isConnectFailure(error)) throw error;
           if (replica.downUntil <= Date.now()) log.warn({ replica: replica.url, code: (error as { code?: string }).code }, 'gateway: a replica cannot be reached; trying the others');
@@ -63,19 +68,25 @@ export async function startGateway(upstreams: Upstreams, host: string, port: num
     const path = url.split('?')[0] ?? '/';
     if (path === '/healthz') return json(res, 200, { status: 'ok' });
     if (path === '/readyz') return ready(res);
-    if (path === '/admin/audit') return audit(res);
+    try {
+      admin({ url: path, ip: req.socket.remoteAddress ?? '', headers: req.headers });
+    } catch (error) {
+      if (error instanceof Problem) return problem(res, error.code, error.detail);
+      throw error;
+    }
+    if (path === '/admin/audit') return audit(res, req.headers.authorization);
     const service = PREFIX[path.split('/')[1] ?? ''] ?? (path.split('/')[1] === 'sagas' ? sagas : undefined);
-    if (!service) return problem(res, 'route-not-found', `There is no ${req.method} ${path}. See the API in README.md.`);
+    if (!service) return problem(res, 'route-not-found', `There is no ${req.method} ${path}. See the API in docs/api.md.`);
     const body = await readBody(req);
-    if (body === 'too-large') return problem(res, 'payload-too-large', `The request body is larger than ${MAX_BODY / 1024 / 1024} MiB.`);
+    if (body === 'too-large') return refuseBody(res);
     const headers: Record<string, string> = {};
-    for (const name of ['idempotency-key', 'content-type', 'x-orderly-token']) {
+    for (const name of ['idempotency-key', 'content-type', 'x-orderly-token', 'authorization']) {
       const value = req.headers[name];
       if (typeof value === 'string') headers[name] = value;
     }
     const answer = await forward(service, req.method ?? 'GET', url, headers, body.length > 0 ? body : undefined);
     if (!answer) return problem(res, 'unavailable', `No replica of the ${service} service can be reached; retry shortly.`);
-    res.writeHead(answer.status, { 'content-type': answer.type, 'content-length': answer.body.length });
+    res.writeHead(answer.status, { 'content-type': 'application/json', ...answer.headers, 'content-length': answer.body.length });
     res.end(answer.body);
   }
 
@@ -89,16 +100,16 @@ export async function startGateway(upstreams: Upstreams, host: string, port: num
     json(res, reasons.length === 0 ? 200 : 503, { ready: reasons.length === 0, reasons });
   }
 
-  async function audit(res: ServerResponse): Promise<void> {
+  async function audit(res: ServerResponse, authorization: string | undefined): Promise<void> {
     const parts = await Promise.all(served.map(async (service) => {
-      const answer = await forward(service, 'GET', '/admin/audit', {}, undefined);
+      const answer = await forward(service, 'GET', '/admin/audit', authorization === undefined ? {} : { authorization }, undefined);
       if (!answer || answer.status !== 200) throw new Error(`${service} did not answer /admin/audit`);
       return JSON.parse(answer.body.toString()) as object;
     }));
     json(res, 200, Object.assign({}, ...parts));
   }
 
-  const server = createServer((req, res) => {
+  const server = createServer({ connectionsCheckingInterval: 1_000 }, (req, res) => {
     handle(req, res).catch((err: unknown) => {
       log.error({ err, url: req.url }, 'gateway: request failed');
       if (!res.headersSent) problem(res, 'unavailable', 'The request could not be forwarded; retry shortly.');
@@ -106,14 +117,19 @@ export async function startGateway(upstreams: Upstreams, host: string, port: num
     });
   });
   server.keepAliveTimeout = 75_000;
+  // The same answers to what the HTTP parser refuses as the services give (problem+json, then close).
+  server.headersTimeout = 10_000;
+  server.on('clientError', answerClientError);
   await new Promise<void>((resolve) => server.listen(port, host, resolve));
   const address = `http://${host}:${(server.address() as AddressInfo).port}`;
   log.info({ address, upstreams }, 'gateway is running');
   return {
     address,
     async close() {
-      await new Promise((resolve) => server.close(resolve));
+      // close() waits for every connection to end: end them, idle or not.
+      const closed = new Promise((resolve) => server.close(resolve));
       server.closeAllConnections();
+      await closed;
       for (const list of Object.values(replicas)) for (const r of list) await r.pool.close();
     },
   };
@@ -124,17 +140,37 @@ function isConnectFailure(error: unknown): boolean {
   return code === 'ECONNREFUSED' || code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'ENOTFOUND' || code === 'EHOSTUNREACH';
 }
 
+/**
+ * The body, read only up to MAX_BODY: a larger one (by its Content-Length, or as its chunks
+ * arrive) stops the reading and is answered 413 at once.
+ */
 function readBody(req: IncomingMessage): Promise<Buffer | 'too-large'> {
+  if (Number(req.headers['content-length'] ?? 0) > MAX_BODY) return Promise.resolve('too-large');
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
-    req.on('data', (chunk: Buffer) => {
+    const onData = (chunk: Buffer) => {
       size += chunk.length;
-      if (size <= MAX_BODY) chunks.push(chunk);
-    });
-    req.on('end', () => resolve(size > MAX_BODY ? 'too-large' : Buffer.concat(chunks)));
+      if (size <= MAX_BODY) return void chunks.push(chunk);
+      req.off('data', onData);
+      resolve('too-large');
+    };
+    req.on('data', onData);
+    req.on('end', () => resolve(Buffer.concat(chunks)));
     req.on('error', reject);
   });
+}
+
+/**
+ * Answers 413 and closes the connection: the rest of the body is not read (only drained, for
+ * at most 2 s, so that the client sees the answer instead of a reset).
+ */
+function refuseBody(res: ServerResponse): void {
+  res.shouldKeepAlive = false;
+  problem(res, 'payload-too-large', `The request body is larger than ${MAX_BODY / 1024 / 1024} MiB.`);
+  const socket = res.req.socket;
+  res.req.resume();
+  res.once('finish', () => setTimeout(() => socket.destroy(), 2_000).unref());
 }
 
 function json(res: ServerResponse, status: number, body: unknown): void {
@@ -144,8 +180,7 @@ function json(res: ServerResponse, status: number, body: unknown): void {
 }
 
 function problem(res: ServerResponse, code: ProblemCode, detail: string): void {
-  const { status, title } = problems[code];
-  const text = JSON.stringify({ type: `https://orderly.dev/problems/${code}`, title, status, code, detail });
-  res.writeHead(status, { 'content-type': 'application/problem+json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+  const text = JSON.stringify(problemBody(code, detail, res.req.url));
+  res.writeHead(problems[code].status, { 'content-type': 'application/problem+json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
   res.end(text);
 }

@@ -36,6 +36,7 @@ export async function startServiceProcess(options: ServiceProcessOptions, config
   });
   const app = buildApp({
     log,
+    adminToken: config.adminToken,
     routes: (a) => running.routes(a),
     async notReady() {
       const reasons: string[] = [];

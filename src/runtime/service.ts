@@ -167,8 +167,8 @@ export class ServiceRuntime {
           writes.set(idemKey, stored);
         }
         const sent = envelopesFrom(work.message, decision.send ?? [], now);
-        if (work.kind !== 'call') outbox.push(...sent);
-        cancel.push(...(decision.cancel ?? []));
+        if (work.kind !== 'call') for (const message of sent) outbox.push(message);
+        for (const id of decision.cancel ?? []) cancel.push(id);
         if (work.kind === 'consume') {
           consumed.push(work.message.id);
           seen.add(work.message.id);

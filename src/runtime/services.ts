@@ -5,7 +5,7 @@ import { reacting, reactions } from '../core/choreography.ts';
 import type { Decider } from '../core/decider.ts';
 import { endedCheckouts, orderApi, orderSagas, type Lookups } from '../domain/order/api.ts';
 import { orderDecider } from '../domain/order/businessLogic.ts';
-import { checkoutParticipant, checkoutSaga, defaultCheckoutPolicy } from '../domain/order/checkoutSaga.ts';
+import { checkoutParticipant, checkoutSagaOf } from '../domain/order/checkoutSaga.ts';
 import { OrderEvents } from '../domain/order/order.ts';
 import { paymentApi } from '../domain/payment/api.ts';
 import { paymentDecider } from '../domain/payment/businessLogic.ts';
@@ -153,7 +153,7 @@ export function calledCommands(config: Config): ReadonlyMap<string, ServiceName>
  */
 function deciderOf(name: ServiceName, config: Config): Decider {
   const style = config.sagaStyle;
-  const saga = checkoutSaga({ ...defaultCheckoutPolicy, stepTimeoutMs: config.sagaStepTimeoutMs }, { sequential: style === 'choreography' });
+  const saga = checkoutSagaOf(style, config.sagaStepTimeoutMs);
   const reactionsOf = (participant: string) =>
     reactions(saga, OrderEvents.requested, checkoutParticipant).filter((r) => r.participant === participant);
   switch (name) {

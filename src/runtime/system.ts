@@ -65,6 +65,7 @@ async function serve(config: Config, log: Logger, step: Step, databases: Embedde
   for (const service of services) runtimes.set(service.name, service.runtime);
   const app = buildApp({
     log,
+    adminToken: config.adminToken,
     routes: (a) => services.forEach((s) => s.routes(a)),
     notReady: async () => [],
     audit: async () => Object.assign({}, ...(await Promise.all(services.map((s) => s.audit())))),

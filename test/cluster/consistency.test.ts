@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import type { Audit } from '../../src/runtime/audit.ts';
+import { CourseClient, mapLimit } from '../../src/tools/client.ts';
 import { consistencyScenario } from '../../src/tools/consistency.ts';
 import type { SagaStyle } from '../../src/config.ts';
 import { assertSagasSaw } from '../support/sagas.ts';
@@ -36,6 +38,7 @@ for (const [style, storeName, bus, busUrl] of profiles) {
       assert.deepEqual(result.mismatches, [], 'the 2xx orders are exactly the paid ones');
       await assertSagasSaw(cluster.url, { total: 1000, completed: 100 });
       if (style === 'synchronous') await assertSagaCallsNeedTheToken(cluster.url);
+      if (storeName === 'Redis' && busUrl === SHARED.redis && style === 'orchestration') await assertCourseBatchInit(cluster.url);
     } catch (error) {
       console.error(`cluster log:\n${cluster.logTail()}`);
       throw error;
@@ -46,6 +49,34 @@ for (const [style, storeName, bus, busUrl] of profiles) {
       await database.drop();
     }
   });
+}
+
+/**
+ * The course stress test's `init_orders.py` sizes: 100,000 items, users and orders, each made by
+ * one batch_init call (each service commits them in one transaction), then checkouts of some.
+ */
+async function assertCourseBatchInit(url: string): Promise<void> {
+  const n = 100_000;
+  const client = new CourseClient(url, 64);
+  try {
+    const before = await client.get<Audit>('/admin/audit');
+    await client.post(`/stock/batch_init/${n}/1000000/1`);
+    await client.post(`/payment/batch_init/${n}/1000000`);
+    await client.post(`/orders/batch_init/${n}/${n}/${n}/1`);
+    const orders = Array.from({ length: 200 }, (_, i) => String(i * 499));
+    const statuses = await mapLimit(orders, 64, async (id) => (await client.call('POST', `/orders/checkout/${id}`)).status);
+    assert.deepEqual(statuses.filter((s) => s !== 200), [], 'every checkout of a batch order succeeds');
+    const after = await client.get<Audit>('/admin/audit');
+    assert.equal(after.stock.items - before.stock.items, n);
+    assert.equal(after.payment.users - before.payment.users, n);
+    assert.equal(after.orders.count - before.orders.count, n);
+    const paid = after.orders.paidAmount - before.orders.paidAmount;
+    assert.ok(paid > 0);
+    assert.equal(after.payment.credit - before.payment.credit, n * 1_000_000 - paid, 'the credit taken is what the paid orders cost');
+    assert.equal(after.stock.available - before.stock.available, n * 1_000_000 - (after.orders.paidUnits - before.orders.paidUnits), 'the stock taken is what the paid orders hold');
+  } finally {
+    await client.close();
+  }
 }
 
 /** Nobody but the order service may call a participant's saga steps (a release mid-checkout would break its accounts). */

@@ -9,11 +9,12 @@ export function script(source: string): Script {
   return {
     async run(redis, keys, args) {
       try {
-        return await redis.evalsha(sha, keys.length, ...keys, ...args);
+        // One array, not spread arguments: a batch_init's commit has hundreds of thousands.
+        return await redis.call('EVALSHA', [sha, keys.length, ...keys, ...args]);
       } catch (error) {
         // A restarted or flushed server has an empty script cache; EVAL runs and caches it again.
         if (!(error instanceof Error && error.message.startsWith('NOSCRIPT'))) throw error;
-        return redis.eval(source, keys.length, ...keys, ...args);
+        return redis.call('EVAL', [source, keys.length, ...keys, ...args]);
       }
     },
   };

@@ -61,7 +61,7 @@ export async function openRedisStore(redis: Redis, service: string, options: Red
   if (layout !== LAYOUT) throw new Error(`Redis keys under ${prefix} have layout ${layout}; this store knows layout ${LAYOUT}`);
 
   const delivered = deliveredBatcher(async (ids) => {
-    check(await redis.multi().hdel(k.outbox, ...ids).zrem(k.order, ...ids).exec());
+    check(await redis.multi().call('HDEL', [k.outbox, ...ids]).call('ZREM', [k.order, ...ids]).exec());
   });
 
   /** The documents with their versions and the consumed ids, as of one moment. */
@@ -90,7 +90,12 @@ export async function openRedisStore(redis: Redis, service: string, options: Red
     const { docs, versions, seen } = await snapshot(keys, messageIds);
     const commit = decide({ docs, seen });
     const args: (string | number)[] = [];
-    const list = (items: readonly (readonly string[])[]) => args.push(items.length, ...items.flat());
+    // Pushed one by one: a batch_init commits 100,000 documents, and spreading their 200,000
+    // arguments into one call overflows the stack.
+    const list = (items: readonly (readonly string[])[]) => {
+      args.push(items.length);
+      for (const item of items) for (const value of item) args.push(value);
+    };
     list([...new Set(keys)].map((key) => [key, versions.get(key) ?? '0']));
     list([...commit.writes].map(([key, doc]) => [key, doc === null ? '' : json(doc, `document ${key}`)]));
     list(commit.consumed.map((id) => [id]));
@@ -112,7 +117,7 @@ export async function openRedisStore(redis: Redis, service: string, options: Red
 
     async read(keys) {
       if (keys.length === 0) return new Map();
-      const values = await redis.hmget(k.docs, ...keys);
+      const values = (await redis.call('HMGET', [k.docs, ...keys])) as (string | null)[];
       const docs = new Map<string, unknown>();
       keys.forEach((key, i) => {
         const value = values[i];

@@ -1,3 +1,4 @@
+import type { SagaStyle } from '../../config.ts';
 import { defineSaga, type SagaDefinition, type SagaPolicy } from '../../core/saga.ts';
 import { PaymentCommands, PaymentReplies, type Charge } from '../payment/payment.ts';
 import { StockCommands, StockReplies, type StockLines } from '../stock/stock.ts';
@@ -7,6 +8,11 @@ const lines = (ctx: CheckoutContext): StockLines => ({ lines: ctx.lines });
 const charge = (ctx: CheckoutContext): Charge => ({ userId: ctx.userId, amount: ctx.amount });
 
 export const defaultCheckoutPolicy: SagaPolicy = { stepTimeoutMs: 10_000, maxAttempts: 2, backoffMs: [1_000, 5_000, 30_000] };
+
+/** The checkout as a deployment of `style` runs it (choreography holds the money after the stock). */
+export function checkoutSagaOf(style: SagaStyle, stepTimeoutMs = defaultCheckoutPolicy.stepTimeoutMs): SagaDefinition<CheckoutContext> {
+  return checkoutSaga({ ...defaultCheckoutPolicy, stepTimeoutMs }, { sequential: style === 'choreography' });
+}
 
 /**
  * The course checkout: hold the stock and the money at once, then take both at once. Once
