@@ -4,12 +4,17 @@ export const SAGA_STYLES = ['orchestration', 'choreography', 'synchronous'] as c
 /** How checkouts are coordinated (docs/saga-styles.md): one setting for a whole deployment. */
 export type SagaStyle = (typeof SAGA_STYLES)[number];
 
+export const EMBEDDED_STORES = ['sqlite', 'pglite'] as const;
+/** The database of `npm start`'s services: SQLite (node:sqlite, the default) or PGlite. */
+export type EmbeddedStore = (typeof EMBEDDED_STORES)[number];
+
 /** Settings of a process, read once from the environment at start-up. */
 export type Config = Readonly<{
   sagaStyle: SagaStyle;
   host: string;
   port: number;
   dataDir: string;
+  embeddedStore: EmbeddedStore;
   logLevel: string;
   /** How long a checkout request waits for its saga before answering 504. */
   checkoutWaitMs: number;
@@ -36,6 +41,7 @@ export function loadConfig(env: Env = process.env): Config {
     host: env.HOST ?? '127.0.0.1',
     port: int(env, 'PORT', 8000, 0, 65535),
     dataDir: resolve(env.ORDERLY_DATA_DIR ?? './data'),
+    embeddedStore: oneOf(env, 'ORDERLY_EMBEDDED_STORE', 'sqlite', EMBEDDED_STORES),
     logLevel: oneOf(env, 'LOG_LEVEL', 'info', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
     checkoutWaitMs: int(env, 'ORDERLY_CHECKOUT_WAIT_MS', 60_000, 1, 3_600_000),
     sagaStepTimeoutMs: int(env, 'ORDERLY_SAGA_STEP_TIMEOUT_MS', 10_000, 10, 3_600_000),

@@ -1,35 +1,41 @@
-import { ConfigError, loadConfig } from './config.ts';
+import { createServer } from 'node:net';
+import { ConfigError, loadConfig, type Config } from './config.ts';
 import { createLogger } from './runtime/log.ts';
-import { startEmbedded } from './wiring/embedded.ts';
+import { startEmbedded, type Step } from './wiring/embedded.ts';
 
 /** `npm start`: the whole system in one process, on the embedded store and bus. */
 async function main(): Promise<void> {
   const config = loadConfig();
   const log = createLogger(config.logLevel);
-  const system = await startEmbedded(config, log);
+  // Before anything is created: a taken port leaves no data directory behind.
+  await portIsFree(config);
+  const system = await startEmbedded(config, log, slowStep);
   const address = await system.app.listen({ host: config.host, port: config.port }).catch(async (error: unknown) => {
     await system.close();
-    if ((error as { code?: string }).code === 'EADDRINUSE') {
-      throw new ConfigError(`Port ${config.port} on ${config.host} is already in use: stop what uses it, or start with PORT=<another port>.`);
-    }
+    if ((error as { code?: string }).code === 'EADDRINUSE') throw portTaken(config);
     throw error;
   });
-  log.info({ address, dataDir: config.dataDir, recovered: system.recovered }, 'orderly is running');
-  console.log(`Orderly is running on ${address} (data in ${config.dataDir}${system.recovered ? `, resuming ${system.recovered} unfinished messages` : ''}). Ctrl-C stops it.`);
+  // On a terminal the line below says it; a log collector gets it as JSON.
+  if (!process.stderr.isTTY) log.info({ address, dataDir: config.dataDir, store: config.embeddedStore, recovered: system.recovered }, 'orderly is running');
+  const resuming = system.recovered ? `; resuming ${system.recovered} unfinished messages` : '';
+  console.log(`Orderly is running on ${address} (${config.sagaStyle}, ${config.embeddedStore === 'sqlite' ? 'SQLite' : 'PGlite'} data in ${config.dataDir}${resuming}). Ctrl-C stops it.`);
   if (config.adminToken === undefined) console.log('Admin routes (/admin/…) answer on this machine only; set ORDERLY_ADMIN_TOKEN to reach them from elsewhere with a bearer token.');
 
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
-    console.log(`\n${signal}: stopping…`);
+    console.log(`\nStopping Orderly (${signal})…`);
     // Everything is durable: a stop that hangs is cut short rather than left hanging.
     setTimeout(() => {
-      console.error('orderly: still stopping after 10 s; exiting now');
+      console.error('orderly: still stopping after 10 s; exiting now (nothing committed is lost)');
       process.exit(1);
     }, 10_000).unref();
     system.close().then(
-      () => process.exit(0),
+      () => {
+        console.log(`Orderly stopped; its data is kept in ${config.dataDir}.`);
+        process.exit(0);
+      },
       (error: unknown) => {
         log.error({ err: error }, 'shutdown failed');
         process.exit(1);
@@ -38,6 +44,32 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+/** Says what a start-up step is doing once it takes longer than a second, and how long it took. */
+const slowStep: Step = async (label, run) => {
+  const started = performance.now();
+  const notice = setTimeout(() => console.log(`${label}…`), 1000);
+  try {
+    return await run();
+  } finally {
+    clearTimeout(notice);
+    const seconds = (performance.now() - started) / 1000;
+    if (seconds >= 1) console.log(`${label}: done in ${seconds.toFixed(1)} s`);
+  }
+};
+
+/** Fails fast when the port is taken (the system binds it for good once started). */
+function portIsFree(config: Config): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', (error: NodeJS.ErrnoException) => reject(error.code === 'EADDRINUSE' ? portTaken(config) : error));
+    probe.listen({ host: config.host, port: config.port, exclusive: true }, () => probe.close(() => resolve()));
+  });
+}
+
+function portTaken(config: Config): ConfigError {
+  return new ConfigError(`Port ${config.port} on ${config.host} is already in use: stop what uses it, or start with PORT=<another port> (for example PORT=${config.port + 1} npm start).`);
 }
 
 main().catch((error: unknown) => {

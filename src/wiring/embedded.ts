@@ -1,9 +1,6 @@
 import type { FastifyInstance } from 'fastify';
-import { join } from 'node:path';
 import { callingBus } from '../adapters/calls/bus.ts';
 import { inProcessBus } from '../adapters/inproc/bus.ts';
-import { openPglite } from '../adapters/pglite/client.ts';
-import { openSqlStore } from '../adapters/sql/store.ts';
 import type { Config } from '../config.ts';
 import { buildApp } from '../http/app.ts';
 import type { Bus } from '../ports/bus.ts';
@@ -11,6 +8,7 @@ import type { Store } from '../ports/store.ts';
 import { lockDataDir } from '../runtime/dataDirLock.ts';
 import type { Logger } from '../runtime/log.ts';
 import { countDeadLetters } from '../observability/metrics.ts';
+import { openEmbeddedStores, type EmbeddedStores } from './embeddedStores.ts';
 import { storeLookups } from './lookups.ts';
 import type { ServiceRuntime } from '../runtime/serviceRuntime.ts';
 import { calledCommands, runService, servicesOf, type ServiceName } from './serviceWiring.ts';
@@ -23,18 +21,34 @@ export type System = Readonly<{
   close(): Promise<void>;
 }>;
 
+/** Runs one step of the start-up; `npm start` uses it to say what a slow step is doing. */
+export type Step = <T>(label: string, run: () => Promise<T>) => Promise<T>;
+
 /**
  * The embedded profile: the order, stock and payment services (and the tracker, in
- * choreography) in this process, each with its own embedded PostgreSQL (PGlite, in a worker
- * thread) under `config.dataDir/<service>`, talking over the in-process bus, or, in the
- * synchronous style, calling each other directly. Nothing to install, nothing lost on a crash.
+ * choreography) in this process, each with its own embedded database under `config.dataDir`
+ * (SQLite, `<service>.sqlite`, or PGlite in a worker thread, `<service>/`), talking over the
+ * in-process bus, or, in the synchronous style, calling each other directly. Nothing to
+ * install, nothing lost on a crash.
  */
-export async function startEmbedded(config: Config, log: Logger): Promise<System> {
+export async function startEmbedded(config: Config, log: Logger, step: Step = (_, run) => run()): Promise<System> {
   const unlock = lockDataDir(config.dataDir);
+  let databases: EmbeddedStores | undefined;
+  try {
+    const names = servicesOf(config.sagaStyle);
+    databases = await step(`opening the ${config.embeddedStore === 'sqlite' ? 'SQLite' : 'PGlite'} databases`, () => openEmbeddedStores(config.embeddedStore, config.dataDir, names));
+    return await serve(config, log, step, databases, unlock);
+  } catch (error) {
+    // A start that fails part-way leaves the data as it found it, and the directory free.
+    await databases?.close().catch(() => undefined);
+    unlock();
+    throw error;
+  }
+}
+
+async function serve(config: Config, log: Logger, step: Step, databases: EmbeddedStores, unlock: () => void): Promise<System> {
   const names = servicesOf(config.sagaStyle);
-  const databases = await Promise.all(names.map((name) => openPglite(join(config.dataDir, name))));
-  const stores = {} as Record<ServiceName, Store>;
-  for (const [i, name] of names.entries()) stores[name] = await openSqlStore(databases[i]!, name);
+  const { stores } = databases;
   const runtimes = new Map<string, ServiceRuntime>();
   const bus: Bus = config.sagaStyle === 'synchronous'
     ? callingBus(calledCommands(config), (participant, commands) => Promise.all(commands.map((c) => runtimes.get(participant)!.call(c))))
@@ -60,8 +74,11 @@ export async function startEmbedded(config: Config, log: Logger): Promise<System
     audit: async () => Object.assign({}, ...(await Promise.all(services.map((s) => s.audit())))),
   });
   for (const service of services) await service.subscribe();
-  let recovered = 0;
-  for (const service of services) recovered += await service.start();
+  const recovered = await step('resuming unfinished work', async () => {
+    let found = 0;
+    for (const service of services) found += await service.start();
+    return found;
+  });
 
   return {
     app,
@@ -71,8 +88,7 @@ export async function startEmbedded(config: Config, log: Logger): Promise<System
       await app.close();
       for (const service of services) await service.stop();
       await bus.close();
-      for (const store of Object.values(stores)) await store.close();
-      for (const db of databases) await db.close();
+      await databases.close();
       unlock();
     },
   };

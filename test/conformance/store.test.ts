@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { scanAll, type Commit, type Store } from '../../src/ports/store.ts';
 import { envelope, randomName, sleep } from './helpers.ts';
-import { pgliteBackend, postgresBackend, redisBackend, type Database, type StoreBackend } from './storeBackends.ts';
+import { pgliteBackend, postgresBackend, redisBackend, sqliteBackend, type Database, type StoreBackend } from './storeBackends.ts';
 
 function commit<T = undefined>(parts: Partial<Commit<T>>): Commit<T> {
   return { writes: new Map(), consumed: [], outbox: [], cancel: [], result: undefined as T, ...parts };
@@ -268,6 +268,7 @@ function storeConformance(backend: StoreBackend): void {
   });
 }
 
+storeConformance(sqliteBackend);
 storeConformance(pgliteBackend);
 storeConformance(postgresBackend);
 storeConformance(redisBackend);

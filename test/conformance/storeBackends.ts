@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { openPglite } from '../../src/adapters/pglite/client.ts';
@@ -8,6 +9,7 @@ import { openPostgres } from '../../src/adapters/postgres/client.ts';
 import { openRedisStore } from '../../src/adapters/redis/store.ts';
 import { storeKeys } from '../../src/adapters/redis/storeScripts.ts';
 import { openSqlStore, type SqlClient } from '../../src/adapters/sql/store.ts';
+import { openSqliteStore } from '../../src/adapters/sqlite/store.ts';
 import type { Envelope } from '../../src/core/message.ts';
 import type { Store } from '../../src/ports/store.ts';
 import { envelope, randomName } from './helpers.ts';
@@ -116,6 +118,37 @@ export const postgresBackend: StoreBackend = {
         await admin.end();
       },
     });
+  },
+};
+
+/** Each service its own database file in a temporary directory; each store its own connection. */
+export const sqliteBackend: StoreBackend = {
+  name: 'SQLite',
+  async open() {
+    const dir = mkdtempSync(join(tmpdir(), 'orderly-store-'));
+    const file = (service: string) => join(dir, `${service}.sqlite`);
+    const query = <R>(service: string, sql: string): R[] => {
+      const db = new DatabaseSync(file(service));
+      try {
+        return db.prepare(sql).all() as R[];
+      } finally {
+        db.close();
+      }
+    };
+    return {
+      // The store owns its connection (closed with it), so a restart has nothing else to close.
+      store: async (service) => openSqliteStore(file(service), service),
+      restart: async () => undefined,
+      deadLetters: async (service) => query<{ consumer: string; error: string; envelope: string }>(service, 'select consumer, error, envelope from dead_letters')
+        .map((row) => ({ consumer: row.consumer, error: row.error, envelope: JSON.parse(row.envelope) as unknown })),
+      async failLate(service) {
+        // The outbox is written after the documents and the inbox: a trigger fails the commit there.
+        query(service, `create trigger fail_late before insert on outbox when new.id = 'late' begin select raise(abort, 'failing late, as the test asked'); end`);
+        return envelope('late');
+      },
+      layout: async (service) => query<{ version: number }>(service, 'select version from migrations order by version').map((row) => row.version),
+      destroy: async () => rmSync(dir, { recursive: true, force: true }),
+    };
   },
 };
 

@@ -9,12 +9,13 @@ import { startEmbedded } from '../../src/wiring/embedded.ts';
 import { consistencyScenario } from '../../src/tools/consistency.ts';
 import { assertSagasSaw } from '../support/sagas.ts';
 
-// Profiles covered: {orchestration, choreography, synchronous} × embedded store (PGlite) ×
-// in-process bus (none in the synchronous style), over real HTTP.
-for (const style of SAGA_STYLES) {
-  await test(`${style}: course consistency scenario, 1000 checkouts of 100 units, 100 in flight`, async () => {
+// Profiles covered: {orchestration, choreography, synchronous} × embedded store (SQLite, and
+// PGlite in orchestration) × in-process bus (none in the synchronous style), over real HTTP.
+const profiles = [...SAGA_STYLES.map((style) => [style, 'sqlite'] as const), ['orchestration', 'pglite'] as const];
+for (const [style, store] of profiles) {
+  await test(`${style} on ${store}: course consistency scenario, 1000 checkouts of 100 units, 100 in flight`, async () => {
     const dir = mkdtempSync(join(tmpdir(), 'orderly-consistency-'));
-    const system = await startEmbedded(loadConfig({ ORDERLY_DATA_DIR: dir, SAGA_STYLE: style }), createLogger('silent'));
+    const system = await startEmbedded(loadConfig({ ORDERLY_DATA_DIR: dir, SAGA_STYLE: style, ORDERLY_EMBEDDED_STORE: store }), createLogger('silent'));
     try {
       const baseUrl = await system.app.listen({ host: '127.0.0.1', port: 0 });
       const result = await consistencyScenario(baseUrl, { stock: 100, users: 1000, concurrency: 100 });

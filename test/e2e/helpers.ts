@@ -16,7 +16,7 @@ export type TestSystem = Readonly<{
 }>;
 
 /**
- * Starts the whole system in this process (PGlite in a fresh temporary directory, silent
+ * Starts the whole system in this process (the default embedded store in a fresh temporary directory, silent
  * logs). `env` adds settings, e.g. a shorter ORDERLY_CHECKOUT_WAIT_MS.
  */
 export async function startTestSystem(env: Readonly<Record<string, string>> = {}): Promise<TestSystem> {

@@ -1,0 +1,154 @@
+/**
+ * `npm run bench:embedded`: `npm start` on each embedded store, side by side in one run, each
+ * on a fresh data directory: time to the first answer, resident memory idle, after the course's
+ * 100,000-entity batch_init and while checkouts run, and checkouts/s. Prints a table.
+ *
+ *   npm run bench:embedded -- --seconds 30 --connections 64 --stores sqlite,pglite
+ *
+ * Memory is the process's (the PGlite worker threads are in it): VmRSS and its peak VmHWM from
+ * /proc/<pid>/status, so Linux only.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { EMBEDDED_STORES, type EmbeddedStore } from '../src/config.ts';
+import { CourseClient } from '../src/tools/client.ts';
+import { freePort, stop } from '../test/support/child.ts';
+import { batchInit, checkoutLoad, type LoadResult } from './load.ts';
+
+const { values: args } = parseArgs({
+  options: {
+    stores: { type: 'string', default: EMBEDDED_STORES.join(',') },
+    seconds: { type: 'string', default: '30' },
+    connections: { type: 'string', default: '64' },
+    n: { type: 'string', default: '100000' },
+    'idle-seconds': { type: 'string', default: '3' },
+    'sample-seconds': { type: 'string', default: '5' },
+  },
+});
+const stores = args.stores.split(',') as EmbeddedStore[];
+for (const store of stores) if (!EMBEDDED_STORES.includes(store)) throw new Error(`--stores: ${store} is not one of ${EMBEDDED_STORES.join(', ')}`);
+const seconds = Number(args.seconds);
+const connections = Number(args.connections);
+const n = Number(args.n);
+const idleSeconds = Number(args['idle-seconds']);
+const sampleMs = Number(args['sample-seconds']) * 1000;
+const log = (line: string) => process.stderr.write(`${line}\n`);
+
+type Memory = Readonly<{ rssMb: number; peakMb: number }>;
+type Row = Readonly<{
+  store: EmbeddedStore;
+  firstAnswerS: number;
+  atFirstAnswer: Memory;
+  idle: Memory;
+  batchInitS: number;
+  afterInit: Memory;
+  load: LoadResult;
+  /** RSS every `sample-seconds` while the checkouts ran. */
+  duringMb: readonly number[];
+  afterLoad: Memory;
+  stopS: number;
+}>;
+
+const rows: Row[] = [];
+for (const store of stores) rows.push(await measure(store));
+printTable(rows);
+if (!rows.every((row) => Object.values(row.load.conserved).every(Boolean))) process.exitCode = 1;
+
+async function measure(store: EmbeddedStore): Promise<Row> {
+  const dir = mkdtempSync(join(tmpdir(), `orderly-bench-${store}-`));
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  log(`${store}: starting on ${url}, data in ${dir}`);
+  const started = performance.now();
+  const child = spawn(process.execPath, ['src/main.ts'], {
+    env: { ...process.env, ORDERLY_DATA_DIR: dir, ORDERLY_EMBEDDED_STORE: store, PORT: String(port), LOG_LEVEL: 'warn' },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const client = new CourseClient(url, connections);
+  try {
+    await firstAnswer(child, url);
+    const firstAnswerS = (performance.now() - started) / 1000;
+    const atFirstAnswer = memory(child);
+    log(`${store}: first answer after ${firstAnswerS.toFixed(2)} s`);
+    await sleep(idleSeconds * 1000);
+    const idle = memory(child);
+    let t = performance.now();
+    await batchInit(client, { n, credit: 100_000, stock: 100_000, price: 10 });
+    const batchInitS = (performance.now() - t) / 1000;
+    const afterInit = memory(child);
+    log(`${store}: batch_init of ${n} in ${batchInitS.toFixed(1)} s; checkouts for ${seconds} s`);
+    const duringMb: number[] = [];
+    const load = await checkoutLoad(client, {
+      seconds,
+      connections,
+      n,
+      progressMs: sampleMs,
+      onProgress: (elapsed, checkouts) => {
+        duringMb.push(memory(child).rssMb);
+        log(`  ${elapsed.toFixed(0)} s: ${checkouts} checkouts, ${Math.round(checkouts / elapsed)}/s, RSS ${duringMb.at(-1)} MB`);
+      },
+    });
+    const afterLoad = memory(child);
+    t = performance.now();
+    await client.close();
+    await stop(child, 'SIGTERM');
+    const stopS = (performance.now() - t) / 1000;
+    return { store, firstAnswerS, atFirstAnswer, idle, batchInitS, afterInit, load, duringMb, afterLoad, stopS };
+  } finally {
+    await client.close().catch(() => undefined);
+    await stop(child, 'SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Waits for the first answer of a route that reads a store (an unknown user: 404). */
+async function firstAnswer(child: ChildProcess, url: string): Promise<void> {
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`orderly exited with ${child.exitCode}`);
+    try {
+      const res = await fetch(`${url}/payment/find_user/0`);
+      await res.arrayBuffer();
+      if (res.status < 500) return;
+    } catch {
+      // not listening yet
+    }
+    await sleep(20);
+  }
+}
+
+function memory(child: ChildProcess): Memory {
+  const status = readFileSync(`/proc/${child.pid}/status`, 'utf8');
+  const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
+  return { rssMb: Math.round(kb('VmRSS') / 1024), peakMb: Math.round(kb('VmHWM') / 1024) };
+}
+
+function printTable(results: readonly Row[]): void {
+  // Stores as columns, measures as rows: it reads as a side-by-side comparison.
+  const row = (title: string, cell: (r: Row) => string | number) => `| ${title} | ${results.map((r) => String(cell(r))).join(' | ')} |`;
+  const drift = (mb: readonly number[]) => {
+    const [first, last] = [mb[0], mb.at(-1)];
+    return first === undefined || last === undefined ? '–' : `${last >= first ? '+' : ''}${Math.round(((last - first) / first) * 100)}%`;
+  };
+  console.log(`\n${seconds} s of checkouts at ${connections} connections, after batch_init of ${n}\n`);
+  console.log(`| | ${results.map((r) => (r.store === 'sqlite' ? 'SQLite' : 'PGlite')).join(' | ')} |`);
+  console.log(`|---|${results.map(() => '---:').join('|')}|`);
+  for (const line of [
+    row('first answer', (r) => `${r.firstAnswerS.toFixed(2)} s`),
+    row('peak RSS until then', (r) => `${r.atFirstAnswer.peakMb} MB`),
+    row('idle RSS', (r) => `${r.idle.rssMb} MB`),
+    row(`batch_init of ${n}`, (r) => `${r.batchInitS.toFixed(1)} s`),
+    row('RSS after batch_init', (r) => `${r.afterInit.rssMb} MB`),
+    row(`checkouts/s, ${connections} connections`, (r) => r.load.perSecond),
+    row('latency p50 / p99', (r) => `${r.load.p50ms} / ${r.load.p99ms} ms`),
+    row(`RSS during checkouts (every ${sampleMs / 1000} s)`, (r) => `${Math.min(...r.duringMb)}–${Math.max(...r.duringMb)} MB`),
+    row('RSS first to last sample', (r) => drift(r.duringMb)),
+    row('RSS after checkouts', (r) => `${r.afterLoad.rssMb} MB`),
+    row('peak RSS of the run', (r) => `${r.afterLoad.peakMb} MB`),
+    row('stop (SIGTERM)', (r) => `${r.stopS.toFixed(1)} s`),
+    row('money and stock conserved', (r) => (Object.values(r.load.conserved).every(Boolean) ? 'yes' : `NO ${JSON.stringify(r.load.conserved)}`)),
+  ]) console.log(line);
+}

@@ -1,0 +1,127 @@
+/**
+ * The course stress scenario's parts, shared by `npm run bench` (checkout.ts) and
+ * `npm run bench:embedded` (embedded.ts): batch_init, checkouts of distinct orders over many
+ * connections for a set time, and the audit that says whether money and stock were conserved.
+ */
+import { readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Audit } from '../src/runtime/audit.ts';
+import type { CourseClient } from '../src/tools/client.ts';
+import { percentile } from './latency.ts';
+
+export type Population = Readonly<{ n: number; credit: number; stock: number; price: number }>;
+
+/** `n` users, items and orders through the course's batch_init routes. */
+export async function batchInit(client: CourseClient, { n, credit, stock, price }: Population): Promise<void> {
+  await client.post(`/payment/batch_init/${n}/${credit}`);
+  await client.post(`/stock/batch_init/${n}/${stock}/${price}`);
+  await client.post(`/orders/batch_init/${n}/${n}/${n}/${price}`);
+}
+
+/** The audit once no saga is under way. */
+export async function settled(client: CourseClient): Promise<Audit> {
+  for (;;) {
+    const audit = await client.get<Audit>('/admin/audit');
+    if (audit.orders.activeSagas === 0) return audit;
+    await sleep(250);
+  }
+}
+
+export type LoadResult = Readonly<{
+  checkouts: number;
+  seconds: number;
+  perSecond: number;
+  p50ms: number;
+  p95ms: number;
+  p99ms: number;
+  statuses: Readonly<Record<number, number>>;
+  errors: number;
+  conserved: Readonly<{ money: boolean; stock: boolean; nothingHeld: boolean; paidMatches2xx: boolean }>;
+  machineCpu?: ReturnType<typeof cpuUse>;
+}>;
+
+/**
+ * Checks out orders 0, 1, 2… (each once) over `connections` for `seconds` (or until `n`),
+ * then waits for every saga to end and compares the audits before and after. `onProgress`
+ * is called every `progressMs` with the seconds elapsed and the checkouts answered.
+ */
+export async function checkoutLoad(
+  client: CourseClient,
+  options: Readonly<{ seconds: number; connections: number; n: number; progressMs?: number; onProgress?: (elapsedS: number, checkouts: number) => void }>,
+): Promise<LoadResult> {
+  const before = await settled(client);
+  const latencies: number[] = [];
+  const statuses = new Map<number, number>();
+  let next = 0;
+  let errors = 0;
+  const t = performance.now();
+  const deadline = t + options.seconds * 1000;
+  const cpuBefore = machineCpu();
+  const progress = setInterval(() => options.onProgress?.((performance.now() - t) / 1000, latencies.length), options.progressMs ?? 5000);
+  await Promise.all(Array.from({ length: options.connections }, async () => {
+    while (performance.now() < deadline && next < options.n) {
+      const orderId = next++;
+      const start = performance.now();
+      try {
+        const { status } = await client.call('POST', `/orders/checkout/${orderId}`);
+        latencies.push(performance.now() - start);
+        statuses.set(status, (statuses.get(status) ?? 0) + 1);
+      } catch {
+        errors++;
+      }
+    }
+  }));
+  clearInterval(progress);
+  const elapsed = (performance.now() - t) / 1000;
+  const cpu = cpuUse(cpuBefore, machineCpu(), latencies.length, elapsed * 1000);
+  const after = await settled(client);
+  latencies.sort((a, b) => a - b);
+  return {
+    checkouts: latencies.length,
+    seconds: Number(elapsed.toFixed(1)),
+    perSecond: Math.round(latencies.length / elapsed),
+    p50ms: percentile(latencies, 50),
+    p95ms: percentile(latencies, 95),
+    p99ms: percentile(latencies, 99),
+    statuses: Object.fromEntries(statuses),
+    errors,
+    conserved: {
+      money: after.payment.credit + after.orders.paidAmount === before.payment.credit + before.orders.paidAmount,
+      stock: after.stock.available + after.orders.paidUnits === before.stock.available + before.orders.paidUnits,
+      nothingHeld: after.payment.held === 0 && after.stock.reserved === 0,
+      paidMatches2xx: after.orders.paid - before.orders.paid === (statuses.get(200) ?? 0),
+    },
+    ...(cpu && { machineCpu: cpu }),
+  };
+}
+
+type CpuTimes = Readonly<{ busy: number; total: number; steal: number; cores: number }>;
+
+/** This machine's CPU times so far, summed over its cores (Linux /proc/stat, in clock ticks); undefined elsewhere. */
+function machineCpu(): CpuTimes | undefined {
+  let lines: string[];
+  try {
+    lines = readFileSync('/proc/stat', 'utf8').split('\n');
+  } catch {
+    return undefined;
+  }
+  // cpu  user nice system idle iowait irq softirq steal …
+  const [user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0] = (lines[0] ?? '').trim().split(/\s+/).slice(1).map(Number);
+  const busy = user + nice + system + irq + softirq;
+  return { busy, total: busy + idle + iowait + steal, steal, cores: lines.filter((line) => /^cpu\d/.test(line)).length };
+}
+
+/** How busy the machine was between two readings: it tells whether a run was bound by the CPU. */
+function cpuUse(before: CpuTimes | undefined, after: CpuTimes | undefined, checkouts: number, elapsedMs: number) {
+  if (!before || !after || after.total <= before.total || after.cores === 0) return undefined;
+  const total = after.total - before.total;
+  const busy = after.busy - before.busy;
+  // Each core ticked total / cores times in elapsedMs.
+  const msPerTick = elapsedMs / (total / after.cores);
+  return {
+    cores: after.cores,
+    busyPercent: Math.round((busy / total) * 100),
+    stealPercent: Number((((after.steal - before.steal) / total) * 100).toFixed(1)),
+    msPerCheckout: checkouts > 0 ? Number(((busy * msPerTick) / checkouts).toFixed(2)) : 0,
+  };
+}
