@@ -4,7 +4,6 @@ import { inProcessBus } from '../adapters/inproc/bus.ts';
 import type { Config } from '../config.ts';
 import { buildApp } from '../http/app.ts';
 import type { Bus } from '../ports/bus.ts';
-import type { Store } from '../ports/store.ts';
 import { lockDataDir } from '../runtime/dataDirLock.ts';
 import type { Logger } from '../runtime/log.ts';
 import { countDeadLetters } from '../observability/metrics.ts';
