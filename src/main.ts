@@ -19,6 +19,7 @@ async function main(): Promise<void> {
   if (!process.stderr.isTTY) log.info({ address, dataDir: config.dataDir, store: config.embeddedStore, recovered: system.recovered }, 'orderly is running');
   const resuming = system.recovered ? `; resuming ${system.recovered} unfinished messages` : '';
   console.log(`Orderly is running on ${address} (${config.sagaStyle}, ${config.embeddedStore === 'sqlite' ? 'SQLite' : 'PGlite'} data in ${config.dataDir}${resuming}). Ctrl-C stops it.`);
+  console.log(`Console ${address}/   API docs ${address}/docs   Metrics ${address}/metrics`);
   if (config.adminToken === undefined) console.log('Admin routes (/admin/…) answer on this machine only; set ORDERLY_ADMIN_TOKEN to reach them from elsewhere with a bearer token.');
 
   let stopping = false;
