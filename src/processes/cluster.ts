@@ -77,6 +77,7 @@ export async function runCluster(options: ClusterOptions): Promise<void> {
   console.log(`  gateway   ${gatewayUrl}   (the course API; /readyz says when every service is ready)`);
   for (const service of services) console.log(`  ${service.padEnd(9)} ${urls[service]!.join('  ')}`);
   console.log(`  sagas     ${gatewayUrl}/sagas   (/sagas, /sagas/statistics, /sagas/<saga id>${options.style === 'choreography' ? ', from the tracker' : ''})`);
+  console.log(`  console   ${gatewayUrl}/   (and ${gatewayUrl}/docs, ${gatewayUrl}/events; every process serves /metrics)`);
   console.log('Ctrl-C stops everything.');
 
   await new Promise<void>((resolve) => {
