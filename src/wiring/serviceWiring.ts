@@ -78,6 +78,8 @@ export function runService(name: ServiceName, store: Store, bus: Bus, options: S
   runtime.onCommitted((messages) => publishCommitted(name, messages));
   // The orders follow every checkout in every style: the saga metrics come from them.
   if (name === 'orders') runtime.onCommitted((_messages, changes) => observeCheckouts(changes));
+  // Series start at 0, so that rate() and increase() count their first events too.
+  zeroMetrics(name, runtime.consumes);
   const unwatch = watchOutbox(name, () => relay.state());
   const timers: NodeJS.Timeout[] = [];
   let stopPolling = () => {};
@@ -159,6 +161,17 @@ export function calledCommands(config: Config): ReadonlyMap<string, ServiceName>
   const owners = new Map<string, ServiceName>();
   for (const name of ['stock', 'payment'] as const) for (const type of deciderOf(name, config).consumes) owners.set(type, name);
   return owners;
+}
+
+function zeroMetrics(service: ServiceName, consumes: readonly string[]): void {
+  if (service === 'orders') {
+    for (const counter of [metrics.sagaStarted, metrics.sagaCompleted, metrics.sagaFailed, metrics.sagaCompensationTriggered]) counter.inc({ saga: 'checkout' }, 0);
+  }
+  for (const type of consumes) {
+    for (const counter of [metrics.consumed, metrics.failedDeliveries, metrics.deadLettered]) counter.inc({ service, type }, 0);
+  }
+  metrics.duplicates.inc({ service }, 0);
+  metrics.conflicts.inc({ service }, 0);
 }
 
 /** What each commit of the order service did to the checkouts it changed. */
