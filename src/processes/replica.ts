@@ -1,4 +1,5 @@
 import { callingBus } from '../adapters/calls/bus.ts';
+import { parkCalls } from '../wiring/parkCalls.ts';
 import { httpCall } from '../adapters/calls/http.ts';
 import { connectBus, connectStore, redact } from '../adapters/connect.ts';
 import { ConfigError, type Config } from '../config.ts';
@@ -28,7 +29,7 @@ export async function startServiceProcess(options: ServiceProcessOptions, config
   }
   const { store, close: closeStore } = await connectStore(options.storeUrl, service, options.namespace, busUrl ?? '', log);
   const calls = busUrl === undefined ? httpCall(options.gatewayUrl, token!) : undefined;
-  const bus = calls ? callingBus(calledCommands(config), calls) : await connectBus(busUrl!, options.namespace, replica, log);
+  const bus = calls ? callingBus(calledCommands(config), calls, parkCalls(store, log)) : await connectBus(busUrl!, options.namespace, replica, log);
   await declareTopology(bus, config);
   const lookups = service === 'orders' ? httpLookups(options.gatewayUrl) : undefined;
   const running = runService(service, store, bus, {

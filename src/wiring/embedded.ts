@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { callingBus } from '../adapters/calls/bus.ts';
+import { parkCalls } from './parkCalls.ts';
 import { inProcessBus } from '../adapters/inproc/bus.ts';
 import type { Config } from '../config.ts';
 import { buildApp } from '../http/app.ts';
@@ -50,7 +51,7 @@ async function serve(config: Config, log: Logger, step: Step, databases: Embedde
   const { stores } = databases;
   const runtimes = new Map<string, ServiceRuntime>();
   const bus: Bus = config.sagaStyle === 'synchronous'
-    ? callingBus(calledCommands(config), (participant, commands) => Promise.all(commands.map((c) => runtimes.get(participant)!.call(c))))
+    ? callingBus(calledCommands(config), (participant, commands) => Promise.all(commands.map((c) => runtimes.get(participant)!.call(c))), parkCalls(stores.orders, log))
     : inProcessBus({
       maxDeliveries: 10,
       backoffMs: [10, 100, 1000, 5000],

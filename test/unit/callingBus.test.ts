@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { setImmediate } from 'node:timers/promises';
 import { describe, it } from 'node:test';
-import { callingBus, type Call } from '../../src/adapters/calls/bus.ts';
+import { callingBus, Unreachable, type Call } from '../../src/adapters/calls/bus.ts';
 import type { Decider, Read } from '../../src/core/decider.ts';
 import { envelopesFrom, type Envelope } from '../../src/core/message.ts';
 import { SAGA_TIMER } from '../../src/core/saga.ts';
@@ -153,6 +153,42 @@ void describe('callingBus: failures', () => {
       throw new Error('store down');
     });
     await assert.rejects(bus.publish([reserve]), /store down/);
+  });
+
+  void it('a command its participant keeps failing is parked after the last try, and not called again', async () => {
+    const parked: [string, string, string][] = [];
+    let calls = 0;
+    const failing: Call = async (participant, commands) => {
+      calls++;
+      throw new Error(`${participant} failed on ${commands.map((c) => c.type).join()}`);
+    };
+    const bus = callingBus(owners, failing, { maxFailures: 3, park: async (participant, command, error) => void parked.push([participant, command.id, error]) });
+    await assert.rejects(bus.publish([reserve]), /stock failed/);
+    await assert.rejects(bus.publish([reserve]), /stock failed/);
+    assert.equal(parked.length, 0, 'tried again until the last try');
+    await bus.publish([reserve]); // the third failure parks it: publish resolves, the relay drops it
+    assert.deepEqual(parked.map(([participant, id]) => [participant, id]), [['stock', reserve.id]]);
+    assert.match(parked[0]?.[2] ?? '', /stock failed it 3 times; last: stock failed on ReserveStock/);
+    await bus.publish([reserve]); // as after a crash before the outbox dropped it
+    assert.equal(calls, 3, 'a parked command is not called again');
+  });
+
+  void it('a participant that cannot be reached is tried for as long as it takes, never parked', async () => {
+    const parked: string[] = [];
+    let reachable = false;
+    const { call } = inMemory();
+    const sometimes: Call = async (participant, commands) => {
+      if (!reachable) throw new Unreachable(`${participant} refused the connection`);
+      return call(participant, commands);
+    };
+    const bus = callingBus(owners, sometimes, { maxFailures: 2, park: async (_p, command) => void parked.push(command.id) });
+    const orders = consumer();
+    await bus.subscribe('orders', ['StockReserved'], orders.handler);
+    for (let i = 0; i < 5; i++) await assert.rejects(bus.publish([reserve]), /refused the connection/);
+    reachable = true;
+    await bus.publish([reserve]);
+    assert.deepEqual(parked, []);
+    assert.deepEqual(orders.got.map((m) => m.type), ['StockReserved']);
   });
 
   void it('subscribing here to a command type a participant owns throws', async () => {

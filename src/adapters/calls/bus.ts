@@ -5,6 +5,20 @@ import type { Bus, Handler } from '../../ports/bus.ts';
 export type Call = (participant: string, commands: readonly Envelope[]) => Promise<readonly (readonly Envelope[])[]>;
 
 /**
+ * A call that did not reach its participant (no connection, or a gateway with no replica): the
+ * participant may be restarting, so the call is tried again for as long as it takes. Any other
+ * failure is the participant's own (it answered with an error), and is tried only so often.
+ */
+export class Unreachable extends Error {}
+
+export type CallingBusOptions = Readonly<{
+  /** Failed calls of one command, answered by its participant, before it is parked. */
+  maxFailures: number;
+  /** Keeps a command its participant kept failing, with why; it is then not called again. */
+  park: (participant: string, command: Envelope, error: string) => Promise<void>;
+}>;
+
+/**
  * The synchronous saga style's transport: no broker. A command is called on its participant
  * (over HTTP between processes, directly in one process), and the answers are handed to this
  * process's own consumer (the order service) before `publish` resolves. The relay drops a
@@ -13,11 +27,39 @@ export type Call = (participant: string, commands: readonly Envelope[]) => Promi
  * saga id, answer the same again. A failed call rejects `publish`; the relay retries it.
  *
  * `owners` maps each command type to its participant; messages of other types go to the
- * local consumers subscribed to them (timers, answers), or nowhere when none is.
+ * local consumers subscribed to them (timers, answers), or nowhere when none is. A command its
+ * participant fails `maxFailures` times (counted in this process) is parked as a dead letter
+ * instead of being called for ever; one that cannot reach its participant is never parked.
  */
-export function callingBus(owners: ReadonlyMap<string, string>, call: Call): Bus {
+export function callingBus(owners: ReadonlyMap<string, string>, call: Call, options?: CallingBusOptions): Bus {
   const local = new Map<string, Handler[]>();
+  const failures = new Map<string, number>();
+  const parked = new Set<string>();
   let closed = false;
+
+  /** Calls `commands` on `participant` and delivers the answers; parks those that failed too often. */
+  const callOn = async (participant: string, commands: readonly Envelope[]) => {
+    const live = commands.filter((c) => !parked.has(c.id));
+    if (live.length === 0) return;
+    try {
+      await deliver((await call(participant, live)).flat());
+      for (const c of live) failures.delete(c.id);
+    } catch (error) {
+      if (!options || error instanceof Unreachable) throw error;
+      const reason = error instanceof Error ? error.message : String(error);
+      const spent = live.filter((c) => {
+        const n = (failures.get(c.id) ?? 0) + 1;
+        failures.set(c.id, n);
+        return n >= options.maxFailures;
+      });
+      for (const c of spent) {
+        await options.park(participant, c, `${participant} failed it ${options.maxFailures} times; last: ${reason}`);
+        parked.add(c.id);
+        failures.delete(c.id);
+      }
+      if (spent.length < live.length) throw error;
+    }
+  };
 
   const deliver = async (messages: readonly Envelope[]) => {
     await Promise.all(messages.flatMap((m) => (local.get(m.type) ?? []).map((handler) => handler(m))));
@@ -36,7 +78,7 @@ export function callingBus(owners: ReadonlyMap<string, string>, call: Call): Bus
       }
       await Promise.all([
         deliver(here),
-        ...[...byParticipant].map(async ([participant, commands]) => deliver((await call(participant, commands)).flat())),
+        ...[...byParticipant].map(([participant, commands]) => callOn(participant, commands)),
       ]);
     },
     async subscribe(_consumer, types, handler) {

@@ -4,7 +4,7 @@ import { Pool } from 'undici';
 import type { Envelope } from '../../core/message.ts';
 import { Problem } from '../../http/problems.ts';
 import type { ServiceRuntime } from '../../runtime/serviceRuntime.ts';
-import type { Call } from './bus.ts';
+import { Unreachable, type Call } from './bus.ts';
 
 /** The path, under a participant's prefix, where the synchronous style calls its saga steps. */
 export const SAGA_CALL_PATH = '/_saga';
@@ -17,12 +17,17 @@ const TOKEN_HEADER = 'x-orderly-token';
 export function httpCall(baseUrl: string, token: string): Call & { close(): Promise<void> } {
   const pool = new Pool(baseUrl, { connections: 64, keepAliveTimeout: 30_000 });
   const post = async (participant: string, commands: readonly Envelope[]) => {
+    const where = `POST ${baseUrl}/${participant}${SAGA_CALL_PATH}`;
     const res = await pool.request({
       method: 'POST', path: `/${participant}${SAGA_CALL_PATH}`, body: JSON.stringify(commands),
       headers: { 'content-type': 'application/json', [TOKEN_HEADER]: token }, headersTimeout: 30_000, bodyTimeout: 30_000,
+    }).catch((error: unknown) => {
+      throw new Unreachable(`${where}: ${error instanceof Error ? error.message : String(error)}`);
     });
     const text = await res.body.text();
-    if (res.statusCode !== 200) throw new Error(`POST ${baseUrl}/${participant}${SAGA_CALL_PATH} answered ${res.statusCode}: ${text.slice(0, 300)}`);
+    // 502-504: the gateway found no replica; the participant may be restarting.
+    if (res.statusCode >= 502 && res.statusCode <= 504) throw new Unreachable(`${where} answered ${res.statusCode}: ${text.slice(0, 300)}`);
+    if (res.statusCode !== 200) throw new Error(`${where} answered ${res.statusCode}: ${text.slice(0, 300)}`);
     return JSON.parse(text) as Envelope[][];
   };
   const call = async (participant: string, commands: readonly Envelope[]) => {
