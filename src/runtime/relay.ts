@@ -1,7 +1,7 @@
 import type { Envelope } from '../core/message.ts';
 import type { Bus } from '../ports/bus.ts';
 import type { Store } from '../ports/store.ts';
-import type { Logger } from './log.ts';
+import type { Logger } from '../ports/log.ts';
 
 export type RelayOptions = Readonly<{
   /** Messages per publish call. */

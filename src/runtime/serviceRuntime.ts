@@ -4,7 +4,7 @@ import type { ApiCommand, Decider, Decision, Reply } from '../core/decider.ts';
 import { envelopesFrom, type Cause, type Envelope, type Message, type Parsed } from '../core/message.ts';
 import type { Idempotency } from '../http/validate.ts';
 import type { Store } from '../ports/store.ts';
-import type { Logger } from './log.ts';
+import type { Logger } from '../ports/log.ts';
 import type { Relay } from './relay.ts';
 
 export type ServiceOptions = Readonly<{

@@ -19,7 +19,7 @@ import { trackedSagas } from '../domain/tracker/tracker.ts';
 import type { Bus } from '../ports/bus.ts';
 import type { Store } from '../ports/store.ts';
 import { audits, type Audit } from '../runtime/audit.ts';
-import type { Logger } from '../runtime/log.ts';
+import type { Logger } from '../ports/log.ts';
 import { SagaOutcomes } from '../domain/order/checkoutOutcomes.ts';
 import { Relay } from '../runtime/relay.ts';
 import { ServiceRuntime } from '../runtime/serviceRuntime.ts';
