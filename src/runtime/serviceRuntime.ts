@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { setImmediate } from 'node:timers/promises';
-import type { ApiCommand, Decider, Decision, Reply } from '../core/decider.ts';
+import type { ApiCommand, Decider, Decision, Idempotency, Reply } from '../core/decider.ts';
 import { envelopesFrom, type Cause, type Envelope, type Message, type Parsed } from '../core/message.ts';
-import type { Idempotency } from '../http/validate.ts';
+import type { CommandOptions } from '../ports/service.ts';
 import type { Store } from '../ports/store.ts';
 import type { Logger } from '../ports/log.ts';
 import type { Relay } from './relay.ts';
@@ -74,7 +74,7 @@ export class ServiceRuntime<M extends Message = Message, C extends ApiCommand = 
    * Runs a command of the service's API; resolves with its reply once committed. Messages it
    * sends carry `correlationId` (the business transaction) and no saga unless they name one.
    */
-  command(command: C, options: Readonly<{ correlationId?: string; idempotency?: Idempotency | undefined }> = {}): Promise<Reply | undefined> {
+  command(command: C, options: CommandOptions = {}): Promise<Reply | undefined> {
     const input: Input<M, C> = { kind: 'command', command, cause: { id: `cmd:${randomUUID()}`, correlationId: options.correlationId ?? '' } };
     const idempotency = options.idempotency;
     return new Promise((resolve, reject) => {

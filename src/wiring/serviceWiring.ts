@@ -4,7 +4,7 @@ import type { Config, SagaStyle } from '../config.ts';
 import { reacting, reactions } from '../core/choreography.ts';
 import type { Decider } from '../core/decider.ts';
 import { sagaGraph } from '../core/sagaGraph.ts';
-import { endedCheckouts, orderApi, orderSagas, type Lookups } from '../domain/order/api.ts';
+import { orderApi, orderSagas, type Lookups } from '../domain/order/api.ts';
 import { choreographedOrders } from '../domain/order/choreography.ts';
 import { orchestratedOrders } from '../domain/order/orchestration.ts';
 import { checkoutParticipant, checkoutSagaOf } from '../domain/order/checkoutSaga.ts';
@@ -20,7 +20,6 @@ import type { Bus } from '../ports/bus.ts';
 import type { Store } from '../ports/store.ts';
 import { audits, type Audit } from '../runtime/audit.ts';
 import type { Logger } from '../ports/log.ts';
-import { SagaOutcomes } from '../domain/order/checkoutOutcomes.ts';
 import { Relay } from '../runtime/relay.ts';
 import { ServiceRuntime } from '../runtime/serviceRuntime.ts';
 
@@ -69,10 +68,7 @@ export function runService(name: ServiceName, store: Store, bus: Bus, options: S
   // In the synchronous style the participants are called (over HTTP when they have a token), not subscribed.
   const called = config.sagaStyle === 'synchronous' && (name === 'stock' || name === 'payment');
   const token = called ? config.internalToken : undefined;
-  const outcomes = new SagaOutcomes(OrderEvents);
-  runtime.onCommitted((messages) => outcomes.observe(messages));
   const timers: NodeJS.Timeout[] = [];
-  let stopPolling = () => {};
 
   return {
     name,
@@ -92,9 +88,9 @@ export function runService(name: ServiceName, store: Store, bus: Bus, options: S
           return;
         case 'orders': {
           if (!options.lookups) throw new Error('The order service needs lookups of stock and payment');
-          app.register(orderApi({ orders: runtime, lookups: options.lookups, outcomes, checkoutWaitMs: config.checkoutWaitMs }), { prefix: '/orders' });
+          app.register(orderApi({ orders: runtime, lookups: options.lookups, checkoutWaitMs: config.checkoutWaitMs, log }), { prefix: '/orders' });
           // In choreography the tracker serves the saga API; otherwise the orders hold the sagas.
-          if (config.sagaStyle !== 'choreography') app.register(sagaApi(orderSagas(runtime), sagaApiOptions(config)), { prefix: '/sagas' });
+          if (config.sagaStyle !== 'choreography') app.register(sagaApi(orderSagas(store), sagaApiOptions(config)), { prefix: '/sagas' });
           return;
         }
       }
@@ -105,10 +101,6 @@ export function runService(name: ServiceName, store: Store, bus: Bus, options: S
     },
     async start() {
       const recovered = await relay.start();
-      if (name === 'orders') {
-        // Another replica may commit the end of a checkout this one has a request waiting for.
-        stopPolling = outcomes.poll((ids) => endedCheckouts(runtime, ids), 10, (err) => log.warn({ err }, 'polling checkout outcomes failed'));
-      }
       if (options.sweepMs > 0) {
         const sweep = setInterval(() => {
           relay.sweep(options.sweepMs).then(
@@ -128,7 +120,6 @@ export function runService(name: ServiceName, store: Store, bus: Bus, options: S
       return recovered;
     },
     async stop() {
-      stopPolling();
       for (const timer of timers) clearInterval(timer);
       await relay.stop();
     },
