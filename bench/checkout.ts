@@ -9,7 +9,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Audit } from '../src/runtime/audit.ts';
+import type { Audit } from '../src/domain/audit.ts';
 import { CourseClient } from '../src/tools/client.ts';
 import { percentile } from './latency.ts';
 

@@ -1,6 +1,6 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import FindMyWay, { type HTTPMethod } from 'find-my-way';
-import type { Audit } from '../runtime/audit.ts';
+import type { Audit } from '../domain/audit.ts';
 import type { Logger } from '../ports/log.ts';
 import { adminAccess } from './admin.ts';
 import { consoleRoutes } from './console.ts';

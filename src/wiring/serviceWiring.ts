@@ -18,7 +18,7 @@ import { trackerDecider } from '../domain/tracker/businessLogic.ts';
 import { trackedSagas } from '../domain/tracker/tracker.ts';
 import type { Bus } from '../ports/bus.ts';
 import type { Store } from '../ports/store.ts';
-import { audits, type Audit } from '../runtime/audit.ts';
+import { audits, type Audit } from '../domain/audit.ts';
 import type { Logger } from '../ports/log.ts';
 import { Relay } from '../runtime/relay.ts';
 import { ServiceRuntime } from '../runtime/serviceRuntime.ts';
