@@ -1,5 +1,4 @@
 import type { FastifyInstance } from 'fastify';
-import { sagaCallRoute } from '../adapters/calls/http.ts';
 import type { Config, SagaStyle } from '../config.ts';
 import { reacting, reactions } from '../core/choreography.ts';
 import type { Decider } from '../core/decider.ts';
@@ -18,6 +17,7 @@ import { trackerDecider } from '../domain/tracker/businessLogic.ts';
 import { trackedSagas } from '../domain/tracker/tracker.ts';
 import type { Bus } from '../ports/bus.ts';
 import type { Store } from '../ports/store.ts';
+import { sagaCallRoute } from '../http/sagaCalls.ts';
 import { audits, type Audit } from '../domain/audit.ts';
 import type { Logger } from '../ports/log.ts';
 import { Relay } from '../runtime/relay.ts';
