@@ -1,4 +1,4 @@
-import type { Envelope } from '../core/message.ts';
+import { sagasOf, type Envelope } from '../core/message.ts';
 import type { Bus } from '../ports/bus.ts';
 import type { Store } from '../ports/store.ts';
 import type { Logger } from '../ports/log.ts';
@@ -106,13 +106,13 @@ export class Relay {
     const run = this.#bus.publish(messages).then(
       () => this.#store.delivered(messages.map((m) => m.id)).finally(done).catch((error: unknown) => {
         // Still in the outbox: sent again at the next start, and consumers deduplicate.
-        this.#options.log.warn({ err: error, count: messages.length }, 'relay: could not drop delivered messages from the outbox');
+        this.#options.log.warn({ err: error, count: messages.length, ...sagasOf(messages) }, 'relay: could not drop delivered messages from the outbox');
       }),
       (error: unknown) => {
         done();
         if (this.#stopped) return;
         // Still in the outbox, so nothing is lost; try again shortly.
-        this.#options.log.warn({ err: error, count: messages.length }, 'relay: publish failed; retrying in 1 s');
+        this.#options.log.warn({ err: error, count: messages.length, ...sagasOf(messages) }, 'relay: publish failed; retrying in 1 s');
         setTimeout(() => this.#schedule(messages, []), 1000).unref();
       },
     );

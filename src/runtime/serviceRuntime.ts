@@ -91,7 +91,7 @@ export class ServiceRuntime<M extends Message = Message, C extends ApiCommand = 
   async consume(envelope: Envelope): Promise<void> {
     const parsed = this.#decider.parse(envelope);
     if (!parsed.ok) {
-      this.#options.log.error({ service: this.name, messageId: envelope.id, type: envelope.type, sagaId: envelope.sagaId, problem: parsed.problem }, 'malformed message dead-lettered');
+      this.#options.log.error({ service: this.name, messageId: envelope.id, type: envelope.type, sagaId: envelope.sagaId, correlationId: envelope.correlationId, problem: parsed.problem }, 'malformed message dead-lettered');
       await this.store.deadLetter(envelope, this.name, `malformed: ${parsed.problem}`);
       return;
     }
@@ -137,7 +137,7 @@ export class ServiceRuntime<M extends Message = Message, C extends ApiCommand = 
         try {
           await this.#run(batch);
         } catch (error) {
-          this.#options.log.error({ err: error, service: this.name, batch: batch.length }, 'transaction failed');
+          this.#options.log.error({ err: error, service: this.name, batch: batch.length, ...sagasIn(batch) }, 'transaction failed');
           for (const work of batch) work.reject(error);
         }
       }
@@ -219,12 +219,26 @@ export class ServiceRuntime<M extends Message = Message, C extends ApiCommand = 
       if (outcome.kind === 'answer') work.resolve(outcome);
       else {
         const input = work.input;
-        const about = input.kind === 'command' ? { messageId: input.cause.id } : { messageId: input.message.id, sagaId: input.message.sagaId };
+        const about = input.kind === 'command'
+          ? { messageId: input.cause.id, correlationId: input.cause.correlationId }
+          : { messageId: input.message.id, sagaId: input.message.sagaId, correlationId: input.message.correlationId };
         this.#options.log.error({ err: outcome.error, service: this.name, type: typeOf(input), ...about }, 'decide failed');
         work.reject(outcome.error);
       }
     });
   }
+}
+
+/** The sagas and business transactions of a batch's work, for its log line. */
+function sagasIn(batch: readonly Work<Message, ApiCommand>[]): Readonly<{ sagaIds: string[]; correlationIds: string[] }> {
+  const sagaIds = new Set<string>();
+  const correlationIds = new Set<string>();
+  for (const { input } of batch) {
+    if (input.kind !== 'command' && input.message.sagaId !== '') sagaIds.add(input.message.sagaId);
+    const correlationId = input.kind === 'command' ? input.cause.correlationId : input.message.correlationId;
+    if (correlationId !== '') correlationIds.add(correlationId);
+  }
+  return { sagaIds: [...sagaIds], correlationIds: [...correlationIds] };
 }
 
 const typeOf = (input: Input<Message, ApiCommand>): string => (input.kind === 'command' ? input.command.type : input.message.type);
