@@ -2,6 +2,14 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
+/**
+ * Imports point one way: core ← ports ← domain ← runtime ← wiring/processes; adapters implement
+ * ports, http is the edge (routes and their helpers, which the domain's api.ts files use). Each
+ * folder names what it may not import, as a relative path from one or two folders down.
+ */
+const above = (...targets) => targets.flatMap((t) => [`../${t}`, `../../${t}`]);
+const layer = (message, ...targets) => ['error', { patterns: [{ group: above(...targets), message }] }];
+
 export default tseslint.config(
   { ignores: ['node_modules/', 'data/', 'scratch/'] },
   js.configs.recommended,
@@ -29,6 +37,41 @@ export default tseslint.config(
       globals: Object.fromEntries(['document', 'window', 'location', 'fetch', 'performance', 'setTimeout', 'clearTimeout', 'URLSearchParams', 'FormData', 'Node', 'EventSource', 'console'].map((name) => [name, 'readonly'])),
     },
     rules: { ...tseslint.configs.disableTypeChecked.rules, '@typescript-eslint/no-floating-promises': 'off', '@typescript-eslint/no-misused-promises': 'off', '@typescript-eslint/await-thenable': 'off', '@typescript-eslint/switch-exhaustiveness-check': 'off' },
+  },
+  {
+    files: ['src/ports/**'],
+    rules: { 'no-restricted-imports': layer('Ports are interfaces over the core only.', 'domain/*', 'runtime/*', 'http/*', 'adapters/*', 'wiring/*', 'processes/*', 'tools/*', 'config.ts', 'cli.ts', 'main.ts') },
+  },
+  {
+    files: ['src/domain/**'],
+    ignores: ['src/domain/**/api.ts'],
+    rules: { 'no-restricted-imports': layer('The domain is business logic over the core and the ports: no engine, adapters, wiring or HTTP (only api.ts, the routes, use http/).', 'runtime/*', 'http/*', 'adapters/*', 'wiring/*', 'processes/*', 'tools/*', 'cli.ts', 'main.ts') },
+  },
+  {
+    files: ['src/domain/**/api.ts'],
+    rules: { 'no-restricted-imports': layer('A service\'s routes see it through ports/service.ts: no engine, adapters or wiring.', 'runtime/*', 'adapters/*', 'wiring/*', 'processes/*', 'tools/*', 'cli.ts', 'main.ts') },
+  },
+  {
+    files: ['src/runtime/**'],
+    // dataDirLock.ts guards the embedded process's data directory: wiring's, kept here for now.
+    ignores: ['src/runtime/dataDirLock.ts'],
+    rules: { 'no-restricted-imports': layer('The runtime is the engine: it knows the core and the ports, no domain, HTTP, adapters or wiring.', 'domain/*', 'http/*', 'adapters/*', 'wiring/*', 'processes/*', 'tools/*', 'config.ts', 'cli.ts', 'main.ts') },
+  },
+  {
+    files: ['src/adapters/**'],
+    rules: { 'no-restricted-imports': layer('Adapters implement the ports: they know the core and the ports, nothing above.', 'domain/*', 'runtime/*', 'http/*', 'wiring/*', 'processes/*', 'tools/*', 'config.ts', 'cli.ts', 'main.ts') },
+  },
+  {
+    files: ['src/http/**'],
+    rules: { 'no-restricted-imports': layer('HTTP is the edge: it sees services through ports, never the engine, adapters or wiring.', 'runtime/*', 'adapters/*', 'wiring/*', 'processes/*', 'tools/*', 'cli.ts', 'main.ts') },
+  },
+  {
+    files: ['src/observability/**'],
+    rules: { 'no-restricted-imports': layer('Observability is a leaf every layer may use: it knows the core only.', 'domain/*', 'runtime/*', 'http/*', 'adapters/*', 'wiring/*', 'processes/*', 'tools/*', 'ports/*', 'config.ts', 'cli.ts', 'main.ts') },
+  },
+  {
+    files: ['src/wiring/**'],
+    rules: { 'no-restricted-imports': layer('Processes are built from the wiring, not the other way round.', 'processes/*', 'cli.ts', 'main.ts') },
   },
   {
     files: ['src/core/**'],

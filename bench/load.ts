@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Audit } from '../src/runtime/audit.ts';
+import type { Audit } from '../src/domain/audit.ts';
 import type { CourseClient } from '../src/tools/client.ts';
 import { percentile } from './latency.ts';
 

@@ -1,6 +1,6 @@
 import type { Bus } from '../ports/bus.ts';
 import type { Store } from '../ports/store.ts';
-import type { Logger } from '../runtime/log.ts';
+import type { Logger } from '../ports/log.ts';
 import { Redis } from 'ioredis';
 import { natsBus } from './nats/bus.ts';
 import { openPostgres } from './postgres/client.ts';

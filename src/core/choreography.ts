@@ -74,23 +74,26 @@ export function reactions<C>(def: SagaDefinition<C>, started: string, participan
   // Actions: the first step on the start; every later one on the success of the single step
   // of the group before it (a concurrent step shares its group's trigger).
   let trigger = started;
-  steps.forEach((step, i) => {
-    if (i > 0 && !step.concurrent) trigger = steps[i - 1]!.success;
+  let previous: (typeof steps)[number] | undefined;
+  for (const step of steps) {
+    if (previous && !step.concurrent) trigger = previous.success;
     react(trigger, step.name, step.action);
-  });
-  // Compensations, last-in-first-out: step j is undone on the failure of any later step that
+    previous = step;
+  }
+  // Compensations, last-in-first-out: a step is undone on the failure of any later step that
   // has no compensable step between them, and on the compensation of the next compensable one.
-  for (let j = 0; j < def.pivot; j++) {
-    const compensation = steps[j]!.compensation;
-    if (!compensation) continue;
-    for (let k = j + 1; k < def.pivot; k++) {
-      react(steps[k]!.failure, steps[j]!.name, compensation.command);
-      if (steps[k]!.compensation) {
-        react(steps[k]!.compensation!.done, steps[j]!.name, compensation.command);
+  const beforePivot = steps.slice(0, def.pivot);
+  beforePivot.forEach((step, j) => {
+    const compensation = step.compensation;
+    if (!compensation) return;
+    for (const later of beforePivot.slice(j + 1)) {
+      react(later.failure, step.name, compensation.command);
+      if (later.compensation) {
+        react(later.compensation.done, step.name, compensation.command);
         break;
       }
     }
-  }
+  });
   return out;
 }
 

@@ -26,6 +26,9 @@ export interface Decider<M extends Message = Message, C extends ApiCommand = Api
   }>;
 }
 
+/** An Idempotency-Key and the request it was first used for (a different request with it is refused). */
+export type Idempotency = Readonly<{ key: string; request: string }>;
+
 export type Read = <T>(key: string) => T | undefined;
 
 export type Decision = Readonly<{

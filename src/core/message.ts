@@ -59,3 +59,10 @@ export function envelopesFrom(cause: Cause, outgoing: readonly Outgoing[], now: 
     return out.deliverAt === undefined ? envelope : { ...envelope, deliverAt: out.deliverAt };
   });
 }
+
+/** The sagas and business transactions (correlation ids) of the messages a log line is about. */
+export function sagasOf(messages: readonly Envelope[] | undefined): Readonly<{ sagaIds?: string[]; correlationIds?: string[] }> {
+  if (messages === undefined || messages.length === 0) return {};
+  const distinct = (ids: readonly string[]) => [...new Set(ids.filter((id) => id !== ''))];
+  return { sagaIds: distinct(messages.map((m) => m.sagaId)), correlationIds: distinct(messages.map((m) => m.correlationId)) };
+}

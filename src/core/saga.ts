@@ -76,7 +76,7 @@ type Active = Readonly<{
 
 export type SagaState<C> =
   | (Common<C> & Active & { status: 'running'; step: number; awaiting: readonly number[] })
-  | (Common<C> & Active & { status: 'compensating'; pending: readonly number[]; reason: string })
+  | (Common<C> & Active & { status: 'compensating'; pending: readonly [number, ...number[]]; reason: string })
   | (Common<C> & { status: 'completed'; endedAt: number })
   | (Common<C> & { status: 'failed'; reason: string; endedAt: number });
 
@@ -167,12 +167,11 @@ export function onReply<C>(
       return undefined;
     }
     case 'compensating': {
-      const index = state.pending[0];
-      if (index === undefined) return undefined;
+      const [index, ...rest] = state.pending;
       const step = stepAt(def, index);
       if (reply.step !== step.name || reply.type !== step.compensation?.done) return undefined;
       const history = [...state.history, { step: step.name, event: 'compensated' as const, at: now }];
-      return compensate(def, { ...state, history }, state.pending.slice(1), state.reason, now);
+      return compensate(def, { ...state, history }, rest, state.reason, now);
     }
     case 'completed':
     case 'failed':
@@ -231,11 +230,10 @@ export function onTimer<C>(def: SagaDefinition<C>, state: SagaState<C>, timer: s
     // The fired timer is spent: the compensation needs one of its own.
     return undo.state.status === 'compensating' ? rearm(undo.state, now, now + def.policy.stepTimeoutMs, undo.send) : undo;
   }
-  const index = state.pending[0]!;
-  const step = stepAt(def, index);
+  const [step, undo] = compensationAt(def, state.pending[0]);
   const history = [...state.history, event(step.name, 'retried', now, `compensation try ${state.tries + 1}`)];
   const next = { ...state, history, tries: state.tries + 1, since: now };
-  return rearm(next, now, now + delayFor(def.policy, next.tries), [command(state.id, step.name, step.compensation!.command(state.ctx))]);
+  return rearm(next, now, now + delayFor(def.policy, next.tries), [command(state.id, step.name, undo.command(state.ctx))]);
 }
 
 /** Gives up a saga that has not passed its pivot (cancel button, reservation TTL). */
@@ -286,7 +284,7 @@ function actionOf<C>(def: SagaDefinition<C>, sagaId: string, index: number, ctx:
 /** Moves to compensating the given steps (in that order), or to failed when none is left. */
 function compensate<C>(def: SagaDefinition<C>, state: ActiveSaga<C>, pending: readonly number[], reason: string, now: number): Transition<C> {
   const base = { id: state.id, ctx: state.ctx, startedAt: state.startedAt };
-  const index = pending[0];
+  const [index, ...rest] = pending;
   if (index === undefined) {
     return {
       state: { ...base, status: 'failed', reason, endedAt: now, history: state.history },
@@ -295,11 +293,11 @@ function compensate<C>(def: SagaDefinition<C>, state: ActiveSaga<C>, pending: re
       outcome: { status: 'failed', reason },
     };
   }
-  const step = stepAt(def, index);
+  const [step, undo] = compensationAt(def, index);
   const history = [...state.history, { step: step.name, event: 'compensating' as const, at: now }];
   return {
-    state: { ...base, status: 'compensating', pending, reason, history, seq: state.seq + 1, since: now, tries: 1, timer: state.timer },
-    send: [command(state.id, step.name, step.compensation!.command(state.ctx))],
+    state: { ...base, status: 'compensating', pending: [index, ...rest], reason, history, seq: state.seq + 1, since: now, tries: 1, timer: state.timer },
+    send: [command(state.id, step.name, undo.command(state.ctx))],
     cancel: [],
   };
 }
@@ -326,6 +324,13 @@ function stepAt<C>(def: SagaDefinition<C>, index: number): SagaStep<C> {
   const step = def.steps[index];
   if (!step) throw new Error(`Saga ${def.name} has no step ${index}`);
   return step;
+}
+
+/** A step that is being compensated, and its compensation (`compensable` picks only steps that have one). */
+function compensationAt<C>(def: SagaDefinition<C>, index: number): readonly [SagaStep<C>, NonNullable<SagaStep<C>['compensation']>] {
+  const step = stepAt(def, index);
+  if (!step.compensation) throw new Error(`Saga ${def.name}: step ${step.name} has no compensation`);
+  return [step, step.compensation];
 }
 
 function delayFor(policy: SagaPolicy, tries: number): number {

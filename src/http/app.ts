@@ -1,7 +1,7 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import FindMyWay, { type HTTPMethod } from 'find-my-way';
-import type { Audit } from '../runtime/audit.ts';
-import type { Logger } from '../runtime/log.ts';
+import type { Audit } from '../domain/audit.ts';
+import type { Logger } from '../ports/log.ts';
 import { metrics, registry } from '../observability/metrics.ts';
 import { adminAccess } from './admin.ts';
 import { consoleRoutes } from './console.ts';

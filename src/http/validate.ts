@@ -1,3 +1,4 @@
+import type { Idempotency } from '../core/decider.ts';
 import { MAX_AMOUNT, MAX_BATCH, MAX_ID_LENGTH } from '../domain/limits.ts';
 import { Problem } from './problems.ts';
 
@@ -26,9 +27,6 @@ export function count(value: string | undefined, name: string, options: { min?: 
 }
 
 export const batchSize = (value: string | undefined, name: string) => count(value, name, { max: MAX_BATCH });
-
-/** An Idempotency-Key and the request it was first used for (a different request with it is refused). */
-export type Idempotency = Readonly<{ key: string; request: string }>;
 
 /** Checks the optional Idempotency-Key header. */
 export function idempotency(req: Readonly<{ method: string; url: string; headers: Readonly<Record<string, string | string[] | undefined>> }>): Idempotency | undefined {

@@ -5,7 +5,7 @@ import { Pool } from 'undici';
 import { adminAccess } from '../http/admin.ts';
 import { registry } from '../observability/metrics.ts';
 import { answerClientError, Problem, problemBody, problems, type ProblemCode } from '../http/problems.ts';
-import type { Logger } from '../runtime/log.ts';
+import type { Logger } from '../ports/log.ts';
 import { SERVICES, type ServiceName } from '../wiring/serviceWiring.ts';
 
 /** Replica URLs of each service the deployment runs (the tracker runs only in choreography). */

@@ -4,7 +4,7 @@ import { httpCall } from '../adapters/calls/http.ts';
 import { connectBus, connectStore, redact } from '../adapters/connect.ts';
 import { ConfigError, type Config } from '../config.ts';
 import { buildApp } from '../http/app.ts';
-import type { Logger } from '../runtime/log.ts';
+import type { Logger } from '../ports/log.ts';
 import { httpLookups } from '../wiring/lookups.ts';
 import { calledCommands, declareTopology, runService, type ServiceName } from '../wiring/serviceWiring.ts';
 

@@ -1,8 +1,8 @@
-import type { Envelope } from '../core/message.ts';
+import { sagasOf, type Envelope } from '../core/message.ts';
 import type { Bus } from '../ports/bus.ts';
 import type { Store } from '../ports/store.ts';
 import { metrics, type OutboxState } from '../observability/metrics.ts';
-import type { Logger } from './log.ts';
+import type { Logger } from '../ports/log.ts';
 
 export type RelayOptions = Readonly<{
   /** Messages per publish call. */
@@ -116,14 +116,14 @@ export class Relay {
         for (const m of messages) metrics.published.inc({ service: this.#store.service, type: m.type });
         return this.#store.delivered(messages.map((m) => m.id)).finally(done).catch((error: unknown) => {
           // Still in the outbox: sent again at the next start, and consumers deduplicate.
-          this.#options.log.warn({ err: error, count: messages.length }, 'relay: could not drop delivered messages from the outbox');
+          this.#options.log.warn({ err: error, count: messages.length, ...sagasOf(messages) }, 'relay: could not drop delivered messages from the outbox');
         });
       },
       (error: unknown) => {
         done();
         if (this.#stopped) return;
         // Still in the outbox, so nothing is lost; try again shortly.
-        this.#options.log.warn({ err: error, count: messages.length }, 'relay: publish failed; retrying in 1 s');
+        this.#options.log.warn({ err: error, count: messages.length, ...sagasOf(messages) }, 'relay: publish failed; retrying in 1 s');
         setTimeout(() => this.#schedule(messages, []), 1000).unref();
       },
     );

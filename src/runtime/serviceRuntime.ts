@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { setImmediate } from 'node:timers/promises';
-import type { ApiCommand, Decider, Decision, Reply } from '../core/decider.ts';
+import type { ApiCommand, Decider, Decision, Idempotency, Reply } from '../core/decider.ts';
 import { envelopesFrom, type Cause, type Envelope, type Message, type Parsed } from '../core/message.ts';
-import type { Idempotency } from '../http/validate.ts';
+import type { CommandOptions } from '../ports/service.ts';
 import type { Store } from '../ports/store.ts';
-import type { Logger } from './log.ts';
+import type { Logger } from '../ports/log.ts';
 import { metrics } from '../observability/metrics.ts';
 import type { Relay } from './relay.ts';
 
@@ -80,7 +80,7 @@ export class ServiceRuntime<M extends Message = Message, C extends ApiCommand = 
    * Runs a command of the service's API; resolves with its reply once committed. Messages it
    * sends carry `correlationId` (the business transaction) and no saga unless they name one.
    */
-  command(command: C, options: Readonly<{ correlationId?: string; idempotency?: Idempotency | undefined }> = {}): Promise<Reply | undefined> {
+  command(command: C, options: CommandOptions = {}): Promise<Reply | undefined> {
     const input: Input<M, C> = { kind: 'command', command, cause: { id: `cmd:${randomUUID()}`, correlationId: options.correlationId ?? '' } };
     const idempotency = options.idempotency;
     return new Promise((resolve, reject) => {
@@ -97,7 +97,7 @@ export class ServiceRuntime<M extends Message = Message, C extends ApiCommand = 
   async consume(envelope: Envelope): Promise<void> {
     const parsed = this.#decider.parse(envelope);
     if (!parsed.ok) {
-      this.#options.log.error({ service: this.name, messageId: envelope.id, type: envelope.type, sagaId: envelope.sagaId, problem: parsed.problem }, 'malformed message dead-lettered');
+      this.#options.log.error({ service: this.name, messageId: envelope.id, type: envelope.type, sagaId: envelope.sagaId, correlationId: envelope.correlationId, problem: parsed.problem }, 'malformed message dead-lettered');
       await this.store.deadLetter(envelope, this.name, `malformed: ${parsed.problem}`);
       metrics.deadLettered.inc({ service: this.name, type: envelope.type });
       return;
@@ -144,7 +144,7 @@ export class ServiceRuntime<M extends Message = Message, C extends ApiCommand = 
         try {
           await this.#run(batch);
         } catch (error) {
-          this.#options.log.error({ err: error, service: this.name, batch: batch.length }, 'transaction failed');
+          this.#options.log.error({ err: error, service: this.name, batch: batch.length, ...sagasIn(batch) }, 'transaction failed');
           for (const work of batch) work.reject(error);
         }
       }
@@ -237,12 +237,26 @@ export class ServiceRuntime<M extends Message = Message, C extends ApiCommand = 
       if (outcome.kind === 'answer') work.resolve(outcome);
       else {
         const input = work.input;
-        const about = input.kind === 'command' ? { messageId: input.cause.id } : { messageId: input.message.id, sagaId: input.message.sagaId };
+        const about = input.kind === 'command'
+          ? { messageId: input.cause.id, correlationId: input.cause.correlationId }
+          : { messageId: input.message.id, sagaId: input.message.sagaId, correlationId: input.message.correlationId };
         this.#options.log.error({ err: outcome.error, service: this.name, type: typeOf(input), ...about }, 'decide failed');
         work.reject(outcome.error);
       }
     });
   }
+}
+
+/** The sagas and business transactions of a batch's work, for its log line. */
+function sagasIn(batch: readonly Work<Message, ApiCommand>[]): Readonly<{ sagaIds: string[]; correlationIds: string[] }> {
+  const sagaIds = new Set<string>();
+  const correlationIds = new Set<string>();
+  for (const { input } of batch) {
+    if (input.kind !== 'command' && input.message.sagaId !== '') sagaIds.add(input.message.sagaId);
+    const correlationId = input.kind === 'command' ? input.cause.correlationId : input.message.correlationId;
+    if (correlationId !== '') correlationIds.add(correlationId);
+  }
+  return { sagaIds: [...sagaIds], correlationIds: [...correlationIds] };
 }
 
 const typeOf = (input: Input<Message, ApiCommand>): string => (input.kind === 'command' ? input.command.type : input.message.type);

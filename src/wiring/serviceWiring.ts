@@ -1,18 +1,20 @@
 import type { FastifyInstance } from 'fastify';
-import { sagaCallRoute } from '../adapters/calls/http.ts';
 import type { Config, SagaStyle } from '../config.ts';
 import { reacting, reactions } from '../core/choreography.ts';
-import type { Decider } from '../core/decider.ts';
+import type { ApiCommand, Decider } from '../core/decider.ts';
+import type { Message } from '../core/message.ts';
 import { sagaGraph } from '../core/sagaGraph.ts';
+import { orderApi, orderSagas, type Lookups } from '../domain/order/api.ts';
+import { choreographedOrders } from '../domain/order/choreography.ts';
+import { orchestratedOrders } from '../domain/order/orchestration.ts';
+import { checkoutParticipant, checkoutSagaOf } from '../domain/order/checkoutSaga.ts';
+import { checkoutContextCheck, ORDER_PREFIX, OrderEvents, type Order, type OrderApiCommand } from '../domain/order/order.ts';
+import type { PaymentApiCommand } from '../domain/payment/payment.ts';
+import type { StockApiCommand } from '../domain/stock/stock.ts';
 import { sagaProgress } from '../core/sagaProgress.ts';
 import { publishCommitted } from '../observability/events.ts';
 import { metrics, observeSaga, watchOutbox } from '../observability/metrics.ts';
 import type { Change } from '../runtime/serviceRuntime.ts';
-import { endedCheckouts, orderApi, orderSagas, type Lookups } from '../domain/order/api.ts';
-import { choreographedOrders } from '../domain/order/choreography.ts';
-import { orchestratedOrders } from '../domain/order/orchestration.ts';
-import { checkoutParticipant, checkoutSagaOf } from '../domain/order/checkoutSaga.ts';
-import { checkoutContextCheck, ORDER_PREFIX, OrderEvents, type Order } from '../domain/order/order.ts';
 import { paymentApi } from '../domain/payment/api.ts';
 import { paymentDecider } from '../domain/payment/businessLogic.ts';
 import { stockApi } from '../domain/stock/api.ts';
@@ -22,9 +24,9 @@ import { trackerDecider } from '../domain/tracker/businessLogic.ts';
 import { trackedSagas } from '../domain/tracker/tracker.ts';
 import type { Bus } from '../ports/bus.ts';
 import type { Store } from '../ports/store.ts';
-import { audits, type Audit } from '../runtime/audit.ts';
-import type { Logger } from '../runtime/log.ts';
-import { SagaOutcomes } from '../domain/order/checkoutOutcomes.ts';
+import { sagaCallRoute } from '../http/sagaCalls.ts';
+import { audits, type Audit } from '../domain/audit.ts';
+import type { Logger } from '../ports/log.ts';
 import { Relay } from '../runtime/relay.ts';
 import { ServiceRuntime } from '../runtime/serviceRuntime.ts';
 
@@ -67,14 +69,53 @@ export type ServiceOptions = Readonly<{
 /** One service, wired: its decider on its store, consuming from and publishing to the bus. */
 export function runService(name: ServiceName, store: Store, bus: Bus, options: ServiceOptions): RunningService {
   const { config, log } = options;
-  const now = () => Date.now();
-  const relay = new Relay(store, bus, { chunk: options.publishChunk, tickMs: 50, now, log });
-  const runtime = new ServiceRuntime(name, deciderOf(name, config), store, relay, { maxBatch: config.maxBatch, now, log: log.child({ service: name }) });
+  const deciders = decidersOf(config);
   // In the synchronous style the participants are called (over HTTP when they have a token), not subscribed.
   const called = config.sagaStyle === 'synchronous' && (name === 'stock' || name === 'payment');
   const token = called ? config.internalToken : undefined;
-  const outcomes = new SagaOutcomes(OrderEvents);
-  runtime.onCommitted((messages) => outcomes.observe(messages));
+  const wire = <C extends ApiCommand>(decider: Decider<Message, C>, routes: (app: FastifyInstance, runtime: ServiceRuntime<Message, C>) => void) =>
+    wired(name, decider, store, bus, options, called, routes);
+  // Each runtime is typed by its service's API commands, so each route plugin is checked against its own.
+  switch (name) {
+    case 'stock':
+      return wire(deciders.stock, (app, runtime) => {
+        app.register(stockApi(runtime), { prefix: '/stock' });
+        if (token !== undefined) app.register(sagaCallRoute(runtime, token), { prefix: '/stock' });
+      });
+    case 'payment':
+      return wire(deciders.payment, (app, runtime) => {
+        app.register(paymentApi(runtime), { prefix: '/payment' });
+        if (token !== undefined) app.register(sagaCallRoute(runtime, token), { prefix: '/payment' });
+      });
+    case 'tracker':
+      return wire(deciders.tracker, (app) => {
+        app.register(sagaApi(trackedSagas(store), sagaApiOptions(config)), { prefix: '/sagas' });
+      });
+    case 'orders': {
+      const lookups = options.lookups;
+      if (!lookups) throw new Error('The order service needs lookups of stock and payment');
+      return wire(deciders.orders, (app, runtime) => {
+        app.register(orderApi({ orders: runtime, lookups, checkoutWaitMs: config.checkoutWaitMs, log }), { prefix: '/orders' });
+        // In choreography the tracker serves the saga API; otherwise the orders hold the sagas.
+        if (config.sagaStyle !== 'choreography') app.register(sagaApi(orderSagas(store), sagaApiOptions(config)), { prefix: '/sagas' });
+      });
+    }
+  }
+}
+
+function wired<C extends ApiCommand>(
+  name: ServiceName,
+  decider: Decider<Message, C>,
+  store: Store,
+  bus: Bus,
+  options: ServiceOptions,
+  called: boolean,
+  routes: (app: FastifyInstance, runtime: ServiceRuntime<Message, C>) => void,
+): RunningService {
+  const { config, log } = options;
+  const now = () => Date.now();
+  const relay = new Relay(store, bus, { chunk: options.publishChunk, tickMs: 50, now, log });
+  const runtime = new ServiceRuntime(name, decider, store, relay, { maxBatch: config.maxBatch, now, log: log.child({ service: name }) });
   runtime.onCommitted((messages) => publishCommitted(name, messages));
   // The orders follow every checkout in every style: the saga metrics come from them.
   if (name === 'orders') runtime.onCommitted((_messages, changes) => observeCheckouts(changes));
@@ -82,33 +123,11 @@ export function runService(name: ServiceName, store: Store, bus: Bus, options: S
   zeroMetrics(name, runtime.consumes);
   const unwatch = watchOutbox(name, () => relay.state());
   const timers: NodeJS.Timeout[] = [];
-  let stopPolling = () => {};
 
   return {
     name,
     runtime,
-    routes(app) {
-      switch (name) {
-        case 'stock':
-          app.register(stockApi(runtime), { prefix: '/stock' });
-          if (token !== undefined) app.register(sagaCallRoute(runtime, token), { prefix: '/stock' });
-          return;
-        case 'payment':
-          app.register(paymentApi(runtime), { prefix: '/payment' });
-          if (token !== undefined) app.register(sagaCallRoute(runtime, token), { prefix: '/payment' });
-          return;
-        case 'tracker':
-          app.register(sagaApi(trackedSagas(store), sagaApiOptions(config)), { prefix: '/sagas' });
-          return;
-        case 'orders': {
-          if (!options.lookups) throw new Error('The order service needs lookups of stock and payment');
-          app.register(orderApi({ orders: runtime, lookups: options.lookups, outcomes, checkoutWaitMs: config.checkoutWaitMs }), { prefix: '/orders' });
-          // In choreography the tracker serves the saga API; otherwise the orders hold the sagas.
-          if (config.sagaStyle !== 'choreography') app.register(sagaApi(orderSagas(runtime), sagaApiOptions(config)), { prefix: '/sagas' });
-          return;
-        }
-      }
-    },
+    routes: (app) => routes(app, runtime),
     audit: () => audits[name](store),
     subscribe: async () => {
       if (!called) {
@@ -120,10 +139,6 @@ export function runService(name: ServiceName, store: Store, bus: Bus, options: S
     },
     async start() {
       const recovered = await relay.start();
-      if (name === 'orders') {
-        // Another replica may commit the end of a checkout this one has a request waiting for.
-        stopPolling = outcomes.poll((ids) => endedCheckouts(runtime, ids), 10, (err) => log.warn({ err }, 'polling checkout outcomes failed'));
-      }
       if (options.sweepMs > 0) {
         const sweep = setInterval(() => {
           relay.sweep(options.sweepMs).then(
@@ -143,7 +158,6 @@ export function runService(name: ServiceName, store: Store, bus: Bus, options: S
       return recovered;
     },
     async stop() {
-      stopPolling();
       unwatch();
       for (const timer of timers) clearInterval(timer);
       await relay.stop();
@@ -153,13 +167,15 @@ export function runService(name: ServiceName, store: Store, bus: Bus, options: S
 
 /** Makes the bus keep every service's messages, whether or not that service runs yet. */
 export async function declareTopology(bus: Bus, config: Config): Promise<void> {
-  for (const name of servicesOf(config.sagaStyle)) await bus.declare(name, deciderOf(name, config).consumes);
+  const deciders = decidersOf(config);
+  for (const name of servicesOf(config.sagaStyle)) await bus.declare(name, deciders[name].consumes);
 }
 
 /** The command types of the participants a synchronous deployment calls, and who owns each. */
 export function calledCommands(config: Config): ReadonlyMap<string, ServiceName> {
   const owners = new Map<string, ServiceName>();
-  for (const name of ['stock', 'payment'] as const) for (const type of deciderOf(name, config).consumes) owners.set(type, name);
+  const deciders = decidersOf(config);
+  for (const name of ['stock', 'payment'] as const) for (const type of deciders[name].consumes) owners.set(type, name);
   return owners;
 }
 
@@ -187,23 +203,28 @@ const sagaApiOptions = (config: Config) => ({
   stuckAfterMs: 3 * config.sagaStepTimeoutMs,
 });
 
+/** Each service's decider, typed by the commands of its API. */
+type Deciders = Readonly<{
+  orders: Decider<Message, OrderApiCommand>;
+  stock: Decider<Message, StockApiCommand>;
+  payment: Decider<Message, PaymentApiCommand>;
+  tracker: Decider<Message, never>;
+}>;
+
 /**
  * Each service's decider in each style. The domain deciders are the same in every style:
  * choreography wraps stock's and payment's so they react to events instead of commands.
  */
-function deciderOf(name: ServiceName, config: Config): Decider {
+function decidersOf(config: Config): Deciders {
   const style = config.sagaStyle;
   const saga = checkoutSagaOf(style, config.sagaStepTimeoutMs);
   const reactionsOf = (participant: string) =>
     reactions(saga, OrderEvents.requested, checkoutParticipant).filter((r) => r.participant === participant);
-  switch (name) {
-    case 'orders':
-      return style === 'choreography' ? choreographedOrders(saga) : orchestratedOrders(saga);
-    case 'stock':
-      return style === 'choreography' ? reacting(stockDecider, reactionsOf('stock'), checkoutContextCheck) : stockDecider;
-    case 'payment':
-      return style === 'choreography' ? reacting(paymentDecider, reactionsOf('payment'), checkoutContextCheck) : paymentDecider;
-    case 'tracker':
-      return trackerDecider(saga, OrderEvents.requested);
-  }
+  const choreography = style === 'choreography';
+  return {
+    orders: choreography ? choreographedOrders(saga) : orchestratedOrders(saga),
+    stock: choreography ? reacting(stockDecider, reactionsOf('stock'), checkoutContextCheck) : stockDecider,
+    payment: choreography ? reacting(paymentDecider, reactionsOf('payment'), checkoutContextCheck) : paymentDecider,
+    tracker: trackerDecider(saga, OrderEvents.requested),
+  };
 }

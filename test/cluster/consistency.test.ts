@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { Audit } from '../../src/runtime/audit.ts';
+import type { Audit } from '../../src/domain/audit.ts';
 import { CourseClient, mapLimit } from '../../src/tools/client.ts';
 import { consistencyScenario } from '../../src/tools/consistency.ts';
 import type { SagaStyle } from '../../src/config.ts';

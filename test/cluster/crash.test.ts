@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
 import type { SagaStyle } from '../../src/config.ts';
-import type { Audit } from '../../src/runtime/audit.ts';
+import type { Audit } from '../../src/domain/audit.ts';
 import { servicesOf } from '../../src/wiring/serviceWiring.ts';
 import { CourseClient, mapLimit } from '../../src/tools/client.ts';
 import { verifyEveryEntity } from '../../src/tools/consistency.ts';

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
 import { SAGA_STYLES, type EmbeddedStore } from '../../src/config.ts';
-import type { Audit } from '../../src/runtime/audit.ts';
+import type { Audit } from '../../src/domain/audit.ts';
 import { CourseClient, mapLimit } from '../../src/tools/client.ts';
 import { verifyEveryEntity } from '../../src/tools/consistency.ts';
 import { freePort, startOrderly, stop } from '../support/child.ts';

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
-import type { Audit } from '../../src/runtime/audit.ts';
+import type { Audit } from '../../src/domain/audit.ts';
 import { CourseClient, mapLimit } from '../../src/tools/client.ts';
 import { freePort, startOrderly, startUnreaped, stop } from '../support/child.ts';
 

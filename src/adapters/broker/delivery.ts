@@ -1,5 +1,5 @@
 import type { Envelope } from '../../core/message.ts';
-import type { Logger } from '../../runtime/log.ts';
+import type { Logger } from '../../ports/log.ts';
 
 /** Options every broker bus takes. */
 export type BrokerBusOptions = Readonly<{

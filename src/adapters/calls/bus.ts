@@ -1,8 +1,8 @@
 import type { Envelope } from '../../core/message.ts';
 import type { Bus, Handler } from '../../ports/bus.ts';
+import type { Call } from '../../ports/calls.ts';
 
-/** Runs commands on the participant that owns them and gives back, per command, the messages it answered. */
-export type Call = (participant: string, commands: readonly Envelope[]) => Promise<readonly (readonly Envelope[])[]>;
+export type { Call };
 
 /**
  * A call that did not reach its participant (no connection, or a gateway with no replica): the

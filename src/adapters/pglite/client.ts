@@ -1,6 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
-import type { SqlClient } from '../sql/store.ts';
+import type { SqlClient } from '../sql/client.ts';
 
 type Reply = Readonly<{ id: number; rows: unknown[]; rowCount: number } | { id: number; error: { message: string; code?: string } }>;
 

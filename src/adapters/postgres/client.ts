@@ -1,5 +1,5 @@
 import pg from 'pg';
-import type { SqlClient } from '../sql/store.ts';
+import type { SqlClient } from '../sql/client.ts';
 
 export type PostgresOptions = Readonly<{
   /** Most connections the pool opens (each open transaction holds one). */

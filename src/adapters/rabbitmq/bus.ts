@@ -1,6 +1,6 @@
 import { countDeadLetters } from '../../observability/metrics.ts';
 import { connect, type Channel, type ChannelModel, type ConfirmChannel, type ConsumeMessage, type Options } from 'amqplib';
-import type { Envelope } from '../../core/message.ts';
+import { sagasOf, type Envelope } from '../../core/message.ts';
 import type { Bus, Handler } from '../../ports/bus.ts';
 import {
   DEFAULT_PREFETCH, backoffAfter, type BrokerBusOptions, batchesByType, checkName, decodeBatch, encodeBatch, errorText, handleBatch, retryPolicy,
@@ -100,23 +100,23 @@ export async function rabbitBus(options: RabbitBusOptions): Promise<Bus> {
     const delivery = Number(msg.properties.headers?.[DELIVERY] ?? 1);
     const context = { consumer, messageId: msg.properties.messageId as unknown, delivery };
     let batch: Envelope[] | undefined;
-    let failed: { content: Buffer; error: unknown; count: number } | undefined;
+    let failed: { content: Buffer; error: unknown; messages?: readonly Envelope[] } | undefined;
     try {
       batch = decodeBatch(msg.content);
       const result = await handleBatch(batch, handler);
-      if (result.failed.length > 0) failed = { content: result.failed.length === batch.length ? msg.content : encodeBatch(result.failed), error: result.error, count: result.failed.length };
+      if (result.failed.length > 0) failed = { content: result.failed.length === batch.length ? msg.content : encodeBatch(result.failed), error: result.error, messages: result.failed };
     } catch (error) {
-      failed = { content: msg.content, error, count: batch?.length ?? 1 };
+      failed = { content: msg.content, error };
     }
     if (failed) {
       const text = errorText(failed.error);
       try {
         if (batch !== undefined && delivery < policy.maxDeliveries) {
-          log.warn({ ...context, err: failed.error }, 'rabbitmq: handler failed; will retry');
+          log.warn({ ...context, ...sagasOf(failed.messages), err: failed.error }, 'rabbitmq: handler failed; will retry');
           await forward(s.publisher, retryQueue(consumer, delivery), msg, failed.content, { [DELIVERY]: delivery + 1 });
         } else {
-          log.error({ ...context, error: text }, 'rabbitmq: message dead-lettered');
-          countDeadLetters(consumer, batch?.[0]?.type, failed.count);
+          log.error({ ...context, ...sagasOf(failed.messages ?? batch), error: text }, 'rabbitmq: message dead-lettered');
+          countDeadLetters(consumer, (failed.messages ?? batch)?.[0]?.type, (failed.messages ?? batch)?.length);
           await forward(s.publisher, rabbitQueues(ns, consumer, []).dead, msg, failed.content, { [DELIVERY]: delivery, [ERROR]: text, [CONSUMER]: consumer });
         }
       } catch (sendError) {

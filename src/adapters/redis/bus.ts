@@ -1,7 +1,7 @@
 import { countDeadLetters } from '../../observability/metrics.ts';
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
-import type { Envelope } from '../../core/message.ts';
+import { sagasOf, type Envelope } from '../../core/message.ts';
 import type { Bus, Handler } from '../../ports/bus.ts';
 import {
   DEFAULT_PREFETCH, backoffAfter, batchesByType, checkName, type BrokerBusOptions, decodeBatch, encodeBatch, errorText, handleBatch, retryPolicy,
@@ -172,7 +172,7 @@ export async function redisBus(options: RedisBusOptions): Promise<Bus> {
   async function deliver(sub: Subscription, stream: string, [id, fields, delivery]: Entry): Promise<number | undefined> {
     const context = { consumer: sub.consumer, stream, entry: id, delivery };
     let batch: Envelope[] | undefined;
-    let failed: { batch: string; error: unknown; count: number } | undefined;
+    let failed: { batch: string; error: unknown; messages?: readonly Envelope[] } | undefined;
     // A slow handler (a busy database) must not have its message taken by another process meanwhile.
     const keepAlive = setInterval(() => void claimOwn(stream, sub.consumer, [id], true).catch(() => {}), claimIdleMs / 3);
     keepAlive.unref();
@@ -181,21 +181,21 @@ export async function redisBus(options: RedisBusOptions): Promise<Bus> {
       if (delivery > policy.maxDeliveries) throw new Error(`Delivered ${delivery} times without an outcome`);
       batch = decodeBatch(Buffer.from(field(fields, BATCH) ?? ''));
       const result = await handleBatch(batch, sub.handler);
-      if (result.failed.length > 0) failed = { batch: encodeBatch(result.failed).toString(), error: result.error, count: result.failed.length };
+      if (result.failed.length > 0) failed = { batch: encodeBatch(result.failed).toString(), error: result.error, messages: result.failed };
     } catch (error) {
-      failed = { batch: field(fields, BATCH) ?? '', error, count: batch?.length ?? 1 };
+      failed = { batch: field(fields, BATCH) ?? '', error };
     } finally {
       clearInterval(keepAlive);
     }
     if (failed) {
       if (closed) return undefined; // handed back by close()
       if (batch !== undefined && delivery < policy.maxDeliveries) {
-        log.warn({ ...context, err: failed.error }, 'redis: handler failed; will retry');
+        log.warn({ ...context, ...sagasOf(failed.messages), err: failed.error }, 'redis: handler failed; will retry');
         return backoffAfter(policy, delivery);
       }
       const text = errorText(failed.error);
-      log.error({ ...context, error: text }, 'redis: message dead-lettered');
-      countDeadLetters(sub.consumer, batch?.[0]?.type, failed.count);
+      log.error({ ...context, ...sagasOf(failed.messages ?? batch), error: text }, 'redis: message dead-lettered');
+      countDeadLetters(sub.consumer, (failed.messages ?? batch)?.[0]?.type, (failed.messages ?? batch)?.length);
       try {
         await deadLetterScript.run(commands, [stream, names.dead(sub.consumer)], [sub.consumer, id, failed.batch, text, sub.consumer, delivery]);
       } catch (deadError) {

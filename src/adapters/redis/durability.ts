@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import type { Logger } from '../../runtime/log.ts';
+import type { Logger } from '../../ports/log.ts';
 
 /** Where a client points, for messages. */
 export function address(redis: Redis): string {

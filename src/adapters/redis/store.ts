@@ -18,7 +18,7 @@ import type { Envelope } from '../../core/message.ts';
 import type { Commit, Snapshot, Store } from '../../ports/store.ts';
 import { batchesByType } from '../broker/delivery.ts';
 import { deliveredBatcher, untilCommitted, type Attempt } from '../storeKit.ts';
-import type { Logger } from '../../runtime/log.ts';
+import type { Logger } from '../../ports/log.ts';
 import { checkDurability } from './durability.ts';
 import { commitScript, COMMIT_KEYS, outboxScript, pruneScript, scanScript, snapshotScript, storeKeys } from './storeScripts.ts';
 

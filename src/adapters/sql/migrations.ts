@@ -1,4 +1,4 @@
-import type { SqlClient } from './store.ts';
+import type { SqlClient } from './client.ts';
 
 /**
  * Versioned migrations of a service's schema, applied in order at start-up; each runs once,

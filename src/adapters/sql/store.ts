@@ -1,15 +1,11 @@
 import type { Envelope } from '../../core/message.ts';
 import type { Commit, Snapshot, Store } from '../../ports/store.ts';
 import { deliveredBatcher, untilCommitted } from '../storeKit.ts';
+import type { SqlClient } from './client.ts';
 import { migrate } from './migrations.ts';
 
-/** The little of a PostgreSQL driver the store needs; PGlite and node-postgres both fit. */
-export interface SqlClient {
-  query<R = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<{ rows: R[]; rowCount: number }>;
-  transaction<T>(fn: (tx: SqlClient) => Promise<T>): Promise<T>;
-  /** Runs several statements (migrations). */
-  exec(sql: string): Promise<void>;
-}
+// Who opens a store on their own client (the conformance suite) finds the client's type here too.
+export type { SqlClient };
 
 /**
  * The store on PostgreSQL SQL: each service its own schema with `docs`, `inbox`, `outbox`

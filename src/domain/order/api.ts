@@ -1,15 +1,17 @@
 import type { FastifyInstance } from 'fastify';
+import type { Idempotency } from '../../core/decider.ts';
+import type { SagaOutcome } from '../../core/saga.ts';
 import { execute, newId } from '../../http/commands.ts';
 import { route, schemas } from '../../http/openapi.ts';
 import { Problem } from '../../http/problems.ts';
-import { batchSize, count, id, idempotency, type Idempotency } from '../../http/validate.ts';
-import type { SagaOutcome } from '../../core/saga.ts';
-import type { SagaOutcomes } from './checkoutOutcomes.ts';
-import { readDoc, scanAll } from '../../ports/store.ts';
+import { batchSize, count, id, idempotency } from '../../http/validate.ts';
+import type { Logger } from '../../ports/log.ts';
+import type { Service } from '../../ports/service.ts';
+import { readDoc, scanAll, type Store } from '../../ports/store.ts';
 import type { SagaSource } from '../tracker/tracker.ts';
-import type { ServiceRuntime } from '../../runtime/serviceRuntime.ts';
 import type { CheckoutAnswer } from './businessLogic.ts';
-import { checkoutSagaId, checkoutsOf, isPaid, orderIdOf, orderKey, orderStatus, type Order, type OrderApiCommand } from './order.ts';
+import { SagaOutcomes } from './checkoutOutcomes.ts';
+import { checkoutSagaId, checkoutsOf, isPaid, orderIdOf, orderKey, orderStatus, OrderEvents, type Order, type OrderApiCommand } from './order.ts';
 
 type Params = Record<string, string | undefined>;
 
@@ -21,20 +23,28 @@ export type Lookups = Readonly<{
 }>;
 
 export type OrderApiDeps = Readonly<{
-  orders: ServiceRuntime;
+  orders: Service<OrderApiCommand>;
   lookups: Lookups;
-  outcomes: SagaOutcomes;
   /** How long a checkout request waits for its saga before answering 504. */
   checkoutWaitMs: number;
+  log: Logger;
 }>;
 
 /** The course API of the order service, under /orders. */
 export function orderApi(deps: OrderApiDeps) {
-  const { orders } = deps;
+  const { orders, log } = deps;
   const run = (command: OrderApiCommand, key?: Idempotency) =>
     execute(orders, command, { idempotency: key, correlationId: 'orderId' in command ? command.orderId : '' });
+  // The way back of a checkout, next to the route that waits for it: the end of a saga, as
+  // the order service commits it (CheckoutCompleted / CheckoutFailed in its outbox) ...
+  const outcomes = new SagaOutcomes(OrderEvents);
+  orders.onCommitted((messages) => outcomes.observe(messages));
 
   return async (app: FastifyInstance) => {
+    // ... or as another replica of it committed it, read from the orders a request here waits for.
+    const stopPolling = outcomes.poll((ids) => endedCheckouts(orders.store, ids), 10, (err) => log.warn({ err }, 'polling checkout outcomes failed'));
+    app.addHook('onClose', async () => stopPolling());
+
     app.post<{ Params: Params }>('/create/:userId', { schema: route({ summary: 'Create an order for a user', tags: ['orders'], params: { userId: 'the user' }, ok: schemas.object({ order_id: schemas.string }), errors: ['invalid-id', 'user-not-found', 'idempotency-key-reused'], idempotent: true }) }, async (req) => {
       const userId = id(req.params.userId, 'user_id');
       const key = idempotency(req);
@@ -64,7 +74,7 @@ export function orderApi(deps: OrderApiDeps) {
     app.post<{ Params: Params }>('/checkout/:orderId', { schema: route({ summary: 'Check an order out: answers once the stock and the money are taken, or nothing is', tags: ['orders'], params: { orderId: 'the order' }, ok: schemas.object({ order_id: schemas.string, paid: schemas.boolean }), errors: ['invalid-id', 'order-not-found', 'checkout-failed', 'checkout-pending', 'idempotency-key-reused'], idempotent: true }) }, async (req, reply) => {
       const orderId = id(req.params.orderId, 'order_id');
       const key = idempotency(req);
-      const waiter = deps.outcomes.expect(orderId);
+      const waiter = outcomes.expect(orderId);
       let answer: CheckoutAnswer;
       try {
         answer = (await run({ type: 'Checkout', orderId, sagaId: checkoutSagaId(orderId, newId()) }, key)) as CheckoutAnswer;
@@ -113,8 +123,8 @@ function endedCheckout(order: Order, sagaId: string): SagaOutcome | undefined {
 }
 
 /** The outcome of a saga that has ended, from the order that holds it. */
-export async function endedCheckouts(orders: ServiceRuntime, orderIds: readonly string[]): Promise<Map<string, Readonly<{ sagaId: string; outcome: SagaOutcome }>>> {
-  const docs = await orders.store.read(orderIds.map(orderKey));
+async function endedCheckouts(orders: Store, orderIds: readonly string[]): Promise<Map<string, Readonly<{ sagaId: string; outcome: SagaOutcome }>>> {
+  const docs = await orders.read(orderIds.map(orderKey));
   const ended = new Map<string, Readonly<{ sagaId: string; outcome: SagaOutcome }>>();
   for (const orderId of orderIds) {
     const order = docs.get(orderKey(orderId)) as Order | undefined;
@@ -125,7 +135,7 @@ export async function endedCheckouts(orders: ServiceRuntime, orderIds: readonly 
   return ended;
 }
 
-async function findOrder(orders: ServiceRuntime, orderId: string): Promise<Order> {
+async function findOrder(orders: Service<OrderApiCommand>, orderId: string): Promise<Order> {
   const order = await readDoc<Order>(orders.store, orderKey(orderId));
   if (!order) throw new Problem('order-not-found', `Order ${orderId} does not exist.`);
   return order;
@@ -135,19 +145,19 @@ async function findOrder(orders: ServiceRuntime, orderId: string): Promise<Order
  * The checkout sagas the orders hold, for the saga API in orchestration and the synchronous
  * style (each order keeps every attempt). A saga id starts with its order id.
  */
-export function orderSagas(orders: ServiceRuntime): SagaSource {
+export function orderSagas(orders: Store): SagaSource {
   return {
     async *list(after) {
       if (after !== '') {
         // The rest of the cursor's order first: its later attempts come before the next order.
-        const order = await readDoc<Order>(orders.store, orderKey(orderIdOf(after)));
+        const order = await readDoc<Order>(orders, orderKey(orderIdOf(after)));
         if (order) yield* checkoutsOf(order).filter((saga) => saga.id > after);
       }
       const from = after === '' ? '' : orderKey(orderIdOf(after));
-      for await (const [, order] of scanAll<Order>(orders.store, 'order:', from)) yield* checkoutsOf(order);
+      for await (const [, order] of scanAll<Order>(orders, 'order:', from)) yield* checkoutsOf(order);
     },
     async get(sagaId) {
-      const order = await readDoc<Order>(orders.store, orderKey(orderIdOf(sagaId)));
+      const order = await readDoc<Order>(orders, orderKey(orderIdOf(sagaId)));
       const saga = order ? checkoutsOf(order).find((s) => s.id === sagaId) : undefined;
       return saga ? { saga, early: [] } : undefined;
     },

@@ -2,15 +2,16 @@ import type { FastifyInstance } from 'fastify';
 import { execute, newId } from '../../http/commands.ts';
 import { route, schemas } from '../../http/openapi.ts';
 import { Problem } from '../../http/problems.ts';
-import { batchSize, count, id, idempotency, type Idempotency } from '../../http/validate.ts';
+import type { Idempotency } from '../../core/decider.ts';
+import { batchSize, count, id, idempotency } from '../../http/validate.ts';
 import { readDoc } from '../../ports/store.ts';
-import type { ServiceRuntime } from '../../runtime/serviceRuntime.ts';
+import type { Service } from '../../ports/service.ts';
 import { accountKey, type Account, type PaymentApiCommand } from './payment.ts';
 
 type Params = Record<string, string | undefined>;
 
 /** The course API of the payment service, under /payment. */
-export function paymentApi(payment: ServiceRuntime) {
+export function paymentApi(payment: Service<PaymentApiCommand>) {
   const run = (command: PaymentApiCommand, key?: Idempotency) => execute(payment, command, { idempotency: key });
   return async (app: FastifyInstance) => {
     app.post('/create_user', { schema: route({ summary: 'Create a user (credit 0)', tags: ['payment'], ok: schemas.object({ user_id: schemas.string }), errors: ['idempotency-key-reused'], idempotent: true }) }, async (req) => run({ type: 'CreateUser', userId: newId() }, idempotency(req)));
@@ -39,7 +40,7 @@ export function paymentApi(payment: ServiceRuntime) {
 }
 
 /** Reads a user's account, or answers 404. */
-async function findAccount(payment: ServiceRuntime, userId: string): Promise<Account> {
+async function findAccount(payment: Service<PaymentApiCommand>, userId: string): Promise<Account> {
   const account = await readDoc<Account>(payment.store, accountKey(userId));
   if (!account) throw new Problem('user-not-found', `User ${userId} does not exist.`);
   return account;

@@ -2,15 +2,16 @@ import type { FastifyInstance } from 'fastify';
 import { execute, newId } from '../../http/commands.ts';
 import { route, schemas } from '../../http/openapi.ts';
 import { Problem } from '../../http/problems.ts';
-import { batchSize, count, id, idempotency, type Idempotency } from '../../http/validate.ts';
+import type { Idempotency } from '../../core/decider.ts';
+import { batchSize, count, id, idempotency } from '../../http/validate.ts';
 import { readDoc } from '../../ports/store.ts';
-import type { ServiceRuntime } from '../../runtime/serviceRuntime.ts';
+import type { Service } from '../../ports/service.ts';
 import { itemKey, type Item, type StockApiCommand } from './stock.ts';
 
 type Params = Record<string, string | undefined>;
 
 /** The course API of the stock service, under /stock. */
-export function stockApi(stock: ServiceRuntime) {
+export function stockApi(stock: Service<StockApiCommand>) {
   const run = (command: StockApiCommand, key?: Idempotency) => execute(stock, command, { idempotency: key });
   return async (app: FastifyInstance) => {
     app.post<{ Params: Params }>('/item/create/:price', { schema: route({ summary: 'Create an item (stock 0)', tags: ['stock'], params: { price: 'its price' }, ok: schemas.object({ item_id: schemas.string }), errors: ['invalid-number', 'amount-too-large', 'idempotency-key-reused'], idempotent: true }) }, async (req) => {
@@ -47,7 +48,7 @@ export function stockApi(stock: ServiceRuntime) {
 }
 
 /** Reads an item, or answers 404. */
-async function findItem(stock: ServiceRuntime, itemId: string): Promise<Item> {
+async function findItem(stock: Service<StockApiCommand>, itemId: string): Promise<Item> {
   const item = await readDoc<Item>(stock.store, itemKey(itemId));
   if (!item) throw new Problem('item-not-found', `Item ${itemId} does not exist.`);
   return item;

@@ -1,8 +1,8 @@
 import { isActive } from '../core/saga.ts';
-import type { Order } from '../domain/order/order.ts';
-import { isPaid, orderStatus } from '../domain/order/order.ts';
-import type { Account } from '../domain/payment/payment.ts';
-import type { Item } from '../domain/stock/stock.ts';
+import type { Order } from './order/order.ts';
+import { isPaid, orderStatus } from './order/order.ts';
+import type { Account } from './payment/payment.ts';
+import type { Item } from './stock/stock.ts';
 import { scanAll, type Store } from '../ports/store.ts';
 
 /** Totals over every store: what conservation checks compare with what was put in. */

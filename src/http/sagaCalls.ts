@@ -1,0 +1,56 @@
+import type { FastifyInstance } from 'fastify';
+import { timingSafeEqual } from 'node:crypto';
+import type { Envelope, Message, Parsed } from '../core/message.ts';
+import { SAGA_CALL_PATH, TOKEN_HEADER } from '../ports/calls.ts';
+import { Problem } from './problems.ts';
+
+/** A participant as its saga-call route sees it (the runtime implements it). */
+export type Called = Readonly<{
+  /** The saga command types it takes. */
+  consumes: readonly string[];
+  parse: (message: Envelope) => Parsed<Message>;
+  /** Runs a saga command; resolves, once committed, with the messages it answered. */
+  call: (message: Envelope) => Promise<readonly Envelope[]>;
+}>;
+
+/**
+ * The route a participant answers synchronous saga calls on: a JSON array of command envelopes
+ * in, for each the envelopes it answered, once committed. Only saga commands are accepted
+ * (the types the participant consumes); its API commands go through their own routes.
+ * Only callers with the deployment's internal token may call: a saga step called by anyone
+ * else (a release or a void in the middle of a checkout) would break the checkout's accounts.
+ */
+export function sagaCallRoute(runtime: Called, token: string) {
+  const accepted = new Set(runtime.consumes);
+  const expected = Buffer.from(token);
+  return async (app: FastifyInstance) => {
+    app.post<{ Body: unknown }>(SAGA_CALL_PATH, { bodyLimit: 4 * 1024 * 1024 }, async (req) => {
+      const given = Buffer.from(String(req.headers[TOKEN_HEADER] ?? ''));
+      if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+        throw new Problem('forbidden', `Saga steps are called by the order service only, with the deployment's ${TOKEN_HEADER} (ORDERLY_INTERNAL_TOKEN).`);
+      }
+      const commands = envelopes(req.body, accepted, (m) => {
+        const parsed = runtime.parse(m);
+        return parsed.ok ? undefined : parsed.problem;
+      });
+      return Promise.all(commands.map((command) => runtime.call(command)));
+    });
+  };
+}
+
+function envelopes(body: unknown, accepted: ReadonlySet<string>, problemOf: (message: Envelope) => string | undefined): Envelope[] {
+  if (!Array.isArray(body)) throw new Problem('invalid-body', 'Send a JSON array of saga command envelopes.');
+  return body.map((item: unknown, i) => {
+    const m = item as Record<string, unknown> | null;
+    const strings = ['id', 'type', 'sagaId', 'step', 'correlationId', 'causationId'];
+    if (typeof m !== 'object' || m === null || strings.some((f) => typeof m[f] !== 'string') || typeof m.at !== 'number' || typeof m.payload !== 'object' || m.payload === null) {
+      throw new Problem('invalid-body', `Command ${i} is not an envelope: it needs string id, type, sagaId, step, correlationId and causationId, a number at and an object payload.`);
+    }
+    if (!accepted.has(m.type as string)) throw new Problem('invalid-body', `Command ${i} has type ${String(m.type)}; this service takes ${[...accepted].join(', ')}.`);
+    if (m.sagaId === '') throw new Problem('invalid-body', `Command ${i} has no sagaId.`);
+    const envelope = m as unknown as Envelope;
+    const problem = problemOf(envelope);
+    if (problem !== undefined) throw new Problem('invalid-body', `Command ${i}: ${problem}.`);
+    return envelope;
+  });
+}
