@@ -5,9 +5,9 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
 import { SAGA_STYLES, type EmbeddedStore } from '../../src/config.ts';
-import type { Audit } from '../../src/domain/audit.ts';
 import { CourseClient, mapLimit } from '../../src/tools/client.ts';
 import { verifyEveryEntity } from '../../src/tools/consistency.ts';
+import { settle } from './helpers.ts';
 import { freePort, startOrderly, stop } from '../support/child.ts';
 
 // Profiles covered: {orchestration, choreography, synchronous} × embedded store (SQLite, and
@@ -90,12 +90,3 @@ async function crashTest(style: string, store: EmbeddedStore): Promise<void> {
   }
 }
 
-/** Waits until no saga is under way (recovery done) and returns the audit. */
-async function settle(client: CourseClient): Promise<Audit> {
-  for (let i = 0; i < 120; i++) {
-    const audit = await client.get<Audit>('/admin/audit');
-    if (audit.orders.activeSagas === 0) return audit;
-    await sleep(250);
-  }
-  throw new Error('sagas still active after 30 s');
-}

@@ -5,8 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
-import type { Audit } from '../../src/domain/audit.ts';
 import { CourseClient, mapLimit } from '../../src/tools/client.ts';
+import { settle } from './helpers.ts';
 import { freePort, startOrderly, startUnreaped, stop } from '../support/child.ts';
 
 // Issue 11: restarted right after `kill -9` (as systemd's Restart=always does), the system was
@@ -79,12 +79,3 @@ function run(command: string, args: readonly string[], env: NodeJS.ProcessEnv): 
   });
 }
 
-/** The audit once no saga is under way (recovery done). */
-async function settle(client: CourseClient): Promise<Audit> {
-  for (let i = 0; i < 120; i++) {
-    const audit = await client.get<Audit>('/admin/audit');
-    if (audit.orders.activeSagas === 0) return audit;
-    await sleep(250);
-  }
-  throw new Error('sagas still active after 30 s');
-}
