@@ -44,11 +44,11 @@ export default tseslint.config(
   },
   {
     files: ['src/domain/**'],
-    ignores: ['src/domain/**/api.ts'],
-    rules: { 'no-restricted-imports': layer('The domain is business logic over the core and the ports: no engine, adapters, wiring or HTTP (only api.ts, the routes, use http/).', 'runtime/*', 'http/*', 'adapters/*', 'wiring/*', 'processes/*', 'tools/*', 'cli.ts', 'main.ts') },
+    ignores: ['src/domain/**/api.ts', 'src/domain/**/*Api.ts'],
+    rules: { 'no-restricted-imports': layer('The domain is business logic over the core and the ports: no engine, adapters, wiring or HTTP (only the routes, api.ts and *Api.ts, use http/).', 'runtime/*', 'http/*', 'adapters/*', 'wiring/*', 'processes/*', 'tools/*', 'cli.ts', 'main.ts') },
   },
   {
-    files: ['src/domain/**/api.ts'],
+    files: ['src/domain/**/api.ts', 'src/domain/**/*Api.ts'],
     rules: { 'no-restricted-imports': layer('A service\'s routes see it through ports/service.ts: no engine, adapters or wiring.', 'runtime/*', 'adapters/*', 'wiring/*', 'processes/*', 'tools/*', 'cli.ts', 'main.ts') },
   },
   {

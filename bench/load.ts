@@ -22,7 +22,7 @@ export async function batchInit(client: CourseClient, { n, credit, stock, price 
 export async function settled(client: CourseClient): Promise<Audit> {
   for (;;) {
     const audit = await client.get<Audit>('/admin/audit');
-    if (audit.orders.activeSagas === 0) return audit;
+    if (audit.orders.active_sagas === 0) return audit;
     await sleep(250);
   }
 }
@@ -86,8 +86,8 @@ export async function checkoutLoad(
     statuses: Object.fromEntries(statuses),
     errors,
     conserved: {
-      money: after.payment.credit + after.orders.paidAmount === before.payment.credit + before.orders.paidAmount,
-      stock: after.stock.available + after.orders.paidUnits === before.stock.available + before.orders.paidUnits,
+      money: after.payment.credit + after.orders.paid_amount === before.payment.credit + before.orders.paid_amount,
+      stock: after.stock.available + after.orders.paid_units === before.stock.available + before.orders.paid_units,
       nothingHeld: after.payment.held === 0 && after.stock.reserved === 0,
       paidMatches2xx: after.orders.paid - before.orders.paid === (statuses.get(200) ?? 0),
     },

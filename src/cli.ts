@@ -1,8 +1,8 @@
 /**
  * `orderly` — run Orderly as separate processes.
  *
- *   npm run orderly -- service <orders|stock|payment|tracker> --store URL --bus URL [--gateway URL] [--port N]
- *   npm run orderly -- gateway --port 8000 --orders URL[,URL…] --stock URL[,…] --payment URL[,…] [--tracker URL[,…]]
+ *   npm run orderly -- service <orders|stock|payment|fulfillment|notification|tracker> --store URL --bus URL [--gateway URL] [--port N]
+ *   npm run orderly -- gateway --port 8000 --orders URL[,URL…] --stock URL[,…] --payment URL[,…] --fulfillment URL[,…] --notification URL[,…] [--tracker URL[,…]]
  *   npm run cluster -- --store URL --bus URL [--replicas 2] [--port 8000]
  *   npm run orderly -- graph   (the checkout saga as a Mermaid flowchart)
  *
@@ -25,7 +25,7 @@ const STOP_DEADLINE_MS = 10_000;
 
 const USAGE = `usage:
   orderly service <${SERVICES.join('|')}> --store postgres://…|redis://… --bus amqp://…|nats://…|redis://… [--gateway http://…] [--port N] [--replica NAME]
-  orderly gateway --port 8000 --orders URL[,URL…] --stock URL[,URL…] --payment URL[,URL…] [--tracker URL[,URL…]]
+  orderly gateway --port 8000 --orders URL[,URL…] --stock URL[,URL…] --payment URL[,URL…] --fulfillment URL[,URL…] --notification URL[,URL…] [--tracker URL[,URL…]]
   orderly cluster --store postgres://…|redis://… --bus amqp://…|nats://…|redis://… [--replicas 2] [--port 8000]
   orderly graph     (the checkout saga as a Mermaid flowchart, from its definition)
 SAGA_STYLE=orchestration|choreography|synchronous picks how checkouts are coordinated (default
@@ -37,7 +37,7 @@ async function main(): Promise<void> {
     options: {
       store: { type: 'string' }, bus: { type: 'string' }, gateway: { type: 'string' }, port: { type: 'string' },
       host: { type: 'string' }, replica: { type: 'string' }, namespace: { type: 'string' }, replicas: { type: 'string' },
-      orders: { type: 'string' }, stock: { type: 'string' }, payment: { type: 'string' }, tracker: { type: 'string' },
+      orders: { type: 'string' }, stock: { type: 'string' }, payment: { type: 'string' }, fulfillment: { type: 'string' }, notification: { type: 'string' }, tracker: { type: 'string' },
       help: { type: 'boolean' },
     },
   });
@@ -77,6 +77,7 @@ async function main(): Promise<void> {
       const list = (value: string | undefined) => (value ?? '').split(',').map((u) => u.trim()).filter(Boolean);
       const gateway = await startGateway({
         orders: list(need(flags.orders, '--orders')), stock: list(need(flags.stock, '--stock')), payment: list(need(flags.payment, '--payment')),
+        fulfillment: list(need(flags.fulfillment, '--fulfillment')), notification: list(need(flags.notification, '--notification')),
         tracker: list(flags.tracker),
       }, config.host, config.port, log, config.adminToken);
       onStop(() => gateway.close());
@@ -84,7 +85,7 @@ async function main(): Promise<void> {
     }
     case 'graph': {
       // The checkout's definition as this deployment's style runs it, as a Mermaid flowchart.
-      process.stdout.write(sagaMermaid(sagaGraph(checkoutSagaOf(config.sagaStyle))));
+      process.stdout.write(sagaMermaid(sagaGraph(checkoutSagaOf(config.sagaStyle, config.sagaStepTimeoutMs, config.checkoutVersion))));
       return;
     }
     case 'cluster': {

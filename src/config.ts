@@ -29,6 +29,12 @@ export type Config = Readonly<{
   internalToken: string | undefined;
   /** What admin routes (/admin/…) need as a bearer token; unset, they answer on loopback only. */
   adminToken: string | undefined;
+  /** A checkout not paid for within this long is cancelled and its stock released (0: never). */
+  reservationTtlMs: number;
+  /** The fraud check's limits (0: off): the largest payment, and payments per user within `windowMs`. */
+  fraud: Readonly<{ maxAmount: number; maxPerWindow: number; windowMs: number }>;
+  /** The checkout definition new checkouts start under (1: the course's; 2: the whole lifecycle). */
+  checkoutVersion: 1 | 2;
 }>;
 
 export class ConfigError extends Error {}
@@ -48,6 +54,13 @@ export function loadConfig(env: Env = process.env): Config {
     maxBatch: int(env, 'ORDERLY_MAX_BATCH', 256, 1, 100_000),
     internalToken: token(env, 'ORDERLY_INTERNAL_TOKEN'),
     adminToken: token(env, 'ORDERLY_ADMIN_TOKEN'),
+    reservationTtlMs: int(env, 'ORDERLY_RESERVATION_TTL_MS', 15 * 60_000, 0, 7 * 24 * 3_600_000),
+    fraud: Object.freeze({
+      maxAmount: int(env, 'ORDERLY_FRAUD_MAX_AMOUNT', 0, 0, Number.MAX_SAFE_INTEGER),
+      maxPerWindow: int(env, 'ORDERLY_FRAUD_MAX_PER_USER', 0, 0, 1_000_000),
+      windowMs: int(env, 'ORDERLY_FRAUD_WINDOW_MS', 60_000, 1, 7 * 24 * 3_600_000),
+    }),
+    checkoutVersion: oneOf(env, 'ORDERLY_CHECKOUT_VERSION', '2', ['1', '2'] as const) === '1' ? 1 : 2,
   });
 }
 

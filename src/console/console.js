@@ -109,7 +109,7 @@ function overview() {
 
 async function sagas(query) {
   const { definitions } = await api('/sagas/definitions');
-  const steps = definitions.flatMap((d) => d.groups.flat().map((s) => s.name));
+  const steps = [...new Set(definitions.flatMap((d) => d.groups.flat().map((s) => s.name)))];
   const params = new URLSearchParams(query);
   const field = (name) => params.get(name) ?? '';
   const form = h('form', { class: 'filters', onsubmit: (event) => {
@@ -167,7 +167,8 @@ function localInput(iso) {
 
 async function saga(id) {
   const [found, { definitions }] = await Promise.all([api(`/sagas/${encodeURIComponent(id)}`), api('/sagas/definitions')]);
-  const definition = definitions[0];
+  const version = found.definition?.version ?? 1;
+  const definition = definitions.find((d) => d.version === version) ?? definitions[0];
   const latest = new Map();
   for (const e of found.steps) latest.set(e.step, e.event);
   const tries = new Map();
@@ -181,7 +182,7 @@ async function saga(id) {
       h('dt', {}, 'duration'), h('dd', {}, ms(found.duration_ms)),
       h('dt', {}, 'waiting on'), h('dd', {}, found.current_steps.join(', ') || '—'),
       found.reason ? [h('dt', {}, 'reason'), h('dd', {}, found.reason)] : null),
-    h('h2', {}, `Definition: ${definition?.name ?? '?'}`),
+    h('h2', {}, `Definition: ${definition ? `${definition.name} v${definition.version}` : '?'}`),
     h('div', { class: 'panel graph' }, definition ? graph(definition, latest) : h('p', { class: 'muted' }, 'No definition.')),
     h('h2', {}, 'Timeline'),
     h('div', { class: 'panel' }, h('table', { id: 'timeline' },

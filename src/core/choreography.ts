@@ -16,7 +16,7 @@
 import type { ApiCommand, Decider, Decision } from './decider.ts';
 import type { Envelope, Message, Outgoing, Parsed } from './message.ts';
 import { isRecord, type Check } from './parse.ts';
-import type { ActiveSaga, Command, SagaDefinition, SagaReply } from './saga.ts';
+import { cancellableUntil, type ActiveSaga, type Command, type SagaDefinition, type SagaReply } from './saga.ts';
 
 /** Payload of every choreography event: the saga's context, plus the outcome's details. */
 export type EventPayload<C> = Readonly<{ ctx: C; detail?: string; reason?: string }>;
@@ -56,11 +56,12 @@ export type Reaction<C> = Readonly<{
 
 /**
  * The reactions that run `def` as a choreography. `started` is the event that starts it;
+ * `aborted`, when given, the event by which its owner aborts it (cancel, time to live);
  * `participantOf` names who performs each step. Only the last group of steps may run
  * several steps at once: a group after it would have to wait for all of them, and
  * in choreography nobody is there to wait.
  */
-export function reactions<C>(def: SagaDefinition<C>, started: string, participantOf: (step: string) => string): Reaction<C>[] {
+export function reactions<C>(def: SagaDefinition<C>, started: string, participantOf: (step: string) => string, aborted?: string): Reaction<C>[] {
   const steps = def.steps;
   steps.forEach((step, i) => {
     if (step.concurrent && steps.slice(i + 1).some((s) => !s.concurrent)) {
@@ -82,17 +83,21 @@ export function reactions<C>(def: SagaDefinition<C>, started: string, participan
   }
   // Compensations, last-in-first-out: a step is undone on the failure of any later step that
   // has no compensable step between them, and on the compensation of the next compensable one.
-  const beforePivot = steps.slice(0, def.pivot);
-  beforePivot.forEach((step, j) => {
+  // An abort undoes every step that can be undone (up to where the saga can still be aborted),
+  // starting with the latest.
+  const undoable = steps.slice(0, aborted === undefined ? def.pivot : cancellableUntil(def));
+  undoable.forEach((step, j) => {
     const compensation = step.compensation;
     if (!compensation) return;
-    for (const later of beforePivot.slice(j + 1)) {
+    for (const later of undoable.slice(j + 1)) {
       react(later.failure, step.name, compensation.command);
       if (later.compensation) {
         react(later.compensation.done, step.name, compensation.command);
-        break;
+        return;
       }
     }
+    // The latest step that can be undone: the abort starts here.
+    react(aborted, step.name, compensation.command);
   });
   return out;
 }
@@ -157,10 +162,10 @@ export function reacting<C, M extends Message, A extends ApiCommand>(inner: Deci
 /**
  * The events that make the stalled part of an active saga go on: for a running saga, what
  * each awaited step reacts to (the start, or the success of the step before it); for a
- * compensating one, what the pending compensation reacts to (the failure that started the
- * compensation, or the compensation after it), with the failure's detail.
+ * compensating one, what the pending compensation reacts to (the failure or the abort that
+ * started the compensation, or the compensation after it), with the failure's detail.
  */
-export function retrigger<C>(def: SagaDefinition<C>, started: string, state: ActiveSaga<C>): SagaReply[] {
+export function retrigger<C>(def: SagaDefinition<C>, started: string, state: ActiveSaga<C>, aborted?: string): SagaReply[] {
   const steps = def.steps;
   if (state.status === 'running') {
     const first = state.step;
@@ -168,8 +173,9 @@ export function retrigger<C>(def: SagaDefinition<C>, started: string, state: Act
     const before = steps[first - 1]!;
     return [{ type: before.success, step: before.name }];
   }
-  // The latest failure or compensation is what the pending compensation waits on.
-  const last = [...state.history].reverse().find((e) => e.event === 'failed' || e.event === 'compensated');
+  // The latest failure, abort or compensation is what the pending compensation waits on.
+  const last = [...state.history].reverse().find((e) => e.event === 'failed' || e.event === 'compensated' || e.event === 'aborted');
+  if (last?.event === 'aborted') return aborted === undefined ? [] : [{ type: aborted, step: '', detail: last.detail ?? state.reason }];
   const step = steps.find((s) => s.name === last?.step);
   if (!last || !step) return [];
   const type = last.event === 'failed' ? step.failure : step.compensation?.done;

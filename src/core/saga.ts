@@ -13,6 +13,11 @@
  * (a step that timed out may still have happened: its compensation must be harmless when it
  * did not); a step after the pivot, or a compensation, is retried with backoff for ever.
  *
+ * A saga can be aborted (a cancel button, a reservation's time to live) while it runs a step
+ * before `cancellableUntil`: every step that has a compensation is then undone, latest first,
+ * whether or not it ran, since a command already sent may still happen (each compensation is
+ * harmless for a step that never ran, and makes the late step do nothing).
+ *
  * Duplicate, late and reordered replies match no pending step and produce nothing.
  */
 import type { Envelope, Message, Outgoing } from './message.ts';
@@ -43,21 +48,30 @@ export interface SagaPolicy {
 
 export interface SagaDefinition<C> {
   readonly name: string;
+  /** Sagas record the version they started under, and finish under it after an upgrade. */
+  readonly version: number;
   readonly steps: readonly SagaStep<C>[];
   /** Index of the first step that can no longer be compensated (the first of its group). */
   readonly pivot: number;
+  /** Index of the first step during which the saga can no longer be aborted (default: the pivot). */
+  readonly cancellableUntil?: number;
   readonly policy: SagaPolicy;
 }
 
+/** The definition a saga started under. */
+export type SagaVersion = Readonly<{ name: string; version: number }>;
+
 export type StepEvent = Readonly<{
   step: string;
-  event: 'started' | 'succeeded' | 'failed' | 'retried' | 'timed-out' | 'compensating' | 'compensated';
+  event: 'started' | 'succeeded' | 'failed' | 'retried' | 'timed-out' | 'aborted' | 'compensating' | 'compensated';
   at: number;
   detail?: string;
 }>;
 
 type Common<C> = Readonly<{
   id: string;
+  /** The definition it started under; absent in sagas stored before versions were recorded (version 1). */
+  definition?: SagaVersion;
   ctx: C;
   startedAt: number;
   history: readonly StepEvent[];
@@ -90,13 +104,10 @@ export type SagaOutcome = Readonly<{ status: 'completed' } | { status: 'failed';
  */
 export type SagaReply = Readonly<{ type: string; step: string; detail?: string; at?: number }>;
 
-/** A participant's reply as its owner reads it: a failure may say what went wrong. */
-export type ReplyMessage = Message<string, Readonly<{ detail?: string }>>;
-
 /** The reply (or event) an envelope carries for a saga: its type, step, and the failure's detail if any. */
-export function replyOf(message: Envelope<ReplyMessage>): SagaReply {
-  const detail = message.payload.detail;
-  return detail === undefined ? { type: message.type, step: message.step } : { type: message.type, step: message.step, detail };
+export function replyOf(message: Envelope): SagaReply {
+  const detail = isRecord(message.payload) ? message.payload.detail : undefined;
+  return typeof detail === 'string' ? { type: message.type, step: message.step, detail } : { type: message.type, step: message.step };
 }
 
 export type Transition<C> = Readonly<{
@@ -123,6 +134,9 @@ export function defineSaga<C>(def: SagaDefinition<C>): SagaDefinition<C> {
     throw new Error(`Saga ${def.name}: the pivot (${def.pivot}) must be the first step of a group`);
   }
   if (def.policy.maxAttempts < 1) throw new Error(`Saga ${def.name}: maxAttempts must be at least 1`);
+  if (!Number.isSafeInteger(def.version) || def.version < 1) throw new Error(`Saga ${def.name}: the version must be a whole number from 1`);
+  const until = cancellableUntil(def);
+  if (until < def.pivot || until > def.steps.length) throw new Error(`Saga ${def.name}: cancellableUntil (${until}) must be from the pivot to the number of steps`);
   return def;
 }
 
@@ -131,7 +145,7 @@ export function startSaga<C>(def: SagaDefinition<C>, id: string, ctx: C, now: nu
   const timer = timerId(id, 0);
   return {
     state: {
-      status: 'running', id, ctx, startedAt: now, step: 0, awaiting: group, seq: 0, since: now, tries: 1, timer,
+      status: 'running', id, definition: { name: def.name, version: def.version }, ctx, startedAt: now, step: 0, awaiting: group, seq: 0, since: now, tries: 1, timer,
       history: group.map((i) => ({ step: stepAt(def, i).name, event: 'started' as const, at: now })),
     },
     send: [...group.map((i) => actionOf(def, id, i, ctx)), timerMessage(id, timer, 0, now + def.policy.stepTimeoutMs)],
@@ -236,10 +250,43 @@ export function onTimer<C>(def: SagaDefinition<C>, state: SagaState<C>, timer: s
   return rearm(next, now, now + delayFor(def.policy, next.tries), [command(state.id, step.name, undo.command(state.ctx))]);
 }
 
-/** Gives up a saga that has not passed its pivot (cancel button, reservation TTL). */
+/**
+ * Gives up a running saga (cancel button, reservation TTL) that has not reached the step it can
+ * no longer be aborted at: every step that has a compensation is undone, latest first, whether
+ * it ran or not (a command already sent may still arrive, and its compensation makes it do
+ * nothing). `undefined` when the saga cannot be aborted.
+ */
 export function abortSaga<C>(def: SagaDefinition<C>, state: SagaState<C>, reason: string, now: number): Transition<C> | undefined {
-  if (state.status !== 'running' || state.step >= def.pivot) return undefined;
-  return compensate(def, state, compensable(def, lastOfGroup(def, state.step)), reason, now);
+  if (!canAbort(def, state)) return undefined;
+  const history = [...state.history, event(stepAt(def, state.step).name, 'aborted', now, reason)];
+  return compensate(def, { ...state, history }, compensable(def, cancellableUntil(def) - 1, cancellableUntil(def)), reason, now);
+}
+
+/** Whether `abortSaga` would abort the saga now. */
+export function canAbort<C>(def: SagaDefinition<C>, state: SagaState<C>): state is Extract<SagaState<C>, { status: 'running' }> {
+  return state.status === 'running' && state.step < cancellableUntil(def);
+}
+
+export const cancellableUntil = <C>(def: SagaDefinition<C>): number => def.cancellableUntil ?? def.pivot;
+
+/** The definitions of one saga by version: new sagas start under `current`, the others finish under theirs. */
+export type SagaVersions<C> = Readonly<{ current: SagaDefinition<C>; all: readonly SagaDefinition<C>[] }>;
+
+export function sagaVersions<C>(current: SagaDefinition<C>, older: readonly SagaDefinition<C>[]): SagaVersions<C> {
+  const all = [...older.filter((d) => d.version !== current.version), current];
+  for (const def of all) {
+    if (def.name !== current.name) throw new Error(`Saga versions must share a name: ${def.name} is not ${current.name}`);
+    if (all.filter((d) => d.version === def.version).length > 1) throw new Error(`Saga ${def.name} has version ${def.version} twice`);
+  }
+  return { current, all };
+}
+
+/** The definition a saga started under (sagas stored before versions were recorded are version 1). */
+export function definitionFor<C>(versions: SagaVersions<C>, state: SagaState<C>): SagaDefinition<C> {
+  const version = state.definition?.version ?? 1;
+  const def = versions.all.find((d) => d.version === version);
+  if (!def) throw new Error(`Saga ${state.id} started under ${versions.current.name} version ${version}, which this build does not have`);
+  return def;
 }
 
 export function isActive<C>(state: SagaState<C>): state is ActiveSaga<C> {
@@ -250,7 +297,7 @@ function advance<C>(def: SagaDefinition<C>, state: Extract<SagaState<C>, { statu
   const seq = state.seq + 1;
   if (next >= def.steps.length) {
     return {
-      state: { status: 'completed', id: state.id, ctx: state.ctx, startedAt: state.startedAt, history: state.history, endedAt: now },
+      state: { status: 'completed', id: state.id, ...definitionOf(state), ctx: state.ctx, startedAt: state.startedAt, history: state.history, endedAt: now },
       send: [],
       cancel: [state.timer],
       outcome: { status: 'completed' },
@@ -283,7 +330,7 @@ function actionOf<C>(def: SagaDefinition<C>, sagaId: string, index: number, ctx:
 
 /** Moves to compensating the given steps (in that order), or to failed when none is left. */
 function compensate<C>(def: SagaDefinition<C>, state: ActiveSaga<C>, pending: readonly number[], reason: string, now: number): Transition<C> {
-  const base = { id: state.id, ctx: state.ctx, startedAt: state.startedAt };
+  const base = { id: state.id, ...definitionOf(state), ctx: state.ctx, startedAt: state.startedAt };
   const [index, ...rest] = pending;
   if (index === undefined) {
     return {
@@ -313,11 +360,16 @@ function rearm<C>(state: ActiveSaga<C>, now: number, at: number, send: readonly 
   };
 }
 
-/** Indices of the steps up to `last` that have a compensation, latest first. */
-function compensable<C>(def: SagaDefinition<C>, last: number): number[] {
+/** Indices of the steps up to `last` and before `limit` (the pivot unless aborted) that have a compensation, latest first. */
+function compensable<C>(def: SagaDefinition<C>, last: number, limit = def.pivot): number[] {
   const indices: number[] = [];
-  for (let i = Math.min(last, def.pivot - 1); i >= 0; i--) if (stepAt(def, i).compensation) indices.push(i);
+  for (let i = Math.min(last, limit - 1); i >= 0; i--) if (stepAt(def, i).compensation) indices.push(i);
   return indices;
+}
+
+/** The `definition` field of a state, kept as it is (absent stays absent). */
+function definitionOf<C>(state: SagaState<C>): Pick<SagaState<C>, 'definition'> {
+  return state.definition ? { definition: state.definition } : {};
 }
 
 function stepAt<C>(def: SagaDefinition<C>, index: number): SagaStep<C> {

@@ -19,6 +19,7 @@ export type GraphStep = Readonly<{
 
 export type SagaGraph = Readonly<{
   name: string;
+  version: number;
   /** Steps that start together, group after group. */
   groups: readonly (readonly GraphStep[])[];
 }>;
@@ -37,7 +38,7 @@ export function sagaGraph<C>(def: SagaDefinition<C>): SagaGraph {
     if (step.concurrent && last) last.push(node);
     else groups.push([node]);
   });
-  return { name: def.name, groups };
+  return { name: def.name, version: def.version, groups };
 }
 
 /**

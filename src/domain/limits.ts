@@ -4,3 +4,5 @@ export const MAX_AMOUNT = Number.MAX_SAFE_INTEGER;
 export const MAX_ID_LENGTH = 64;
 /** Most entities a batch_init call may create. */
 export const MAX_BATCH = 1_000_000;
+/** Most lines an order created through the lifecycle API may have. */
+export const MAX_LINES = 100;

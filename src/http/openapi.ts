@@ -31,6 +31,8 @@ export type RouteDoc = Readonly<{
   /** Path parameters and what each is. */
   params?: Readonly<Record<string, string>>;
   query?: Readonly<Record<string, string>>;
+  /** The JSON body the route takes. */
+  body?: Json;
   /** The body of a 2xx answer. */
   ok?: Json;
   /** Error codes the route answers with (beyond those of any route: 400 malformed, 405, 413, 500). */
@@ -51,18 +53,19 @@ export function route(doc: RouteDoc): FastifySchema {
     properties: Object.fromEntries(Object.entries(names).map(([name, description]) => [name, { type: 'string', description }])),
   });
   const codes = [...new Set(doc.errors ?? [])];
-  const byStatus = new Map<number, ProblemCode[]>();
-  for (const code of codes) byStatus.set(problems[code].status, [...(byStatus.get(problems[code].status) ?? []), code]);
+  const by_status = new Map<number, ProblemCode[]>();
+  for (const code of codes) by_status.set(problems[code].status, [...(by_status.get(problems[code].status) ?? []), code]);
   return {
     summary: doc.summary,
     tags: [...doc.tags],
     ...(doc.params ? { params: strings(doc.params) } : {}),
     ...(doc.query ? { querystring: strings(doc.query) } : {}),
+    ...(doc.body ? { body: doc.body } : {}),
     ...(doc.idempotent ? { headers: { type: 'object', properties: { 'idempotency-key': { type: 'string', description: 'Repeats of this request with this key get the first answer and do nothing again.' } } } } : {}),
     ...(doc.admin ? { security: [{ adminToken: [] }] } : {}),
     response: {
       200: doc.ok ?? { type: 'object' },
-      ...Object.fromEntries([...byStatus].map(([status, list]) => [status, { ...problem, description: list.map((c) => `\`${c}\``).join(', ') }])),
+      ...Object.fromEntries([...by_status].map(([status, list]) => [status, { ...problem, description: list.map((c) => `\`${c}\``).join(', ') }])),
     },
   } as FastifySchema;
 }

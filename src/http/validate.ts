@@ -37,3 +37,62 @@ export function idempotency(req: Readonly<{ method: string; url: string; headers
   }
   return { key: header, request: `${req.method} ${req.url}` };
 }
+
+/** A JSON request body that must be an object (an absent body is an empty one). */
+export function jsonObject(body: unknown): Readonly<Record<string, unknown>> {
+  if (body === undefined || body === null) return {};
+  if (typeof body !== 'object' || Array.isArray(body)) throw new Problem('invalid-body', 'The body must be a JSON object.');
+  return body as Record<string, unknown>;
+}
+
+/** An id in a JSON body. */
+export function idField(body: Readonly<Record<string, unknown>>, name: string): string {
+  const value = body[name];
+  if (typeof value !== 'string') throw new Problem('invalid-body', `${name} must be a string id; got ${describe(value)}.`);
+  try {
+    return id(value, name);
+  } catch (error) {
+    if (error instanceof Problem) throw new Problem('invalid-body', error.detail);
+    throw error;
+  }
+}
+
+/** A whole number in a JSON body. */
+export function countField(body: Readonly<Record<string, unknown>>, name: string, options: { min?: number; max?: number } = {}): number {
+  const value = body[name];
+  const min = options.min ?? 0;
+  const max = options.max ?? MAX_AMOUNT;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
+    throw new Problem('invalid-body', `${name} must be a whole number from ${min} to ${max}; got ${describe(value)}.`);
+  }
+  return value;
+}
+
+/** An optional short text in a JSON body. */
+export function textField(body: Readonly<Record<string, unknown>>, name: string, fallback: string, maxLength = 500): string {
+  const value = body[name];
+  if (value === undefined) return fallback;
+  if (typeof value !== 'string' || value.length > maxLength) throw new Problem('invalid-body', `${name} must be a string of at most ${maxLength} characters; got ${describe(value)}.`);
+  return value;
+}
+
+/** One of some strings in a JSON body. */
+export function oneOfField<T extends string>(body: Readonly<Record<string, unknown>>, name: string, allowed: readonly T[]): T {
+  const value = body[name];
+  if (typeof value !== 'string' || !(allowed as readonly string[]).includes(value)) {
+    throw new Problem('invalid-body', `${name} must be one of ${allowed.join(', ')}; got ${describe(value)}.`);
+  }
+  return value as T;
+}
+
+/** Only the fields a body may have. */
+export function onlyFields(body: Readonly<Record<string, unknown>>, allowed: readonly string[]): void {
+  const extra = Object.keys(body).filter((key) => !allowed.includes(key));
+  if (extra.length > 0) throw new Problem('invalid-body', `Unknown field${extra.length > 1 ? 's' : ''} ${extra.join(', ')}; the body takes ${allowed.join(', ')}.`);
+}
+
+function describe(value: unknown): string {
+  if (value === undefined) return 'nothing';
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > 40 ? `${text.slice(0, 40)}…` : text;
+}

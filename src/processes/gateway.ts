@@ -11,7 +11,9 @@ import { SERVICES, type ServiceName } from '../wiring/serviceWiring.ts';
 /** Replica URLs of each service the deployment runs (the tracker runs only in choreography). */
 export type Upstreams = Readonly<Partial<Record<ServiceName, readonly string[]>>>;
 
-const PREFIX: Readonly<Record<string, ServiceName>> = { stock: 'stock', payment: 'payment', orders: 'orders' };
+const PREFIX: Readonly<Record<string, ServiceName>> = { stock: 'stock', payment: 'payment', orders: 'orders', fulfillment: 'fulfillment' };
+/** The lifecycle API (/api/…): whose each resource is. */
+const API: Readonly<Record<string, ServiceName>> = { orders: 'orders', shipments: 'fulfillment', customers: 'notification' };
 /** Larger bodies are refused here; each service has its own, smaller limits (the synchronous style's saga calls carry up to 4 MiB). */
 const MAX_BODY = 4 * 1024 * 1024;
 /** The headers of a service's answer that the gateway passes on. */
@@ -36,7 +38,7 @@ export async function startGateway(upstreams: Upstreams, host: string, port: num
   const replicas = Object.fromEntries(SERVICES.map((name) => [name, (upstreams[name] ?? []).map((url) => ({
     url, pool: new Pool(url, { connections: 128, keepAliveTimeout: 30_000 }), downUntil: 0,
   }))])) as Record<ServiceName, { url: string; pool: Pool; downUntil: number }[]>;
-  const next: Record<ServiceName, number> = { orders: 0, stock: 0, payment: 0, tracker: 0 };
+  const next = Object.fromEntries(SERVICES.map((name) => [name, 0])) as Record<ServiceName, number>;
 
   /**
    * Sends the request to the next replica that takes the connection. When none does, tries
@@ -84,12 +86,12 @@ export async function startGateway(upstreams: Upstreams, host: string, port: num
     if (path === '/admin/audit') return audit(res, req.headers.authorization);
     const first = path.split('/')[1] ?? '';
     // The console (at / and under /console/) comes from an order service replica; it reads /sagas through here.
-    const service = PREFIX[first] ?? (first === 'sagas' ? sagas : path === '/' || first === 'console' ? 'orders' : undefined);
+    const service = first === 'api' ? API[path.split('/')[2] ?? ''] : PREFIX[first] ?? (first === 'sagas' ? sagas : path === '/' || first === 'console' ? 'orders' : undefined);
     if (!service) return problem(res, 'route-not-found', `There is no ${req.method} ${path}. See the API in docs/api.md.`);
     const body = await readBody(req);
     if (body === 'too-large') return refuseBody(res);
     const headers: Record<string, string> = {};
-    for (const name of ['idempotency-key', 'content-type', 'x-orderly-token', 'authorization']) {
+    for (const name of ['idempotency-key', 'content-type', 'x-orderly-token', 'authorization', 'prefer']) {
       const value = req.headers[name];
       if (typeof value === 'string') headers[name] = value;
     }

@@ -7,7 +7,15 @@ import { sagaGraph } from '../core/sagaGraph.ts';
 import { orderApi, orderSagas, type Lookups } from '../domain/order/api.ts';
 import { choreographedOrders } from '../domain/order/choreography.ts';
 import { orchestratedOrders } from '../domain/order/orchestration.ts';
-import { checkoutParticipant, checkoutSagaOf } from '../domain/order/checkoutSaga.ts';
+import { checkoutParticipant, checkoutSagasOf } from '../domain/order/checkoutSaga.ts';
+import { checkoutOutcomes } from '../domain/order/checkoutOutcomes.ts';
+import { lifecycleApi } from '../domain/order/lifecycleApi.ts';
+import { fulfillmentApi } from '../domain/fulfillment/api.ts';
+import { fulfillmentDecider } from '../domain/fulfillment/businessLogic.ts';
+import type { FulfillmentApiCommand } from '../domain/fulfillment/fulfillment.ts';
+import { notificationApi } from '../domain/notification/api.ts';
+import { notificationDecider } from '../domain/notification/businessLogic.ts';
+import type { NotificationApiCommand } from '../domain/notification/notification.ts';
 import { checkoutContextCheck, ORDER_PREFIX, OrderEvents, type Order, type OrderApiCommand } from '../domain/order/order.ts';
 import type { PaymentApiCommand } from '../domain/payment/payment.ts';
 import type { StockApiCommand } from '../domain/stock/stock.ts';
@@ -30,7 +38,7 @@ import type { Logger } from '../ports/log.ts';
 import { Relay } from '../runtime/relay.ts';
 import { ServiceRuntime } from '../runtime/serviceRuntime.ts';
 
-export const SERVICES = ['orders', 'stock', 'payment', 'tracker'] as const;
+export const SERVICES = ['orders', 'stock', 'payment', 'fulfillment', 'notification', 'tracker'] as const;
 export type ServiceName = (typeof SERVICES)[number];
 
 export function isServiceName(name: string): name is ServiceName {
@@ -71,7 +79,7 @@ export function runService(name: ServiceName, store: Store, bus: Bus, options: S
   const { config, log } = options;
   const deciders = decidersOf(config);
   // In the synchronous style the participants are called (over HTTP when they have a token), not subscribed.
-  const called = config.sagaStyle === 'synchronous' && (name === 'stock' || name === 'payment');
+  const called = config.sagaStyle === 'synchronous' && isParticipant(name);
   const token = called ? config.internalToken : undefined;
   const wire = <C extends ApiCommand>(decider: Decider<Message, C>, routes: (app: FastifyInstance, runtime: ServiceRuntime<Message, C>) => void) =>
     wired(name, decider, store, bus, options, called, routes);
@@ -87,6 +95,15 @@ export function runService(name: ServiceName, store: Store, bus: Bus, options: S
         app.register(paymentApi(runtime), { prefix: '/payment' });
         if (token !== undefined) app.register(sagaCallRoute(runtime, token), { prefix: '/payment' });
       });
+    case 'fulfillment':
+      return wire(deciders.fulfillment, (app, runtime) => {
+        app.register(fulfillmentApi(runtime), { prefix: '/api' });
+        if (token !== undefined) app.register(sagaCallRoute(runtime, token), { prefix: '/fulfillment' });
+      });
+    case 'notification':
+      return wire(deciders.notification, (app, runtime) => {
+        app.register(notificationApi(runtime), { prefix: '/api' });
+      });
     case 'tracker':
       return wire(deciders.tracker, (app) => {
         app.register(sagaApi(trackedSagas(store), sagaApiOptions(config)), { prefix: '/sagas' });
@@ -95,7 +112,9 @@ export function runService(name: ServiceName, store: Store, bus: Bus, options: S
       const lookups = options.lookups;
       if (!lookups) throw new Error('The order service needs lookups of stock and payment');
       return wire(deciders.orders, (app, runtime) => {
-        app.register(orderApi({ orders: runtime, lookups, checkoutWaitMs: config.checkoutWaitMs, log }), { prefix: '/orders' });
+        const outcomes = checkoutOutcomes(runtime, log);
+        app.register(orderApi({ orders: runtime, lookups, checkoutWaitMs: config.checkoutWaitMs, outcomes }), { prefix: '/orders' });
+        app.register(lifecycleApi({ orders: runtime, lookups, checkoutWaitMs: config.checkoutWaitMs, outcomes }), { prefix: '/api' });
         // In choreography the tracker serves the saga API; otherwise the orders hold the sagas.
         if (config.sagaStyle !== 'choreography') app.register(sagaApi(orderSagas(store), sagaApiOptions(config)), { prefix: '/sagas' });
       });
@@ -171,11 +190,15 @@ export async function declareTopology(bus: Bus, config: Config): Promise<void> {
   for (const name of servicesOf(config.sagaStyle)) await bus.declare(name, deciders[name].consumes);
 }
 
+/** The services that take part in a checkout's saga (in the synchronous style, they are called). */
+const PARTICIPANTS = ['stock', 'payment', 'fulfillment'] as const satisfies readonly ServiceName[];
+const isParticipant = (name: ServiceName): name is (typeof PARTICIPANTS)[number] => (PARTICIPANTS as readonly string[]).includes(name);
+
 /** The command types of the participants a synchronous deployment calls, and who owns each. */
 export function calledCommands(config: Config): ReadonlyMap<string, ServiceName> {
   const owners = new Map<string, ServiceName>();
   const deciders = decidersOf(config);
-  for (const name of ['stock', 'payment'] as const) for (const type of deciders[name].consumes) owners.set(type, name);
+  for (const name of PARTICIPANTS) for (const type of deciders[name].consumes) owners.set(type, name);
   return owners;
 }
 
@@ -199,7 +222,8 @@ function observeCheckouts(changes: readonly Change[]): void {
 }
 
 const sagaApiOptions = (config: Config) => ({
-  graphs: [sagaGraph(checkoutSagaOf(config.sagaStyle, config.sagaStepTimeoutMs))],
+  // The current definition first, then the older ones sagas may still run under.
+  graphs: checkoutVersionsOf(config).all.map(sagaGraph).sort((a) => (a.version === config.checkoutVersion ? -1 : 1)),
   stuckAfterMs: 3 * config.sagaStepTimeoutMs,
 });
 
@@ -208,23 +232,33 @@ type Deciders = Readonly<{
   orders: Decider<Message, OrderApiCommand>;
   stock: Decider<Message, StockApiCommand>;
   payment: Decider<Message, PaymentApiCommand>;
+  fulfillment: Decider<Message, FulfillmentApiCommand>;
+  notification: Decider<Message, NotificationApiCommand>;
   tracker: Decider<Message, never>;
 }>;
 
+/** The checkout's definitions this deployment knows, and the one new checkouts start under. */
+export const checkoutVersionsOf = (config: Config) => checkoutSagasOf(config.sagaStyle, config.sagaStepTimeoutMs, config.checkoutVersion);
+
 /**
  * Each service's decider in each style. The domain deciders are the same in every style:
- * choreography wraps stock's and payment's so they react to events instead of commands.
+ * choreography wraps the participants' so they react to events instead of commands.
  */
 function decidersOf(config: Config): Deciders {
   const style = config.sagaStyle;
-  const saga = checkoutSagaOf(style, config.sagaStepTimeoutMs);
+  const versions = checkoutVersionsOf(config);
   const reactionsOf = (participant: string) =>
-    reactions(saga, OrderEvents.requested, checkoutParticipant).filter((r) => r.participant === participant);
+    reactions(versions.current, OrderEvents.requested, checkoutParticipant, OrderEvents.aborted).filter((r) => r.participant === participant);
   const choreography = style === 'choreography';
+  const react = <M extends Message, C extends ApiCommand>(decider: Decider<M, C>, participant: string): Decider<Message, C> =>
+    (choreography ? reacting(decider, reactionsOf(participant), checkoutContextCheck) : decider) as Decider<Message, C>;
+  const options = { reservationTtlMs: config.reservationTtlMs };
   return {
-    orders: choreography ? choreographedOrders(saga) : orchestratedOrders(saga),
-    stock: choreography ? reacting(stockDecider, reactionsOf('stock'), checkoutContextCheck) : stockDecider,
-    payment: choreography ? reacting(paymentDecider, reactionsOf('payment'), checkoutContextCheck) : paymentDecider,
-    tracker: trackerDecider(saga, OrderEvents.requested),
+    orders: choreography ? choreographedOrders(versions, options) : orchestratedOrders(versions, options),
+    stock: react(stockDecider, 'stock'),
+    payment: react(paymentDecider(config.fraud), 'payment'),
+    fulfillment: react(fulfillmentDecider, 'fulfillment'),
+    notification: notificationDecider as Decider<Message, NotificationApiCommand>,
+    tracker: trackerDecider(versions, OrderEvents.requested, OrderEvents.aborted),
   };
 }

@@ -70,10 +70,10 @@ async function assertCourseBatchInit(url: string): Promise<void> {
     assert.equal(after.stock.items - before.stock.items, n);
     assert.equal(after.payment.users - before.payment.users, n);
     assert.equal(after.orders.count - before.orders.count, n);
-    const paid = after.orders.paidAmount - before.orders.paidAmount;
+    const paid = after.orders.paid_amount - before.orders.paid_amount;
     assert.ok(paid > 0);
     assert.equal(after.payment.credit - before.payment.credit, n * 1_000_000 - paid, 'the credit taken is what the paid orders cost');
-    assert.equal(after.stock.available - before.stock.available, n * 1_000_000 - (after.orders.paidUnits - before.orders.paidUnits), 'the stock taken is what the paid orders hold');
+    assert.equal(after.stock.available - before.stock.available, n * 1_000_000 - (after.orders.paid_units - before.orders.paid_units), 'the stock taken is what the paid orders hold');
   } finally {
     await client.close();
   }

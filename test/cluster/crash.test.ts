@@ -80,13 +80,13 @@ for (const [style, name, start] of profiles) {
       await settle(client);
       await mapLimit(orderIds.filter((id) => !answers.has(id)), 24, checkout);
       const final = await settle(client);
-      console.log(`${name}: final`, JSON.stringify(final.orders.byStatus));
+      console.log(`${name}: final`, JSON.stringify(final.orders.by_status));
 
-      assert.equal(final.orders.activeSagas, 0, 'every saga ended');
+      assert.equal(final.orders.active_sagas, 0, 'every saga ended');
       assert.equal(final.stock.reserved, 0, 'no stock left reserved');
       assert.equal(final.payment.held, 0, 'no credit left on hold');
-      assert.equal(final.payment.credit + final.orders.paidAmount, USERS * CREDIT, 'money conserves');
-      assert.equal(final.stock.available + final.orders.paidUnits, ITEMS * STOCK, 'stock conserves');
+      assert.equal(final.payment.credit + final.orders.paid_amount, USERS * CREDIT, 'money conserves');
+      assert.equal(final.stock.available + final.orders.paid_units, ITEMS * STOCK, 'stock conserves');
       assert.ok(final.orders.paid > 0 && final.orders.paid < ORDERS, `some checkouts succeed, some fail (${final.orders.paid} paid)`);
       for (const [id, status] of answers) {
         const order = await client.get<{ paid: boolean }>(`/orders/find/${id}`);
@@ -150,7 +150,7 @@ async function settle(client: CourseClient): Promise<Audit> {
     const answer = await client.call('GET', '/admin/audit').catch(() => undefined);
     if (answer?.status === 200) {
       const audit = answer.body as Audit;
-      if (audit.orders.activeSagas === 0) return audit;
+      if (audit.orders.active_sagas === 0) return audit;
     }
     await sleep(500);
   }

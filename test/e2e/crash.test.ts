@@ -62,13 +62,13 @@ async function crashTest(style: string, store: EmbeddedStore): Promise<void> {
       answers.set(id, (await client.call('POST', `/orders/checkout/${id}`)).status);
     });
     const final = await settle(client);
-    console.log('after recovery:', JSON.stringify(audit.orders.byStatus), '→ final:', JSON.stringify(final.orders.byStatus));
+    console.log('after recovery:', JSON.stringify(audit.orders.by_status), '→ final:', JSON.stringify(final.orders.by_status));
 
-    assert.equal(final.orders.activeSagas, 0, 'every saga ended');
+    assert.equal(final.orders.active_sagas, 0, 'every saga ended');
     assert.equal(final.stock.reserved, 0, 'no stock left reserved');
     assert.equal(final.payment.held, 0, 'no credit left on hold');
-    assert.equal(final.payment.credit + final.orders.paidAmount, USERS * CREDIT, 'money conserves');
-    assert.equal(final.stock.available + final.orders.paidUnits, ITEMS * STOCK, 'stock conserves');
+    assert.equal(final.payment.credit + final.orders.paid_amount, USERS * CREDIT, 'money conserves');
+    assert.equal(final.stock.available + final.orders.paid_units, ITEMS * STOCK, 'stock conserves');
     assert.ok(final.orders.paid > 0 && final.orders.paid < ORDERS, `some checkouts succeed and some fail (${final.orders.paid} paid)`);
     for (const [id, status] of answers) {
       const order = await client.get<{ paid: boolean }>(`/orders/find/${id}`);

@@ -119,7 +119,7 @@ export async function findOrder(t: TestSystem, orderId: string): Promise<OrderVi
 export async function settle(client: CourseClient): Promise<Audit> {
   for (let i = 0; i < 120; i++) {
     const audit = await client.get<Audit>('/admin/audit');
-    if (audit.orders.activeSagas === 0) return audit;
+    if (audit.orders.active_sagas === 0) return audit;
     await sleep(250);
   }
   throw new Error('sagas still active after 30 s');

@@ -42,10 +42,10 @@ await test('a restart right after kill -9, while the killed process is still a z
     second = await startOrderly(env, port);
     assert.equal(processState(first.pid), 'Z', 'and still was when the restart began');
     const audit = await settle(client);
-    assert.equal(audit.orders.activeSagas, 0, 'every saga ended');
+    assert.equal(audit.orders.active_sagas, 0, 'every saga ended');
     assert.equal(audit.stock.reserved + audit.payment.held, 0, 'nothing left held');
-    assert.equal(audit.payment.credit + audit.orders.paidAmount, USERS * CREDIT, 'money conserves');
-    assert.equal(audit.stock.available + audit.orders.paidUnits, ITEMS * STOCK, 'stock conserves');
+    assert.equal(audit.payment.credit + audit.orders.paid_amount, USERS * CREDIT, 'money conserves');
+    assert.equal(audit.stock.available + audit.orders.paid_units, ITEMS * STOCK, 'stock conserves');
 
     // A third process on the same data while the second lives: refused, saying by whom.
     const refused = await run(process.execPath, ['src/main.ts'], { ...process.env, ...env, PORT: String(await freePort()) });

@@ -16,7 +16,7 @@ import { stockDecider } from '../../src/domain/stock/businessLogic.ts';
 
 const NOW = 1_700_000_000_000;
 const SAGA = 'o1.1';
-const participants: Record<string, Decider> = { stock: stockDecider, payment: paymentDecider };
+const participants: Record<string, Decider> = { stock: stockDecider, payment: paymentDecider() };
 const owners: ReadonlyMap<string, string> = new Map(
   Object.entries(participants).flatMap(([name, decider]) => decider.consumes.map((type) => [type, name] as const)),
 );

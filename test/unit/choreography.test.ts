@@ -4,6 +4,7 @@
  * `reacting`, and whole checkouts driven event by event across stock, payment, the order
  * (choreographedOrders(saga)) and the tracker, each decider reading only the keys it names.
  */
+import { sagaVersions } from '../../src/core/saga.ts';
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { reacting, reactions } from '../../src/core/choreography.ts';
@@ -23,7 +24,7 @@ const saga = checkoutSaga(undefined, { sequential: true });
 const all = reactions(saga, 'CheckoutRequested', checkoutParticipant);
 const reactionsOf = (participant: string) => all.filter((r) => r.participant === participant);
 const stock = reacting(stockDecider, reactionsOf('stock'), checkoutContextCheck);
-const payment = reacting(paymentDecider, reactionsOf('payment'), checkoutContextCheck);
+const payment = reacting(paymentDecider(), reactionsOf('payment'), checkoutContextCheck);
 
 const SAGA = 'o1.1';
 const LINES = [['i1', 2], ['i2', 1]] as const;
@@ -97,7 +98,7 @@ void describe('reacting: a participant that reacts to events', () => {
   void it('API commands pass through to the inner decider unchanged', () => {
     const pairs: [Decider, Decider, ApiInput<ApiCommand>, Docs][] = [
       [stock, stockDecider, apiCommand({ type: 'AddStock', itemId: 'i1', amount: 3 }), STOCK_DOCS],
-      [payment, paymentDecider, apiCommand({ type: 'Pay', userId: 'u1', amount: 5 }), { 'user:u1': { credit: 9, held: 0 } }],
+      [payment, paymentDecider(), apiCommand({ type: 'Pay', userId: 'u1', amount: 5 }), { 'user:u1': { credit: 9, held: 0 } }],
     ];
     for (const [wrapped, inner, message, docs] of pairs) {
       assert.deepEqual(deciderSpec(wrapped).keys(message), deciderSpec(inner).keys(message));
@@ -110,7 +111,7 @@ void describe('reacting: a participant that reacts to events', () => {
 // A whole checkout: every message goes, first in first out, to every service that consumes it.
 
 const services: Record<string, Decider> = {
-  orders: choreographedOrders(saga), stock, payment, tracker: trackerDecider(saga, 'CheckoutRequested'),
+  orders: choreographedOrders(sagaVersions(saga, []), { reservationTtlMs: 0 }), stock, payment, tracker: trackerDecider(sagaVersions(saga, []), 'CheckoutRequested', 'CheckoutCancelled'),
 };
 
 type World = Record<string, Docs>;

@@ -5,6 +5,7 @@
  * sent, the way the runtime builds them (envelopesFrom), so they carry the saga id, step and
  * order id.
  */
+import { sagaVersions } from '../../src/core/saga.ts';
 import assert from 'node:assert/strict';
 import { envelopesFrom, type Envelope } from '../../src/core/message.ts';
 import type { SagaState } from '../../src/core/saga.ts';
@@ -19,7 +20,7 @@ export { NOW, type Docs, type Step, type Then };
 // ---------------------------------------------------------------------------------------------
 // given / when / then for the orchestrating order decider
 
-export const decider = deciderSpec(orchestratedOrders(checkoutSaga()));
+export const decider = deciderSpec(orchestratedOrders(sagaVersions(checkoutSaga(), []), { reservationTtlMs: 0 }));
 export const { decide, given } = decider;
 
 // ---------------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 /**
- * paymentDecider as given/when/then: given these documents, when this message arrives, then
+ * paymentDecider() as given/when/then: given these documents, when this message arrives, then
  * these documents are written, these messages sent and this reply given.
  */
 import assert from 'node:assert/strict';
@@ -10,7 +10,7 @@ import { MAX_AMOUNT } from '../../src/domain/limits.ts';
 import { paymentDecider } from '../../src/domain/payment/businessLogic.ts';
 import type { Account, Hold, PaymentApiCommand } from '../../src/domain/payment/payment.ts';
 
-const { given, keys } = deciderSpec(paymentDecider);
+const { given, keys } = deciderSpec(paymentDecider());
 
 // ---------------------------------------------------------------------------------------------
 // Payment's documents and messages
@@ -97,7 +97,7 @@ void describe('payment: AuthorizePayment', () => {
 
   void it('names the hold and the account it may read', () => {
     assert.deepEqual(keys(authorize(30)), ['hold:o1.1', 'user:u1']);
-    assert.deepEqual(paymentDecider.consumes, ['AuthorizePayment', 'CapturePayment', 'VoidPayment', 'RefundPayment']);
+    assert.deepEqual(paymentDecider().consumes, ['AuthorizePayment', 'CapturePayment', 'VoidPayment', 'RefundPayment']);
   });
 });
 

@@ -17,6 +17,7 @@ import {
 
 const tripSaga: SagaDefinition<Trip> = {
   name: 'trip',
+  version: 1,
   pivot: 4,
   policy: { stepTimeoutMs: 100, maxAttempts: 3, backoffMs: [10, 50] },
   steps: [

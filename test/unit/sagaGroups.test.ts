@@ -18,6 +18,7 @@ import {
 
 const groupSaga: SagaDefinition<Trip> = {
   name: 'trip-in-groups',
+  version: 1,
   pivot: 4,
   policy: { stepTimeoutMs: 100, maxAttempts: 2, backoffMs: [10, 50] },
   steps: [

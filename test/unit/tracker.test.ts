@@ -3,6 +3,7 @@
  * saga as the tracker has seen it, when one more event of the choreography arrives, then this
  * document; it never sends, cancels or answers anything.
  */
+import { sagaVersions } from '../../src/core/saga.ts';
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Decision, Read } from '../../src/core/decider.ts';
@@ -14,7 +15,7 @@ import { trackerDecider } from '../../src/domain/tracker/businessLogic.ts';
 import type { TrackedSaga } from '../../src/domain/tracker/tracker.ts';
 
 const saga = checkoutSaga(undefined, { sequential: true });
-const tracker = trackerDecider(saga, 'CheckoutRequested');
+const tracker = trackerDecider(sagaVersions(saga, []), 'CheckoutRequested', 'CheckoutCancelled');
 
 const SAGA = 'o1.1';
 const KEY = `saga:${SAGA}`;

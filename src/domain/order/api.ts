@@ -1,17 +1,15 @@
 import type { FastifyInstance } from 'fastify';
 import type { Idempotency } from '../../core/decider.ts';
-import type { SagaOutcome } from '../../core/saga.ts';
 import { execute, newId } from '../../http/commands.ts';
 import { route, schemas } from '../../http/openapi.ts';
 import { Problem } from '../../http/problems.ts';
 import { batchSize, count, id, idempotency } from '../../http/validate.ts';
-import type { Logger } from '../../ports/log.ts';
 import type { Service } from '../../ports/service.ts';
 import { readDoc, scanAll, type Store } from '../../ports/store.ts';
 import type { SagaSource } from '../tracker/tracker.ts';
 import type { CheckoutAnswer } from './businessLogic.ts';
-import { SagaOutcomes } from './checkoutOutcomes.ts';
-import { checkoutSagaId, checkoutsOf, isPaid, orderIdOf, orderKey, orderStatus, OrderEvents, type Order, type OrderApiCommand } from './order.ts';
+import { endedCheckout, type SagaOutcomes } from './checkoutOutcomes.ts';
+import { checkoutSagaId, checkoutsOf, isPaid, orderIdOf, orderKey, orderStatus, ORDER_STATUSES, type Order, type OrderApiCommand } from './order.ts';
 
 type Params = Record<string, string | undefined>;
 
@@ -27,23 +25,18 @@ export type OrderApiDeps = Readonly<{
   lookups: Lookups;
   /** How long a checkout request waits for its saga before answering 504. */
   checkoutWaitMs: number;
-  log: Logger;
+  /** Where a waiting checkout learns its end. */
+  outcomes: SagaOutcomes & { stop(): void };
 }>;
 
 /** The course API of the order service, under /orders. */
 export function orderApi(deps: OrderApiDeps) {
-  const { orders, log } = deps;
+  const { orders, outcomes } = deps;
   const run = (command: OrderApiCommand, key?: Idempotency) =>
     execute(orders, command, { idempotency: key, correlationId: 'orderId' in command ? command.orderId : '' });
-  // The way back of a checkout, next to the route that waits for it: the end of a saga, as
-  // the order service commits it (CheckoutCompleted / CheckoutFailed in its outbox) ...
-  const outcomes = new SagaOutcomes(OrderEvents);
-  orders.onCommitted((messages) => outcomes.observe(messages));
 
   return async (app: FastifyInstance) => {
-    // ... or as another replica of it committed it, read from the orders a request here waits for.
-    const stopPolling = outcomes.poll((ids) => endedCheckouts(orders.store, ids), 10, (err) => log.warn({ err }, 'polling checkout outcomes failed'));
-    app.addHook('onClose', async () => stopPolling());
+    app.addHook('onClose', async () => outcomes.stop());
 
     app.post<{ Params: Params }>('/create/:userId', { schema: route({ summary: 'Create an order for a user', tags: ['orders'], params: { userId: 'the user' }, ok: schemas.object({ order_id: schemas.string }), errors: ['invalid-id', 'user-not-found', 'idempotency-key-reused'], idempotent: true }) }, async (req) => {
       const userId = id(req.params.userId, 'user_id');
@@ -52,7 +45,7 @@ export function orderApi(deps: OrderApiDeps) {
       return run({ type: 'CreateOrder', orderId: newId(), userId }, key);
     });
 
-    app.get<{ Params: Params }>('/find/:orderId', { schema: route({ summary: 'An order, its status and its latest checkout', tags: ['orders'], params: { orderId: 'the order' }, ok: schemas.object({ order_id: schemas.string, paid: schemas.boolean, items: { type: 'array', items: { type: 'array', prefixItems: [schemas.string, schemas.integer] } }, user_id: schemas.string, total_cost: schemas.integer, status: { type: 'string', enum: ['CREATED', 'RESERVED', 'PAYMENT_PENDING', 'PAID', 'CONFIRMED', 'FAILED'] }, checkout: { type: ['object', 'null'], properties: { saga_id: schemas.string, status: schemas.string } } }), errors: ['invalid-id', 'order-not-found'] }) }, async (req) => {
+    app.get<{ Params: Params }>('/find/:orderId', { schema: route({ summary: 'An order, its status and its latest checkout', tags: ['orders'], params: { orderId: 'the order' }, ok: schemas.object({ order_id: schemas.string, paid: schemas.boolean, items: { type: 'array', items: { type: 'array', prefixItems: [schemas.string, schemas.integer] } }, user_id: schemas.string, total_cost: schemas.integer, status: { type: 'string', enum: [...ORDER_STATUSES] }, checkout: { type: ['object', 'null'], properties: { saga_id: schemas.string, status: schemas.string } } }), errors: ['invalid-id', 'order-not-found'] }) }, async (req) => {
       const orderId = id(req.params.orderId, 'order_id');
       const order = await findOrder(orders, orderId);
       return {
@@ -71,7 +64,7 @@ export function orderApi(deps: OrderApiDeps) {
       return run({ type: 'AddItem', orderId, itemId, quantity, price }, key);
     });
 
-    app.post<{ Params: Params }>('/checkout/:orderId', { schema: route({ summary: 'Check an order out: answers once the stock and the money are taken, or nothing is', tags: ['orders'], params: { orderId: 'the order' }, ok: schemas.object({ order_id: schemas.string, paid: schemas.boolean }), errors: ['invalid-id', 'order-not-found', 'checkout-failed', 'checkout-pending', 'idempotency-key-reused'], idempotent: true }) }, async (req, reply) => {
+    app.post<{ Params: Params }>('/checkout/:orderId', { schema: route({ summary: 'Check an order out: answers once the stock and the money are taken, or nothing is', tags: ['orders'], params: { orderId: 'the order' }, ok: schemas.object({ order_id: schemas.string, paid: schemas.boolean }), errors: ['invalid-id', 'order-not-found', 'order-cancelled', 'checkout-failed', 'checkout-pending', 'idempotency-key-reused'], idempotent: true }) }, async (req, reply) => {
       const orderId = id(req.params.orderId, 'order_id');
       const key = idempotency(req);
       const waiter = outcomes.expect(orderId);
@@ -112,27 +105,6 @@ export function orderApi(deps: OrderApiDeps) {
       return run(command);
     });
   };
-}
-
-function endedCheckout(order: Order, sagaId: string): SagaOutcome | undefined {
-  const saga = order.checkout;
-  if (saga?.id !== sagaId) return undefined;
-  if (saga.status === 'completed') return { status: 'completed' };
-  if (saga.status === 'failed') return { status: 'failed', reason: saga.reason };
-  return undefined;
-}
-
-/** The outcome of a saga that has ended, from the order that holds it. */
-async function endedCheckouts(orders: Store, orderIds: readonly string[]): Promise<Map<string, Readonly<{ sagaId: string; outcome: SagaOutcome }>>> {
-  const docs = await orders.read(orderIds.map(orderKey));
-  const ended = new Map<string, Readonly<{ sagaId: string; outcome: SagaOutcome }>>();
-  for (const orderId of orderIds) {
-    const order = docs.get(orderKey(orderId)) as Order | undefined;
-    const sagaId = order?.checkout?.id;
-    const outcome = order && sagaId ? endedCheckout(order, sagaId) : undefined;
-    if (sagaId && outcome) ended.set(orderId, { sagaId, outcome });
-  }
-  return ended;
 }
 
 async function findOrder(orders: Service<OrderApiCommand>, orderId: string): Promise<Order> {

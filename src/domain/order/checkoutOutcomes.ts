@@ -1,5 +1,9 @@
 import type { Envelope } from '../../core/message.ts';
 import type { SagaOutcome } from '../../core/saga.ts';
+import type { Logger } from '../../ports/log.ts';
+import type { Service } from '../../ports/service.ts';
+import type { Store } from '../../ports/store.ts';
+import { isPaid, OrderEvents, orderKey, type Order, type OrderApiCommand } from './order.ts';
 
 type Waiter = {
   /** Outcomes seen since the waiter was registered, by saga id. */
@@ -22,23 +26,18 @@ const FIRST_POLL_MS = 20;
  */
 export class SagaOutcomes {
   readonly #waiters = new Map<string, Set<Waiter>>();
-  readonly #completed: string;
-  readonly #failed: string;
 
-  constructor(types: Readonly<{ completed: string; failed: string }>) {
-    this.#completed = types.completed;
-    this.#failed = types.failed;
-  }
-
-  /** Feeds committed messages (the order service's outbox). */
+  /** Feeds committed messages (the order service's outbox): a checkout ends when its order is confirmed, failed or cancelled. */
   observe(messages: readonly Envelope[]): void {
     for (const message of messages) {
-      if (message.type !== this.#completed && message.type !== this.#failed) continue;
+      const confirmed = message.type === OrderEvents.confirmed;
+      if (!confirmed && message.type !== OrderEvents.failed && message.type !== OrderEvents.cancelled) continue;
       const waiters = this.#waiters.get(message.correlationId);
       if (!waiters) continue;
-      const outcome: SagaOutcome = message.type === this.#completed
+      const reason = (message.payload as { reason?: unknown }).reason;
+      const outcome: SagaOutcome = confirmed
         ? { status: 'completed' }
-        : { status: 'failed', reason: String((message.payload as { reason?: unknown }).reason ?? 'failed') };
+        : { status: 'failed', reason: typeof reason === 'string' ? reason : 'failed' };
       for (const waiter of waiters) {
         if (waiter.sagaId === message.sagaId) waiter.resolve?.(outcome);
         else waiter.seen.set(message.sagaId, outcome);
@@ -120,4 +119,41 @@ export class SagaOutcomes {
     };
     return { wait, cancel };
   }
+}
+
+/**
+ * The way back of a checkout, for the routes that wait for one: the end of a checkout as the
+ * order service commits it (its lifecycle events in its outbox), or as another replica of it
+ * committed it, read from the orders a request here waits for. `stop` ends the polling.
+ */
+export function checkoutOutcomes(orders: Service<OrderApiCommand>, log: Logger): SagaOutcomes & { stop(): void } {
+  const outcomes = new SagaOutcomes();
+  orders.onCommitted((messages) => outcomes.observe(messages));
+  const stop = outcomes.poll((ids) => endedCheckouts(orders.store, ids), 10, (err) => log.warn({ err }, 'polling checkout outcomes failed'));
+  return Object.assign(outcomes, { stop });
+}
+
+/** The outcome of a checkout attempt that has ended for its customer (confirmed, failed or cancelled), from its order. */
+export function endedCheckout(order: Order, sagaId: string): SagaOutcome | undefined {
+  const saga = order.checkout;
+  if (saga?.id !== sagaId) return undefined;
+  if (isPaid(order)) return { status: 'completed' };
+  if (saga.status === 'failed') {
+    const cancelled = order.cancelled?.sagaId === sagaId ? order.cancelled : undefined;
+    return { status: 'failed', reason: cancelled ? `cancelled: ${cancelled.reason}` : saga.reason };
+  }
+  return undefined;
+}
+
+/** The outcome of the checkouts that have ended, from the orders that hold them. */
+async function endedCheckouts(orders: Store, orderIds: readonly string[]): Promise<Map<string, Readonly<{ sagaId: string; outcome: SagaOutcome }>>> {
+  const docs = await orders.read(orderIds.map(orderKey));
+  const ended = new Map<string, Readonly<{ sagaId: string; outcome: SagaOutcome }>>();
+  for (const orderId of orderIds) {
+    const order = docs.get(orderKey(orderId)) as Order | undefined;
+    const sagaId = order?.checkout?.id;
+    const outcome = order && sagaId ? endedCheckout(order, sagaId) : undefined;
+    if (sagaId && outcome) ended.set(orderId, { sagaId, outcome });
+  }
+  return ended;
 }

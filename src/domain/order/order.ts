@@ -1,7 +1,12 @@
 /** Orders: what the customer buys, and the state of its checkout saga. */
 import { assertNever } from '../../core/decider.ts';
-import { isNonEmptyString, isRecord, type Check, type Checks } from '../../core/parse.ts';
+import type { Message } from '../../core/message.ts';
+import { anyObject, isNonEmptyString, isRecord, type Check, type Checks } from '../../core/parse.ts';
 import { SAGA_TIMER, sagaTimerCheck, type SagaReply, type SagaState, type SagaTimer } from '../../core/saga.ts';
+import {
+  FulfillmentEvents, fulfillmentReplyChecks, shipmentScannedCheck,
+  type FulfillmentReply, type ShipmentCreated, type ShipmentScanned, type ShipmentStatus,
+} from '../fulfillment/fulfillment.ts';
 import { paymentReplyChecks, type PaymentReply } from '../payment/payment.ts';
 import { stockLinesCheck, stockReplyChecks, type Line, type StockReply } from '../stock/stock.ts';
 
@@ -27,7 +32,16 @@ export type Order = Readonly<{
   failed?: readonly FailedCheckout[];
   /** Choreography: events of the checkout that came before the ones they follow. */
   early?: readonly SagaReply[];
+  /** Set once the customer or the clock cancelled the order (`sagaId`: the attempt it stopped, if one ran). */
+  cancelled?: Cancellation;
+  /** The reservation's time to live while it runs: the outbox id of its timer. */
+  ttl?: string;
+  /** The shipment, once fulfillment made it. */
+  shipment?: OrderShipment;
 }>;
+
+export type Cancellation = Readonly<{ by: 'customer' | 'timeout'; reason: string; at: number; sagaId?: string }>;
+export type OrderShipment = ShipmentCreated & Readonly<{ status: ShipmentStatus }>;
 
 export type FailedCheckout = Extract<SagaState<CheckoutContext>, { status: 'failed' }>;
 
@@ -45,7 +59,9 @@ export const CheckoutSteps = {
   reserveStock: 'reserveStock',
   authorizePayment: 'authorizePayment',
   capturePayment: 'capturePayment',
+  checkFraud: 'checkFraud',
   commitStock: 'commitStock',
+  createShipment: 'createShipment',
 } as const;
 export type CheckoutStep = (typeof CheckoutSteps)[keyof typeof CheckoutSteps];
 
@@ -53,14 +69,24 @@ export function isCheckoutStep(step: string): step is CheckoutStep {
   return (Object.values(CheckoutSteps) as string[]).includes(step);
 }
 
+/** The timer of a reservation's time to live: when it fires before the payment was taken, the order is cancelled. */
+export const RESERVATION_EXPIRED = 'ReservationExpired';
+export type ReservationExpired = Message<typeof RESERVATION_EXPIRED, Readonly<Record<string, never>>>;
+
 /**
  * What the order service consumes: the participants' replies (in choreography, their events,
- * which carry the same payloads plus the context) and its saga's timers.
+ * which carry the same payloads plus the context), its saga's timers, the reservation's time to
+ * live, and fulfillment's carrier scans.
  */
-export type OrderMessage = StockReply | PaymentReply | SagaTimer;
-export const orderMessageChecks: Checks<OrderMessage> = { ...stockReplyChecks, ...paymentReplyChecks, [SAGA_TIMER]: sagaTimerCheck };
+export type OrderMessage = StockReply | PaymentReply | FulfillmentReply | SagaTimer | ReservationExpired | Message<typeof FulfillmentEvents.scanned, ShipmentScanned>;
+export const orderMessageChecks: Checks<OrderMessage> = {
+  ...stockReplyChecks, ...paymentReplyChecks, ...fulfillmentReplyChecks,
+  [SAGA_TIMER]: sagaTimerCheck, [RESERVATION_EXPIRED]: anyObject, [FulfillmentEvents.scanned]: shipmentScannedCheck,
+};
 
-export type OrderStatus = 'CREATED' | 'RESERVED' | 'PAYMENT_PENDING' | 'PAID' | 'CONFIRMED' | 'FAILED';
+/** The order's lifecycle (docs/lifecycle.md): the states in order, then the two exits. */
+export const ORDER_STATUSES = ['CREATED', 'RESERVED', 'PAYMENT_PENDING', 'PAID', 'CONFIRMED', 'SHIPPED', 'IN_TRANSIT', 'DELIVERED', 'FAILED', 'CANCELLED'] as const;
+export type OrderStatus = (typeof ORDER_STATUSES)[number];
 
 export const ORDER_PREFIX = 'order:';
 export const orderKey = (orderId: string) => `${ORDER_PREFIX}${orderId}`;
@@ -69,36 +95,101 @@ export const orderKey = (orderId: string) => `${ORDER_PREFIX}${orderId}`;
 export const checkoutSagaId = (orderId: string, unique: string) => `${orderId}.${unique}`;
 export const orderIdOf = (sagaId: string) => sagaId.slice(0, Math.max(0, sagaId.indexOf('.')));
 
-/** Events the order service publishes about checkouts (`requested` only in choreography). */
-export const OrderEvents = { requested: 'CheckoutRequested', completed: 'CheckoutCompleted', failed: 'CheckoutFailed' } as const;
-export type CheckoutFailed = Readonly<{ reason: string }>;
+/**
+ * Events the order service publishes: a checkout's saga requested (choreography only), aborted
+ * (choreography only: the participants undo their steps), completed; and the order's
+ * lifecycle, which the customer hears of (notification).
+ */
+export const OrderEvents = {
+  requested: 'CheckoutRequested',
+  aborted: 'CheckoutCancelled',
+  completed: 'CheckoutCompleted',
+  confirmed: 'OrderConfirmed',
+  failed: 'CheckoutFailed',
+  cancelled: 'OrderCancelled',
+  refunded: 'OrderRefunded',
+  shipped: 'OrderShipped',
+} as const;
+
+/** Payload of every lifecycle event: whose order, and what it is about. */
+export type LifecycleEvent = Readonly<{
+  orderId: string;
+  userId: string;
+  amount: number;
+  /** Why it failed or was cancelled. */
+  reason?: string;
+  /** The shipment's, when shipped. */
+  trackingNumber?: string;
+}>;
+
+export const lifecycleEventCheck: Check = (payload) => {
+  if (!isRecord(payload)) return 'the payload must be an object';
+  if (!isNonEmptyString(payload.orderId) || !isNonEmptyString(payload.userId)) return 'orderId and userId must be ids';
+  if (!Number.isSafeInteger(payload.amount)) return 'amount must be a whole number';
+  if (payload.reason !== undefined && typeof payload.reason !== 'string') return 'reason must be a string';
+  if (payload.trackingNumber !== undefined && typeof payload.trackingNumber !== 'string') return 'trackingNumber must be a string';
+  return undefined;
+};
+
+/** An item of an order, priced when it was added. */
+export type PricedLine = Readonly<{ itemId: string; quantity: number; price: number }>;
 
 export type OrderApiCommand =
-  | Readonly<{ type: 'CreateOrder'; orderId: string; userId: string }>
+  | Readonly<{ type: 'CreateOrder'; orderId: string; userId: string; items?: readonly PricedLine[] }>
+  /** Cancel by the customer: any time before the order ships. */
+  | Readonly<{ type: 'Cancel'; orderId: string; reason: string }>
   | Readonly<{ type: 'AddItem'; orderId: string; itemId: string; quantity: number; price: number }>
   /** `sagaId` names the attempt this request would start: unique, made at the edge. */
   | Readonly<{ type: 'Checkout'; orderId: string; sagaId: string }>
   | Readonly<{ type: 'InitOrders'; count: number; items: number; users: number; price: number; seed: number }>;
 
-/** The order's place in the lifecycle, derived from its checkout saga. */
+/** Which step's success moves the order to which state (the states a step ends in). */
+const reachedBy: readonly (readonly [CheckoutStep, OrderStatus])[] = [
+  [CheckoutSteps.createShipment, 'SHIPPED'],
+  [CheckoutSteps.commitStock, 'CONFIRMED'],
+  [CheckoutSteps.capturePayment, 'PAID'],
+  [CheckoutSteps.authorizePayment, 'PAYMENT_PENDING'],
+  [CheckoutSteps.reserveStock, 'RESERVED'],
+];
+
+/**
+ * The order's place in the lifecycle, derived from its latest checkout saga, its shipment and
+ * its cancellation. A saga undoing its steps already shows where it will end: FAILED (the
+ * customer could not buy) or CANCELLED (the customer or the clock stopped it).
+ */
 export function orderStatus(order: Order): OrderStatus {
   const saga = order.checkout;
-  if (!saga) return 'CREATED';
+  const cancelled = order.cancelled !== undefined && order.cancelled.sagaId === saga?.id;
+  if (!saga) return cancelled ? 'CANCELLED' : 'CREATED';
   switch (saga.status) {
-    case 'completed':
-      return 'CONFIRMED';
     case 'failed':
-      return 'FAILED';
+    case 'compensating':
+      return cancelled ? 'CANCELLED' : 'FAILED';
     case 'running':
-    case 'compensating': {
+    case 'completed': {
+      if (order.shipment?.status === 'delivered') return 'DELIVERED';
+      if (order.shipment?.status === 'picked_up' || order.shipment?.status === 'in_transit') return 'IN_TRANSIT';
       const done = new Set(saga.history.filter((e) => e.event === 'succeeded').map((e) => e.step));
-      if (done.has(CheckoutSteps.capturePayment)) return 'PAID';
-      if (!done.has(CheckoutSteps.reserveStock)) return 'CREATED';
-      return done.has(CheckoutSteps.authorizePayment) ? 'PAYMENT_PENDING' : 'RESERVED';
+      return reachedBy.find(([step]) => done.has(step))?.[1] ?? 'CREATED';
     }
     default:
       return assertNever(saga);
   }
 }
 
-export const isPaid = (order: Order) => order.checkout?.status === 'completed';
+/** Paid and confirmed: the money and the stock are taken (a course checkout answers 2xx from here on). */
+export const isPaid = (order: Order) => PAID_STATUSES.has(orderStatus(order));
+const PAID_STATUSES: ReadonlySet<OrderStatus> = new Set(['CONFIRMED', 'SHIPPED', 'IN_TRANSIT', 'DELIVERED']);
+
+/** Whether a step of the saga succeeded. */
+export const succeeded = (saga: SagaState<CheckoutContext>, step: CheckoutStep) => saga.history.some((e) => e.step === step && e.event === 'succeeded');
+
+/** What a saga moved: the money held, taken and given back (the fraud check and a cancel give it back). */
+export function amountsOf(order: Order): Readonly<{ authorized: number; captured: number; refunded: number }> {
+  const saga = order.checkout;
+  if (!saga) return { authorized: 0, captured: 0, refunded: 0 };
+  const amount = saga.ctx.amount;
+  const captured = succeeded(saga, CheckoutSteps.capturePayment);
+  const refunded = captured && saga.history.some((e) => e.step === CheckoutSteps.capturePayment && e.event === 'compensated');
+  return { authorized: succeeded(saga, CheckoutSteps.authorizePayment) ? amount : 0, captured: captured ? amount : 0, refunded: refunded ? amount : 0 };
+}

@@ -3,38 +3,48 @@ import type { Envelope } from '../../core/message.ts';
 import { parserOf } from '../../core/parse.ts';
 import { MAX_AMOUNT } from '../limits.ts';
 import {
-  accountKey, holdKey, paymentCommandChecks, PaymentCommands, PaymentReplies,
-  type Account, type Hold, type PaymentApiCommand, type PaymentCommand,
+  accountKey, holdKey, noFraudLimits, paymentCommandChecks, PaymentCommands, PaymentReplies, velocityKey,
+  type Account, type FraudRule, type Hold, type PaymentApiCommand, type PaymentCommand, type Velocity,
 } from './payment.ts';
 
 /**
  * Payment's decisions. Like stock, every saga step is idempotent by the saga id through the
- * hold document; a void that arrives before its authorize leaves a tombstone so the late
- * authorize is declined and takes nothing.
+ * hold document; a void or refund that arrives before its authorize leaves a tombstone so the
+ * late authorize is declined and takes nothing, and a capture after them takes nothing either.
+ * A refund of money only held (its capture never came, or is still on its way) drops the hold,
+ * so money is never left taken on a cancelled order. `rule` is the fraud check's.
  */
-export const paymentDecider: Decider<PaymentCommand, PaymentApiCommand> = {
-  consumes: Object.values(PaymentCommands),
-  parse: parserOf(paymentCommandChecks),
+export function paymentDecider(rule: FraudRule = noFraudLimits): Decider<PaymentCommand, PaymentApiCommand> {
+  return {
+    consumes: Object.values(PaymentCommands),
+    parse: parserOf(paymentCommandChecks),
 
-  keys: (message) => [holdKey(message.sagaId), accountKey(message.payload.userId)],
+    keys: (message) => [
+      holdKey(message.sagaId),
+      accountKey(message.payload.userId),
+      ...(message.type === PaymentCommands.checkFraud ? [velocityKey(message.payload.userId)] : []),
+    ],
 
-  decide(message, read, _now) {
-    switch (message.type) {
-      case PaymentCommands.authorize:
-        return authorize(message, read);
-      case PaymentCommands.capture:
-        return settle(message, read, 'authorized', 'captured', PaymentReplies.captured);
-      case PaymentCommands.void:
-        return settle(message, read, 'authorized', 'voided', PaymentReplies.voided);
-      case PaymentCommands.refund:
-        return settle(message, read, 'captured', 'refunded', PaymentReplies.refunded);
-      default:
-        return assertNever(message);
-    }
-  },
+    decide(message, read, now) {
+      switch (message.type) {
+        case PaymentCommands.authorize:
+          return authorize(message, read);
+        case PaymentCommands.capture:
+          return capture(message, read);
+        case PaymentCommands.void:
+          return settle(message, read, 'authorized', 'voided', PaymentReplies.voided);
+        case PaymentCommands.refund:
+          return refund(message, read);
+        case PaymentCommands.checkFraud:
+          return checkFraud(rule, message, read, now);
+        default:
+          return assertNever(message);
+      }
+    },
 
-  api: { keys: apiKeys, decide: (command, read) => api(command, read) },
-};
+    api: { keys: apiKeys, decide: (command, read) => api(command, read) },
+  };
+}
 
 function authorize(message: Envelope<PaymentCommand>, read: Read): Decision {
   const key = holdKey(message.sagaId);
@@ -75,6 +85,49 @@ function settle(message: Envelope<PaymentCommand>, read: Read, from: Hold['statu
   const next = adjust(account, to, existing.amount);
   return { writes: { [key]: { ...existing, status: to }, [accountKey(existing.userId)]: next }, send };
 }
+
+/** Takes held money; a hold already dropped (voided, refunded, declined) or never made takes nothing and answers nothing. */
+function capture(message: Envelope<PaymentCommand>, read: Read): Decision {
+  const existing = read<Hold>(holdKey(message.sagaId));
+  if (existing?.status === 'captured') return { send: [{ type: PaymentReplies.captured, payload: {} }] };
+  if (existing?.status !== 'authorized') return { send: [] };
+  return settle(message, read, 'authorized', 'captured', PaymentReplies.captured);
+}
+
+/** Gives captured money back; money only held is released instead (its capture may still come, and will then take nothing). */
+function refund(message: Envelope<PaymentCommand>, read: Read): Decision {
+  const existing = read<Hold>(holdKey(message.sagaId));
+  if (existing?.status === 'authorized') return settle(message, read, 'authorized', 'voided', PaymentReplies.refunded);
+  return settle(message, read, 'captured', 'refunded', PaymentReplies.refunded);
+}
+
+/**
+ * The fraud check of a captured payment: over `maxAmount`, or more passed checks of the user
+ * within the window than `maxPerWindow`, fails. The verdict is kept in the hold, so a repeated
+ * check answers the same; a payment no longer captured (refunded on a cancel) is not checked.
+ */
+function checkFraud(rule: FraudRule, message: Envelope<PaymentCommand>, read: Read, now: number): Decision {
+  const key = holdKey(message.sagaId);
+  const hold = read<Hold>(key);
+  if (hold?.fraud) return { send: [hold.fraud.passed ? fraudPassed() : fraudFailed(hold.fraud.detail)] };
+  if (hold?.status !== 'captured') return { send: [] };
+  const { userId, amount } = message.payload;
+  const velocity = read<Velocity>(velocityKey(userId)) ?? { passed: [] };
+  const recent = velocity.passed.filter((at) => at > now - rule.windowMs);
+  const detail = rule.maxAmount > 0 && amount > rule.maxAmount
+    ? `amount ${amount} is above the fraud limit of ${rule.maxAmount}`
+    : rule.maxPerWindow > 0 && recent.length >= rule.maxPerWindow
+      ? `user ${userId} already paid ${recent.length} times within ${rule.windowMs} ms (the limit is ${rule.maxPerWindow})`
+      : undefined;
+  if (detail !== undefined) return { writes: { [key]: { ...hold, fraud: { passed: false, detail } } satisfies Hold }, send: [fraudFailed(detail)] };
+  const writes: Record<string, unknown> = { [key]: { ...hold, fraud: { passed: true } } satisfies Hold };
+  // The velocity memory is only kept while a limit needs it.
+  if (rule.maxPerWindow > 0) writes[velocityKey(userId)] = { passed: [...recent, now] } satisfies Velocity;
+  return { writes, send: [fraudPassed()] };
+}
+
+const fraudPassed = () => ({ type: PaymentReplies.fraudPassed, payload: {} });
+const fraudFailed = (detail: string) => ({ type: PaymentReplies.fraudFailed, payload: { reason: 'fraud-suspected', detail } });
 
 function adjust(account: Account, to: Hold['status'], amount: number): Account {
   switch (to) {

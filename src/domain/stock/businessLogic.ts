@@ -11,6 +11,8 @@ import {
  * Stock's decisions. Every saga step is idempotent by the saga id: the reservation document
  * records what happened, so a repeated command gets the same reply and changes nothing, and a
  * release that arrives before its reserve leaves a tombstone that makes the late reserve fail.
+ * A release undoes a commit too (an order cancelled after it was confirmed gives its units
+ * back), and a commit that comes after the release does nothing.
  */
 export const stockDecider: Decider<StockCommand, StockApiCommand> = {
   consumes: Object.values(StockCommands),
@@ -60,11 +62,13 @@ function release(message: Envelope<StockCommand>, read: Read): Decision {
   const existing = read<Reservation>(key);
   const released = { send: [{ type: StockReplies.released, payload: {} }] };
   if (!existing) return { ...released, writes: { [key]: { status: 'released', lines: [] } satisfies Reservation } };
-  if (existing.status !== 'reserved') return released;
+  if (existing.status !== 'reserved' && existing.status !== 'committed') return released;
   const writes: Record<string, unknown> = { [key]: { ...existing, status: 'released' } satisfies Reservation };
   for (const [itemId, quantity] of existing.lines) {
     const item = reservedItem(read, itemId);
-    writes[itemKey(itemId)] = { ...item, available: item.available + quantity, reserved: item.reserved - quantity };
+    // Reserved units go back to available; committed ones (gone from reserved already) too.
+    const reserved = existing.status === 'reserved' ? item.reserved - quantity : item.reserved;
+    writes[itemKey(itemId)] = { ...item, available: item.available + quantity, reserved };
   }
   return { ...released, writes };
 }

@@ -119,6 +119,7 @@ function summary(saga: Saga, now: number, stuckAfterMs: number) {
   return {
     saga_id: saga.id,
     order_id: saga.ctx.orderId,
+    definition: saga.definition ?? { name: 'checkout', version: 1 },
     status: saga.status,
     started_at: iso(saga.startedAt),
     ended_at: ended === undefined ? null : iso(ended),
@@ -152,7 +153,7 @@ async function statistics(source: SagaSource) {
     if (saga.status === 'completed' || saga.status === 'failed') durations.push(saga.endedAt - saga.startedAt);
     if (saga.status === 'failed') {
       // By what went wrong ("reserveStock failed", "authorizePayment timed-out"), not by the detail.
-      const cause = saga.history.find((e) => e.event === 'failed' || e.event === 'timed-out');
+      const cause = saga.history.find((e) => e.event === 'failed' || e.event === 'timed-out' || e.event === 'aborted');
       const reason = cause ? `${cause.step} ${cause.event}` : 'unknown';
       failures[reason] = (failures[reason] ?? 0) + 1;
     }

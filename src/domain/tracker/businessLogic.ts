@@ -1,7 +1,7 @@
 import { eventParser, type ChoreographyEvent } from '../../core/choreography.ts';
 import type { Decider, Decision } from '../../core/decider.ts';
 import type { Envelope } from '../../core/message.ts';
-import { observe, replyOf, startSaga, type SagaDefinition, type SagaReply } from '../../core/saga.ts';
+import { abortSaga, definitionFor, observe, replyOf, startSaga, type SagaReply, type SagaVersions } from '../../core/saga.ts';
 import { sagaReplyTypes } from '../order/checkoutSaga.ts';
 import { checkoutContextCheck, type CheckoutContext } from '../order/order.ts';
 import { trackedKey, type TrackedSaga } from './tracker.ts';
@@ -12,8 +12,8 @@ import { trackedKey, type TrackedSaga } from './tracker.ts';
  * machine as the orchestrator, and never sends anything. Events may come in any order; times
  * are those at which the events were published.
  */
-export function trackerDecider(saga: SagaDefinition<CheckoutContext>, started: string): Decider<TrackedEvent, never> {
-  const consumes = [started, ...sagaReplyTypes(saga)];
+export function trackerDecider(versions: SagaVersions<CheckoutContext>, started: string, aborted: string): Decider<TrackedEvent, never> {
+  const consumes = [started, aborted, ...sagaReplyTypes(versions)];
   return {
     consumes,
     parse: eventParser<CheckoutContext>(consumes, checkoutContextCheck),
@@ -21,7 +21,7 @@ export function trackerDecider(saga: SagaDefinition<CheckoutContext>, started: s
     decide(message, read): Decision {
       const key = trackedKey(message.sagaId);
       const seen = read<TrackedSaga>(key) ?? { early: [] };
-      return { writes: { [key]: track(saga, started, seen, message) } };
+      return { writes: { [key]: track(versions, { started, aborted }, seen, message) } };
     },
     // The tracker only observes: it has no commands.
     api: { keys: () => [], decide: () => ({}) },
@@ -30,17 +30,34 @@ export function trackerDecider(saga: SagaDefinition<CheckoutContext>, started: s
 
 type TrackedEvent = ChoreographyEvent<CheckoutContext>;
 
-function track(saga: SagaDefinition<CheckoutContext>, started: string, seen: TrackedSaga, message: Envelope<TrackedEvent>): TrackedSaga {
-  if (message.type === started) {
+function track(versions: SagaVersions<CheckoutContext>, types: Readonly<{ started: string; aborted: string }>, seen: TrackedSaga, message: Envelope<TrackedEvent>): TrackedSaga {
+  if (message.type === types.started) {
     if (seen.state) return seen;
-    const state = startSaga(saga, message.sagaId, message.payload.ctx, message.at).state;
-    const [first, ...rest] = seen.early;
-    if (!first) return { state, early: [] };
-    const next = observe(saga, { state, early: rest }, first, message.at);
-    return { state: next.state, early: next.early };
+    // A saga the tracker first hears of starts under the current definition; the order's
+    // request says no more (its events are the same in every version that runs as a choreography).
+    const state = startSaga(versions.current, message.sagaId, message.payload.ctx, message.at).state;
+    return replay(versions, types.aborted, { state, early: [] }, seen.early, message.at);
   }
   const reply: SagaReply = { ...replyOf(message), at: message.at };
   if (!seen.state) return { early: [...seen.early, reply] };
-  const next = observe(saga, { state: seen.state, early: seen.early }, reply, message.at);
-  return { state: next.state, early: next.early };
+  return replay(versions, types.aborted, { state: seen.state, early: seen.early }, [reply], message.at);
 }
+
+/** Applies events to a saga in order; an abort (kept like any event that came early) stops it where it is. */
+function replay(versions: SagaVersions<CheckoutContext>, aborted: string, from: Required<TrackedSaga>, replies: readonly SagaReply[], now: number): TrackedSaga {
+  let seen: Required<TrackedSaga> = from;
+  for (const reply of replies) {
+    const saga = definitionFor(versions, seen.state);
+    if (reply.type === aborted) {
+      const stopped = abortSaga(saga, seen.state, reply.detail ?? 'cancelled', reply.at ?? now);
+      // Events that came before the abort (an undo already done) apply to the aborted saga.
+      const [first, ...rest] = seen.early;
+      if (stopped) seen = first ? settle(observe(saga, { state: stopped.state, early: rest }, first, now)) : { state: stopped.state, early: [] };
+      continue;
+    }
+    seen = settle(observe(saga, seen, reply, now));
+  }
+  return seen;
+}
+
+const settle = (seen: TrackedSaga & { state: NonNullable<TrackedSaga['state']> }): Required<TrackedSaga> => ({ state: seen.state, early: seen.early });
