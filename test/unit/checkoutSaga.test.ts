@@ -86,7 +86,7 @@ void describe('checkoutSaga(): the two groups', () => {
       { step: 'commitStock', event: 'succeeded', at: 30 },
       { step: 'capturePayment', event: 'succeeded', at: 40 },
     ];
-    assert.deepEqual(ended.state, { status: 'completed', id, ctx, startedAt: 0, endedAt: 40, history });
+    assert.deepEqual(ended.state, { status: 'completed', id, definition: { name: 'checkout', version: 1 }, ctx, startedAt: 0, endedAt: 40, history });
   });
 });
 

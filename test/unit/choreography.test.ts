@@ -177,11 +177,11 @@ void describe('choreography: whole checkouts, event by event', () => {
   void it('happy path: the order completes, stock and credit are taken once, the tracker agrees', () => {
     const { log, published, world } = checkout(start(100));
     assert.deepEqual(published.map((m) => m.type), [
-      'CheckoutRequested', 'StockReserved', 'PaymentAuthorized', 'StockCommitted', 'PaymentCaptured', 'CheckoutCompleted',
+      'CheckoutRequested', 'StockReserved', 'PaymentAuthorized', 'StockCommitted', 'PaymentCaptured', 'OrderConfirmed', 'CheckoutCompleted',
     ]);
     assert.deepEqual(log.filter((d) => d.to === 'orders').map((d) => [d.type, d.orderStatus, d.sent]), [
       ['Checkout', 'running', ['CheckoutRequested']], ['StockReserved', 'running', []], ['PaymentAuthorized', 'running', []],
-      ['StockCommitted', 'running', []], ['PaymentCaptured', 'completed', ['CheckoutCompleted']],
+      ['StockCommitted', 'running', []], ['PaymentCaptured', 'completed', ['OrderConfirmed', 'CheckoutCompleted']],
     ]);
     assert.deepEqual([world.stock?.[`reservation:${SAGA}`], world.payment?.[`hold:${SAGA}`]], [{ status: 'committed', lines: LINES }, { status: 'captured', ...charge }]);
     assert.deepEqual(world.stock?.['item:i1'], { price: 10, available: 8, reserved: 0 });
@@ -203,7 +203,7 @@ void describe('choreography: whole checkouts, event by event', () => {
     const failed = orderOf(world).checkout;
     assert.ok(failed?.status === 'failed');
     assert.equal(failed.reason, 'user u1 has credit 5, 30 needed');
-    assert.deepEqual(published.at(-1)?.payload, { reason: failed.reason });
+    assert.deepEqual(published.at(-1)?.payload, { orderId: 'o1', userId: 'u1', amount: 30, reason: failed.reason });
     assert.deepEqual(world.stock?.['item:i1'], STOCK_DOCS['item:i1']);
     assert.deepEqual(world.stock?.['item:i2'], STOCK_DOCS['item:i2']);
     assert.deepEqual(world.payment?.['user:u1'], { credit: 5, held: 0 });

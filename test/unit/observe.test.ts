@@ -58,7 +58,7 @@ void describe('observe: events in order', () => {
     assert.deepEqual(seen.map((s) => s.early), [[], [], [], []]);
     assert.deepEqual(outcomesOf(seen), [undefined, undefined, undefined, { status: 'completed' }]);
     assert.deepEqual(seen.at(-1)?.state, {
-      status: 'completed', id: ID, ctx, startedAt: 0, endedAt: 40,
+      status: 'completed', id: ID, definition: { name: 'checkout', version: 1 }, ctx, startedAt: 0, endedAt: 40,
       history: [
         { step: 'reserveStock', event: 'started', at: 0 },
         { step: 'reserveStock', event: 'succeeded', at: 10 },

@@ -20,7 +20,7 @@ void describe('order: Checkout', () => {
         'order:o1': order({
           attempts: 1,
           checkout: {
-            status: 'running', id: 'o1.1', ctx: CTX, startedAt: NOW, step: 0, awaiting: [0, 1], seq: 0, since: NOW, tries: 1, timer: 'o1.1/timer/0',
+            status: 'running', id: 'o1.1', definition: { name: 'checkout', version: 1 }, ctx: CTX, startedAt: NOW, step: 0, awaiting: [0, 1], seq: 0, since: NOW, tries: 1, timer: 'o1.1/timer/0',
             history: [{ step: 'reserveStock', event: 'started', at: NOW }, { step: 'authorizePayment', event: 'started', at: NOW }],
           },
         }),
@@ -69,7 +69,7 @@ void describe('order: Checkout', () => {
         'order:o1': order({
           lines, totalCost: 35, attempts: 2,
           checkout: {
-            status: 'running', id: 'o1.2', ctx: { orderId: 'o1', userId: 'u1', lines, amount: 35 }, startedAt: NOW + 4,
+            status: 'running', id: 'o1.2', definition: { name: 'checkout', version: 1 }, ctx: { orderId: 'o1', userId: 'u1', lines, amount: 35 }, startedAt: NOW + 4,
             step: 0, awaiting: [0, 1], seq: 0, since: NOW + 4, tries: 1, timer: 'o1.2/timer/0',
             history: [{ step: 'reserveStock', event: 'started', at: NOW + 4 }, { step: 'authorizePayment', event: 'started', at: NOW + 4 }],
           },
@@ -172,8 +172,8 @@ void describe('order: InitOrders', () => {
 void describe('order: routing', () => {
   void it('consumes every reply of the checkout saga and its timer', () => {
     assert.deepEqual([...decider.consumes].sort(), [
-      'PaymentAuthorized', 'PaymentCaptured', 'PaymentDeclined', 'PaymentVoided', 'SagaTimerFired',
-      'StockCommitted', 'StockReleased', 'StockReservationFailed', 'StockReserved',
+      'PaymentAuthorized', 'PaymentCaptured', 'PaymentDeclined', 'PaymentVoided', 'ReservationExpired', 'SagaTimerFired',
+      'ShipmentScanned', 'StockCommitted', 'StockReleased', 'StockReservationFailed', 'StockReserved',
     ]);
   });
 

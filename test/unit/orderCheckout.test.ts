@@ -32,7 +32,7 @@ void describe('order: saga replies and timers', () => {
     assert.deepEqual([state.step, state.awaiting], [0, [1]], 'the authorization is still awaited');
   });
 
-  void it('completion: the order is paid, CheckoutCompleted is sent and the timer cancelled', () => {
+  void it('completion: the order is paid, OrderConfirmed and CheckoutCompleted are sent and the timer cancelled', () => {
     const { authorized, captured } = checkedOut();
     const history = checkoutOf(captured.docs)?.history ?? [];
     const committed = given(captured.docs).when(replyTo(sentOf(authorized, 'CommitStock'), 'StockCommitted'), NOW + 4)
@@ -41,15 +41,15 @@ void describe('order: saga replies and timers', () => {
           'order:o1': order({
             attempts: 1,
             checkout: {
-              status: 'completed', id: 'o1.1', ctx: CTX, startedAt: NOW, endedAt: NOW + 4,
+              status: 'completed', id: 'o1.1', definition: { name: 'checkout', version: 1 }, ctx: CTX, startedAt: NOW, endedAt: NOW + 4,
               history: [...history, { step: 'commitStock', event: 'succeeded', at: NOW + 4 }],
             },
           }),
         },
-        send: [{ type: 'CheckoutCompleted', payload: {} }],
+        send: [{ type: 'OrderConfirmed', payload: { orderId: 'o1', userId: 'u1', amount: 30 } }, { type: 'CheckoutCompleted', payload: {} }],
         cancel: ['o1.1/timer/0'],
       });
-    assert.deepEqual(committed.sent.map((m) => [m.type, m.sagaId, m.correlationId]), [['CheckoutCompleted', 'o1.1', 'o1']]);
+    assert.deepEqual(committed.sent.map((m) => [m.type, m.sagaId, m.correlationId]), [['OrderConfirmed', 'o1.1', 'o1'], ['CheckoutCompleted', 'o1.1', 'o1']]);
   });
 
   void it('a failed reservation: voids the payment (it may be authorized), then CheckoutFailed with the reason', () => {
@@ -60,7 +60,7 @@ void describe('order: saga replies and timers', () => {
     assert.equal(sentOf(rejected, 'VoidPayment').correlationId, 'o1');
     // The authorization's late success while its void is under way: nothing.
     given(rejected.docs).when(replyTo(sentOf(started, 'AuthorizePayment'), 'PaymentAuthorized'), NOW + 2).then({});
-    assert.deepEqual(voided.decision.send, [{ type: 'CheckoutFailed', payload: { reason: OUT_OF_STOCK } }]);
+    assert.deepEqual(voided.decision.send, [{ type: 'CheckoutFailed', payload: { orderId: 'o1', userId: 'u1', amount: 30, reason: OUT_OF_STOCK } }]);
     assert.deepEqual(voided.decision.cancel, ['o1.1/timer/0']);
     assert.equal(checkoutOf(voided.docs)?.status, 'failed');
   });
@@ -77,12 +77,12 @@ void describe('order: saga replies and timers', () => {
         'order:o1': order({
           attempts: 1,
           checkout: {
-            status: 'failed', id: 'o1.1', ctx: CTX, startedAt: NOW, endedAt: NOW + 3, reason: 'user u1 has credit 5, 30 needed',
+            status: 'failed', id: 'o1.1', definition: { name: 'checkout', version: 1 }, ctx: CTX, startedAt: NOW, endedAt: NOW + 3, reason: 'user u1 has credit 5, 30 needed',
             history: [...history, { step: 'reserveStock', event: 'compensated', at: NOW + 3 }],
           },
         }),
       },
-      send: [{ type: 'CheckoutFailed', payload: { reason: 'user u1 has credit 5, 30 needed' } }],
+      send: [{ type: 'CheckoutFailed', payload: { orderId: 'o1', userId: 'u1', amount: 30, reason: 'user u1 has credit 5, 30 needed' } }],
       cancel: ['o1.1/timer/0'],
     });
   });
@@ -184,7 +184,7 @@ void describe('order: orderStatus', () => {
     assert.equal(status(reply(onlyAuthorized.docs, reserve, 'StockReserved', NOW + 2).docs), 'PAYMENT_PENDING');
   });
 
-  void it('while compensating: RESERVED once the stock was reserved, CREATED otherwise; then FAILED', () => {
+  void it('while compensating a failure: already FAILED (the outcome is decided; only the undoing is left)', () => {
     const { started, reserved } = checkedOut();
     const reserve = sentOf(started, 'ReserveStock');
     const authorize = sentOf(started, 'AuthorizePayment');
@@ -197,7 +197,7 @@ void describe('order: orderStatus', () => {
     }
     assert.deepEqual(
       [status(declinedAfterReserve.docs), status(declinedFirst.docs), status(authorizedThenOutOfStock.docs), status(rejected.docs), status(voided.docs)],
-      ['RESERVED', 'CREATED', 'CREATED', 'CREATED', 'FAILED'],
+      ['FAILED', 'FAILED', 'FAILED', 'FAILED', 'FAILED'],
     );
   });
 

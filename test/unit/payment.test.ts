@@ -97,7 +97,7 @@ void describe('payment: AuthorizePayment', () => {
 
   void it('names the hold and the account it may read', () => {
     assert.deepEqual(keys(authorize(30)), ['hold:o1.1', 'user:u1']);
-    assert.deepEqual(paymentDecider().consumes, ['AuthorizePayment', 'CapturePayment', 'VoidPayment', 'RefundPayment']);
+    assert.deepEqual(paymentDecider().consumes, ['AuthorizePayment', 'CapturePayment', 'VoidPayment', 'RefundPayment', 'CheckFraud']);
   });
 });
 
@@ -123,8 +123,9 @@ void describe('payment: CapturePayment', () => {
     given({ 'user:u1': account(100) }).when(capture(30)).then({});
   });
 
-  void it('of a voided hold: takes nothing', () => {
-    given({ 'user:u1': account(100), 'hold:o1.1': hold('voided', 30) }).when(capture(30)).then({ send: [captured] });
+  void it('of a voided or refunded hold: takes nothing and answers nothing (a choreography goes no further)', () => {
+    given({ 'user:u1': account(100), 'hold:o1.1': hold('voided', 30) }).when(capture(30)).then({ send: [] });
+    given({ 'user:u1': account(100), 'hold:o1.1': hold('refunded', 0) }).when(capture(30)).then({ send: [] });
   });
 });
 
@@ -177,8 +178,12 @@ void describe('payment: RefundPayment', () => {
     given(after.docs).when(refund(30)).then({ send: [refunded] });
   });
 
-  void it('of a hold that was only authorized: refunds nothing (the money is still held)', () => {
-    given({ 'user:u1': account(70, 30), 'hold:o1.1': hold('authorized', 30) }).when(refund(30)).then({ send: [refunded] });
+  void it('of a hold that was only authorized: drops the hold, so a late capture takes nothing', () => {
+    const dropped = given({ 'user:u1': account(70, 30), 'hold:o1.1': hold('authorized', 30) }).when(refund(30)).then({
+      writes: { 'user:u1': account(100, 0), 'hold:o1.1': hold('voided', 30) },
+      send: [refunded],
+    });
+    given(dropped.docs).when(capture(30)).then({ send: [] });
   });
 
   void it('before anything was taken: leaves a tombstone, so a late authorize is declined', () => {

@@ -70,7 +70,7 @@ void describe('saga: happy path', () => {
     assert.deepEqual(transitions.map((t) => t.outcome), [undefined, undefined, undefined, undefined, undefined, undefined, { status: 'completed' }]);
     assert.deepEqual(transitions.at(-1)?.cancel, [`${SAGA}/timer/0`], 'the live timer is cancelled');
     assert.deepEqual(run.state, {
-      status: 'completed', id: SAGA, ctx: trip, startedAt: 0, endedAt: 60, history: run.state.history,
+      status: 'completed', id: SAGA, definition: { name: 'trip', version: 1 }, ctx: trip, startedAt: 0, endedAt: 60, history: run.state.history,
     });
   });
 
@@ -302,17 +302,32 @@ void describe('saga: timers', () => {
 });
 
 void describe('saga: abortSaga', () => {
-  void it('before the pivot: undoes the current step too (it may have happened), latest first', () => {
+  void it('before the pivot: undoes every step that can be undone, latest first, whether it ran or not (a late command then does nothing)', () => {
     const atFlight = given(tripSaga, trip, []);
-    then(when(tripSaga, atFlight, abort('cancelled', 5)), { send: [cmd('CancelFlight', 'bookFlight')] });
+    then(when(tripSaga, atFlight, abort('cancelled', 5)), { send: [cmd('ReturnCar', 'rentCar')] });
 
     const atVisa = given(tripSaga, trip, [done('bookFlight', 10), done('bookHotel', 20)]);
-    const aborted = then(when(tripSaga, atVisa, abort('cancelled', 25)), { send: [cmd('CancelHotel', 'bookHotel')] });
+    const aborted = then(when(tripSaga, atVisa, abort('cancelled', 25)), { send: [cmd('ReturnCar', 'rentCar')] });
+    assert.deepEqual(aborted.state.history.at(-2), { step: 'checkVisa', event: 'aborted', at: 25, detail: 'cancelled' });
     const run = next(atVisa, aborted);
-    const cancelFlight = then(when(tripSaga, run, undone('bookHotel', 30)), { send: [cmd('CancelFlight', 'bookFlight')] });
-    then(when(tripSaga, next(run, cancelFlight), undone('bookFlight', 40)), {
+    const cancelHotel = then(when(tripSaga, run, undone('rentCar', 28)), { send: [cmd('CancelHotel', 'bookHotel')] });
+    const hotelUndone = next(run, cancelHotel);
+    const cancelFlight = then(when(tripSaga, hotelUndone, undone('bookHotel', 30)), { send: [cmd('CancelFlight', 'bookFlight')] });
+    then(when(tripSaga, next(hotelUndone, cancelFlight), undone('bookFlight', 40)), {
       send: [], cancel: [`${SAGA}/timer/0`], outcome: { status: 'failed', reason: 'cancelled' },
     });
+  });
+
+  void it('with cancellableUntil past the pivot: aborts there too, undoing the steps after the pivot first', () => {
+    const late: SagaDefinition<Trip> = {
+      ...tripSaga,
+      cancellableUntil: 6,
+      steps: [...tripSaga.steps.slice(0, 5), step('sendTickets', 'SendTickets', 'TicketsSent', { undo: ['VoidTickets', 'TicketsVoided'] })],
+    };
+    const atTickets = given(late, trip, [...pastPivot, done('confirmBooking', 50)]);
+    then(when(late, atTickets, abort('cancelled', 55)), { send: [cmd('VoidTickets', 'sendTickets')] });
+    const completed = given(late, trip, [...pastPivot, done('confirmBooking', 50), done('sendTickets', 60)]);
+    assert.equal(when(late, completed, abort('cancelled', 70)), undefined, 'once completed, too late');
   });
 
   void it('fails at once when nothing before the pivot has a compensation', () => {
@@ -354,7 +369,7 @@ void describe('saga: history', () => {
       { step: 'bookFlight', event: 'compensated', at: 190 },
     ];
     assert.deepEqual(run.state.history, expected);
-    assert.deepEqual(run.state, { status: 'failed', id: SAGA, ctx: trip, startedAt: 0, reason: 'expired passport', endedAt: 190, history: expected });
+    assert.deepEqual(run.state, { status: 'failed', id: SAGA, definition: { name: 'trip', version: 1 }, ctx: trip, startedAt: 0, reason: 'expired passport', endedAt: 190, history: expected });
   });
 
   void it('records a timeout and the compensation retries', () => {

@@ -166,7 +166,7 @@ void describe('saga groups: a business failure', () => {
       { step: 'bookFlight', event: 'compensating', at: 40 },
       { step: 'bookFlight', event: 'compensated', at: 50 },
     ];
-    assert.deepEqual(ended.state, { status: 'failed', id: SAGA, ctx: trip, startedAt: 0, reason: 'full', endedAt: 50, history: expected });
+    assert.deepEqual(ended.state, { status: 'failed', id: SAGA, definition: { name: 'trip-in-groups', version: 1 }, ctx: trip, startedAt: 0, reason: 'full', endedAt: 50, history: expected });
   });
 
   void it('abort during a group undoes all of it that can be undone, then the earlier steps', () => {

@@ -56,7 +56,7 @@ const track = (messages: readonly Envelope[]) => messages.reduce<TrackedSaga | u
 void describe('tracker: the start', () => {
   void it('consumes the start and every event of the saga, by saga id', () => {
     assert.deepEqual(tracker.consumes, [
-      'CheckoutRequested', 'StockReserved', 'StockReservationFailed', 'StockReleased',
+      'CheckoutRequested', 'CheckoutCancelled', 'StockReserved', 'StockReservationFailed', 'StockReleased',
       'PaymentAuthorized', 'PaymentDeclined', 'PaymentVoided', 'PaymentCaptured', 'StockCommitted',
     ]);
   });

@@ -143,13 +143,13 @@ export type OrderApiCommand =
   | Readonly<{ type: 'Checkout'; orderId: string; sagaId: string }>
   | Readonly<{ type: 'InitOrders'; count: number; items: number; users: number; price: number; seed: number }>;
 
-/** Which step's success moves the order to which state (the states a step ends in). */
+/** The states a checkout goes through, each reached once its step and every one before it succeeded. */
 const reachedBy: readonly (readonly [CheckoutStep, OrderStatus])[] = [
-  [CheckoutSteps.createShipment, 'SHIPPED'],
-  [CheckoutSteps.commitStock, 'CONFIRMED'],
-  [CheckoutSteps.capturePayment, 'PAID'],
-  [CheckoutSteps.authorizePayment, 'PAYMENT_PENDING'],
   [CheckoutSteps.reserveStock, 'RESERVED'],
+  [CheckoutSteps.authorizePayment, 'PAYMENT_PENDING'],
+  [CheckoutSteps.capturePayment, 'PAID'],
+  [CheckoutSteps.commitStock, 'CONFIRMED'],
+  [CheckoutSteps.createShipment, 'SHIPPED'],
 ];
 
 /**
@@ -170,7 +170,12 @@ export function orderStatus(order: Order): OrderStatus {
       if (order.shipment?.status === 'delivered') return 'DELIVERED';
       if (order.shipment?.status === 'picked_up' || order.shipment?.status === 'in_transit') return 'IN_TRANSIT';
       const done = new Set(saga.history.filter((e) => e.event === 'succeeded').map((e) => e.step));
-      return reachedBy.find(([step]) => done.has(step))?.[1] ?? 'CREATED';
+      let status: OrderStatus = 'CREATED';
+      for (const [step, reached] of reachedBy) {
+        if (!done.has(step)) break;
+        status = reached;
+      }
+      return status;
     }
     default:
       return assertNever(saga);
