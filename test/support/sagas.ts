@@ -40,8 +40,8 @@ export async function assertSagasSaw(baseUrl: string, expected: Readonly<{ total
     const all = await client.get<{ sagas: { current_steps: string[]; stuck: boolean }[] }>('/sagas?stuck=false&retrying=false&limit=5');
     assert.equal(all.sagas.length, Math.min(5, expected.total));
     assert.ok(all.sagas.every((s) => s.current_steps.length === 0 && !s.stuck));
-    const { definitions } = await client.get<{ definitions: { name: string; groups: { name: string }[][] }[] }>('/sagas/definitions');
-    assert.deepEqual(definitions.map((d) => d.name), ['checkout']);
+    const { definitions } = await client.get<{ definitions: { name: string; version: number; groups: { name: string }[][] }[] }>('/sagas/definitions');
+    assert.deepEqual(definitions.map((d) => `${d.name} v${d.version}`), ['checkout v2', 'checkout v1'], 'the current definition first, then the one older sagas may still run under');
     assert.ok(definitions[0]?.groups.flat().some((s) => s.name === 'reserveStock'), 'the checkout definition has its steps');
   } finally {
     await client.close();
