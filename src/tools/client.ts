@@ -10,8 +10,10 @@ export class CourseClient {
     this.#pool = new Pool(baseUrl, { connections, pipelining: 1, keepAliveTimeout: 30_000 });
   }
 
-  async call(method: 'GET' | 'POST', path: string, headers: Record<string, string> = {}): Promise<Answer> {
-    const res = await this.#pool.request({ method, path, headers, headersTimeout: 120_000, bodyTimeout: 120_000 });
+  async call(method: 'GET' | 'POST', path: string, headers: Record<string, string> = {}, json?: unknown): Promise<Answer> {
+    const body = json === undefined ? undefined : JSON.stringify(json);
+    const sent = body === undefined ? headers : { ...headers, 'content-type': 'application/json' };
+    const res = await this.#pool.request({ method, path, headers: sent, body, headersTimeout: 120_000, bodyTimeout: 120_000 });
     const text = await res.body.text();
     return { status: res.statusCode, body: text.length > 0 && text[0] === '{' ? JSON.parse(text) : text };
   }
