@@ -67,6 +67,7 @@ export async function lifecycleScenario(baseUrl: string, options: LifecycleOptio
       return (answer.body as { order_id: string }).order_id;
     });
     progress(`${options.orders} orders of ${options.users} users over ${options.items} items`);
+    const before = await client.get<Audit>('/admin/audit');
 
     const started = performance.now();
     const toCancel = new Set(orderIds.filter((_, i) => (i * 0.618033) % 1 < options.cancelShare));
@@ -112,8 +113,12 @@ export async function lifecycleScenario(baseUrl: string, options: LifecycleOptio
     const bought = (byStatus.SHIPPED ?? 0) + (byStatus.IN_TRANSIT ?? 0) + (byStatus.DELIVERED ?? 0);
     if (audit.stock.reserved !== 0) problems.push(`${audit.stock.reserved} units still reserved`);
     if (audit.payment.held !== 0) problems.push(`${audit.payment.held} credit still held`);
-    if (audit.fulfillment.shipments !== bought) problems.push(`${audit.fulfillment.shipments} shipments for ${bought} orders bought`);
-    if (audit.fulfillment.units !== audit.orders.shipped_units) problems.push(`${audit.fulfillment.units} units shipped, ${audit.orders.shipped_units} in shipped orders`);
+    // Against the totals before the scenario: the system may hold other orders too.
+    const shipments = audit.fulfillment.shipments - before.fulfillment.shipments;
+    const units = audit.fulfillment.units - before.fulfillment.units;
+    const shippedUnits = audit.orders.shipped_units - before.orders.shipped_units;
+    if (shipments !== bought) problems.push(`${shipments} shipments for ${bought} orders bought`);
+    if (units !== shippedUnits) problems.push(`${units} units shipped, ${shippedUnits} in shipped orders`);
     problems.push(...(await notificationProblems(client, orders)));
     return { byStatus, cancelledBy, problems, audit, seconds };
   } finally {
@@ -168,5 +173,29 @@ export async function settled(client: CourseClient, timeoutMs = 120_000): Promis
     if (audit.orders.active_sagas === 0) return audit;
     if (performance.now() > until) throw new Error(`${audit.orders.active_sagas} sagas still active after ${timeoutMs / 1000} s`);
     await sleep(200);
+  }
+}
+
+/**
+ * What does not add up between the orders, the shipments and the customers' messages once
+ * every saga has ended: one shipment per shipped order with its units, one "confirmed" and one
+ * "shipped" message per such order. Notification and fulfillment follow the orders (eventually
+ * consistent), so this waits up to `timeoutMs` for them to agree; empty when they do.
+ */
+export async function lifecycleTotalsProblems(client: CourseClient, timeoutMs = 30_000): Promise<string[]> {
+  const until = performance.now() + timeoutMs;
+  for (;;) {
+    const audit = await settled(client, timeoutMs);
+    const { orders, fulfillment, notification } = audit;
+    const problems: string[] = [];
+    if (fulfillment.shipments !== orders.shipped) problems.push(`${fulfillment.shipments} shipments for ${orders.shipped} shipped orders`);
+    if (fulfillment.units !== orders.shipped_units) problems.push(`${fulfillment.units} units shipped, ${orders.shipped_units} in shipped orders`);
+    if (orders.shipped !== orders.paid) problems.push(`${orders.paid} orders paid, ${orders.shipped} shipped`);
+    for (const kind of ['confirmed', 'shipped'] as const) {
+      const told = notification.by_kind[kind] ?? 0;
+      if (told !== orders.paid) problems.push(`${told} "${kind}" messages for ${orders.paid} paid orders`);
+    }
+    if (problems.length === 0 || performance.now() > until) return problems;
+    await sleep(250);
   }
 }

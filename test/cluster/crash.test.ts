@@ -7,6 +7,7 @@ import type { Audit } from '../../src/domain/audit.ts';
 import { servicesOf } from '../../src/wiring/serviceWiring.ts';
 import { CourseClient, mapLimit } from '../../src/tools/client.ts';
 import { verifyEveryEntity } from '../../src/tools/consistency.ts';
+import { lifecycleTotalsProblems } from '../../src/tools/lifecycle.ts';
 import { freshDatabase, randomName, startCluster } from '../support/cluster.ts';
 import { startNats, startPostgres, startRabbitMq, startRedis, type ServerHandle } from '../support/servers.ts';
 
@@ -95,6 +96,7 @@ for (const [style, name, start] of profiles) {
       }
       assert.deepEqual(await verifyEveryEntity(cluster.url, { users: USERS, credit: CREDIT, items: ITEMS, stock: STOCK, orders: ORDERS }), [],
         'every user charged exactly for their paid orders, every item short exactly its paid units');
+      assert.deepEqual(await lifecycleTotalsProblems(client), [], 'one shipment and one message of each kind per paid order: none lost, none doubled');
     } catch (error) {
       console.error(`cluster log:\n${cluster.logTail()}\ndatabase log:\n${postgres.logTail(20)}\nbroker log:\n${broker?.logTail(20) ?? 'none'}`);
       throw error;

@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import { SAGA_STYLES, type EmbeddedStore } from '../../src/config.ts';
 import { CourseClient, mapLimit } from '../../src/tools/client.ts';
 import { verifyEveryEntity } from '../../src/tools/consistency.ts';
+import { lifecycleTotalsProblems } from '../../src/tools/lifecycle.ts';
 import { settle } from './helpers.ts';
 import { freePort, startOrderly, stop } from '../support/child.ts';
 
@@ -77,6 +78,7 @@ async function crashTest(style: string, store: EmbeddedStore): Promise<void> {
     }
     assert.deepEqual(await verifyEveryEntity(`http://127.0.0.1:${port}`, { users: USERS, credit: CREDIT, items: ITEMS, stock: STOCK, orders: ORDERS }), [],
       'every user charged exactly for their paid orders, every item short exactly its paid units');
+    assert.deepEqual(await lifecycleTotalsProblems(client), [], 'one shipment and one message of each kind per paid order: none lost, none doubled');
     if (style === 'choreography') {
       // The tracker saw the same sagas end the same way, from the events alone.
       const stats = await client.get<{ by_status: Record<string, number> }>('/sagas/statistics');
