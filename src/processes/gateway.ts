@@ -11,7 +11,7 @@ import { SERVICES, type ServiceName } from '../wiring/serviceWiring.ts';
 /** Replica URLs of each service the deployment runs (the tracker runs only in choreography). */
 export type Upstreams = Readonly<Partial<Record<ServiceName, readonly string[]>>>;
 
-const PREFIX: Readonly<Record<string, ServiceName>> = { stock: 'stock', payment: 'payment', orders: 'orders', fulfillment: 'fulfillment' };
+const PREFIX: Readonly<Record<string, ServiceName>> = { stock: 'stock', payment: 'payment', orders: 'orders', fulfillment: 'fulfillment', notification: 'notification' };
 /** The lifecycle API (/api/…): whose each resource is. */
 const API: Readonly<Record<string, ServiceName>> = { orders: 'orders', shipments: 'fulfillment', customers: 'notification' };
 /** Larger bodies are refused here; each service has its own, smaller limits (the synchronous style's saga calls carry up to 4 MiB). */

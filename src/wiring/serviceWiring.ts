@@ -8,6 +8,7 @@ import { orderApi, orderSagas, type Lookups } from '../domain/order/api.ts';
 import { choreographedOrders } from '../domain/order/choreography.ts';
 import { orchestratedOrders } from '../domain/order/orchestration.ts';
 import { checkoutParticipant, checkoutSagasOf } from '../domain/order/checkoutSaga.ts';
+import { FulfillmentEvents } from '../domain/fulfillment/fulfillment.ts';
 import { checkoutOutcomes } from '../domain/order/checkoutOutcomes.ts';
 import { lifecycleApi } from '../domain/order/lifecycleApi.ts';
 import { fulfillmentApi } from '../domain/fulfillment/api.ts';
@@ -103,6 +104,7 @@ export function runService(name: ServiceName, store: Store, bus: Bus, options: S
     case 'notification':
       return wire(deciders.notification, (app, runtime) => {
         app.register(notificationApi(runtime), { prefix: '/api' });
+        if (token !== undefined) app.register(sagaCallRoute(runtime, token), { prefix: '/notification' });
       });
     case 'tracker':
       return wire(deciders.tracker, (app) => {
@@ -115,6 +117,10 @@ export function runService(name: ServiceName, store: Store, bus: Bus, options: S
         const outcomes = checkoutOutcomes(runtime, log);
         app.register(orderApi({ orders: runtime, lookups, checkoutWaitMs: config.checkoutWaitMs, outcomes }), { prefix: '/orders' });
         app.register(lifecycleApi({ orders: runtime, lookups, checkoutWaitMs: config.checkoutWaitMs, outcomes }), { prefix: '/api' });
+        // In the synchronous style, fulfillment calls the order service with its carrier scans.
+        if (config.sagaStyle === 'synchronous' && config.internalToken !== undefined) {
+          app.register(sagaCallRoute({ consumes: CALLED_ON_ORDERS, parse: (m) => runtime.parse(m), call: (m) => runtime.call(m) }, config.internalToken), { prefix: '/orders' });
+        }
         // In choreography the tracker serves the saga API; otherwise the orders hold the sagas.
         if (config.sagaStyle !== 'choreography') app.register(sagaApi(orderSagas(store), sagaApiOptions(config)), { prefix: '/sagas' });
       });
@@ -150,7 +156,9 @@ function wired<C extends ApiCommand>(
     audit: () => audits[name](store),
     subscribe: async () => {
       if (!called) {
-        await bus.subscribe(name, runtime.consumes, (message) => runtime.consume(message).catch((error: unknown) => {
+        // In the synchronous style the order service is called with others' events, and subscribes to the rest.
+        const types = config.sagaStyle === 'synchronous' ? runtime.consumes.filter((t) => !CALLED_ON_ORDERS.includes(t)) : runtime.consumes;
+        await bus.subscribe(name, types, (message) => runtime.consume(message).catch((error: unknown) => {
           metrics.failedDeliveries.inc({ service: name, type: message.type });
           throw error;
         }));
@@ -190,15 +198,22 @@ export async function declareTopology(bus: Bus, config: Config): Promise<void> {
   for (const name of servicesOf(config.sagaStyle)) await bus.declare(name, deciders[name].consumes);
 }
 
-/** The services that take part in a checkout's saga (in the synchronous style, they are called). */
-const PARTICIPANTS = ['stock', 'payment', 'fulfillment'] as const satisfies readonly ServiceName[];
-const isParticipant = (name: ServiceName): name is (typeof PARTICIPANTS)[number] => (PARTICIPANTS as readonly string[]).includes(name);
+/**
+ * The services a synchronous deployment calls with everything they consume: the checkout's
+ * participants, and notification, which hears the order's and fulfillment's events.
+ */
+const CALLED = ['stock', 'payment', 'fulfillment', 'notification'] as const satisfies readonly ServiceName[];
+const isParticipant = (name: ServiceName): name is (typeof CALLED)[number] => (CALLED as readonly string[]).includes(name);
+/** What the order service is called with in the synchronous style: the events of others (its replies and timers stay local). */
+const CALLED_ON_ORDERS: readonly string[] = [FulfillmentEvents.scanned];
 
-/** The command types of the participants a synchronous deployment calls, and who owns each. */
-export function calledCommands(config: Config): ReadonlyMap<string, ServiceName> {
-  const owners = new Map<string, ServiceName>();
+/** The message types a synchronous deployment calls services with, and whom it calls with each. */
+export function calledCommands(config: Config): ReadonlyMap<string, readonly ServiceName[]> {
+  const owners = new Map<string, ServiceName[]>();
   const deciders = decidersOf(config);
-  for (const name of PARTICIPANTS) for (const type of deciders[name].consumes) owners.set(type, name);
+  const add = (type: string, name: ServiceName) => owners.set(type, [...(owners.get(type) ?? []), name]);
+  for (const name of CALLED) for (const type of deciders[name].consumes) add(type, name);
+  for (const type of CALLED_ON_ORDERS) add(type, 'orders');
   return owners;
 }
 

@@ -17,8 +17,8 @@ import { stockDecider } from '../../src/domain/stock/businessLogic.ts';
 const NOW = 1_700_000_000_000;
 const SAGA = 'o1.1';
 const participants: Record<string, Decider> = { stock: stockDecider, payment: paymentDecider() };
-const owners: ReadonlyMap<string, string> = new Map(
-  Object.entries(participants).flatMap(([name, decider]) => decider.consumes.map((type) => [type, name] as const)),
+const owners: ReadonlyMap<string, readonly string[]> = new Map(
+  Object.entries(participants).flatMap(([name, decider]) => decider.consumes.map((type) => [type, [name]] as const)),
 );
 
 /** Stock and payment in memory: their documents, the calls they got, and a `call` that runs them. */

@@ -26,12 +26,13 @@ export type CallingBusOptions = Readonly<{
  * what was not answered and committed is called again, and the participants, idempotent by
  * saga id, answer the same again. A failed call rejects `publish`; the relay retries it.
  *
- * `owners` maps each command type to its participant; messages of other types go to the
- * local consumers subscribed to them (timers, answers), or nowhere when none is. A command its
+ * `owners` maps each command type to its participant, and each event another service must hear
+ * to those services (each is called with it); messages of other types go to the local consumers
+ * subscribed to them (timers, answers), or nowhere when none is. A command its
  * participant fails `maxFailures` times (counted in this process) is parked as a dead letter
  * instead of being called for ever; one that cannot reach its participant is never parked.
  */
-export function callingBus(owners: ReadonlyMap<string, string>, call: Call, options?: CallingBusOptions): Bus {
+export function callingBus(owners: ReadonlyMap<string, readonly string[]>, call: Call, options?: CallingBusOptions): Bus {
   const local = new Map<string, Handler[]>();
   const failures = new Map<string, number>();
   const parked = new Set<string>();
@@ -39,23 +40,23 @@ export function callingBus(owners: ReadonlyMap<string, string>, call: Call, opti
 
   /** Calls `commands` on `participant` and delivers the answers; parks those that failed too often. */
   const callOn = async (participant: string, commands: readonly Envelope[]) => {
-    const live = commands.filter((c) => !parked.has(c.id));
+    const live = commands.filter((c) => !parked.has(`${participant} ${c.id}`));
     if (live.length === 0) return;
     try {
       await deliver((await call(participant, live)).flat());
-      for (const c of live) failures.delete(c.id);
+      for (const c of live) failures.delete(`${participant} ${c.id}`);
     } catch (error) {
       if (!options || error instanceof Unreachable) throw error;
       const reason = error instanceof Error ? error.message : String(error);
       const spent = live.filter((c) => {
-        const n = (failures.get(c.id) ?? 0) + 1;
-        failures.set(c.id, n);
+        const n = (failures.get(`${participant} ${c.id}`) ?? 0) + 1;
+        failures.set(`${participant} ${c.id}`, n);
         return n >= options.maxFailures;
       });
       for (const c of spent) {
         await options.park(participant, c, `${participant} failed it ${options.maxFailures} times; last: ${reason}`);
-        parked.add(c.id);
-        failures.delete(c.id);
+        parked.add(`${participant} ${c.id}`);
+        failures.delete(`${participant} ${c.id}`);
       }
       if (spent.length < live.length) throw error;
     }
@@ -71,10 +72,9 @@ export function callingBus(owners: ReadonlyMap<string, string>, call: Call, opti
       const byParticipant = new Map<string, Envelope[]>();
       const here: Envelope[] = [];
       for (const message of messages) {
-        const owner = owners.get(message.type);
-        if (owner === undefined) here.push(message);
-        else if (byParticipant.has(owner)) byParticipant.get(owner)!.push(message);
-        else byParticipant.set(owner, [message]);
+        const called = owners.get(message.type) ?? [];
+        if (called.length === 0) here.push(message);
+        for (const owner of called) byParticipant.set(owner, [...(byParticipant.get(owner) ?? []), message]);
       }
       await Promise.all([
         deliver(here),
@@ -83,7 +83,7 @@ export function callingBus(owners: ReadonlyMap<string, string>, call: Call, opti
     },
     async subscribe(_consumer, types, handler) {
       for (const type of types) {
-        if (owners.has(type)) throw new Error(`${type} is called on ${owners.get(type)}, not consumed here`);
+        if (owners.has(type)) throw new Error(`${type} is called on ${owners.get(type)?.join(', ')}, not consumed here`);
         local.set(type, [...(local.get(type) ?? []), handler]);
       }
     },

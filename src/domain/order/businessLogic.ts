@@ -136,8 +136,12 @@ export function onOrderMessage(
 export function settled(key: string, before: Order, after: Order, send: readonly Outgoing[], cancel: readonly string[]): Decision {
   const saga = after.checkout;
   const over = saga !== undefined && (succeeded(saga, CheckoutSteps.capturePayment) || !isActive(saga));
-  const { ttl, ...rest } = after;
-  const order: Order = ttl !== undefined && over ? rest : after;
+  const { ttl, shipment, ...rest } = after;
+  // A shipment made for a checkout that is being undone is cancelled with it (in choreography
+  // the order may hear it was made after it was aborted): the order no longer has one.
+  const undone = saga !== undefined && (saga.status === 'compensating' || saga.status === 'failed');
+  const kept: Order = shipment !== undefined && !undone ? { ...rest, shipment } : rest;
+  const order: Order = ttl !== undefined && !over ? { ...kept, ttl } : kept;
   const stop = ttl !== undefined && over ? [ttl] : [];
   return { writes: { [key]: order }, send: [...send, ...lifecycleEvents(before, order)], cancel: [...cancel, ...stop] };
 }
