@@ -125,3 +125,79 @@ function cpuUse(before: CpuTimes | undefined, after: CpuTimes | undefined, check
     msPerCheckout: checkouts > 0 ? Number(((busy * msPerTick) / checkouts).toFixed(2)) : 0,
   };
 }
+
+export type LifecycleLoadResult = LoadResult & Readonly<{ outcomes: Readonly<Record<string, number>> }>;
+
+/**
+ * The lifecycle scenario: each request is a customer's order through the lifecycle API — create
+ * it with one item (users and items "0" … "n-1" from batch_init), check it out and wait until it
+ * is confirmed — with a share the customer cancels right after asking for the checkout, and a
+ * share priced above `fraudAbove` (start the system with ORDERLY_FRAUD_MAX_AMOUNT=`fraudAbove`
+ * for them to fail the fraud check). Counted per order (create + checkout, + cancel).
+ */
+export async function lifecycleLoad(
+  client: CourseClient,
+  options: Readonly<{ seconds: number; connections: number; n: number; price: number; cancelShare: number; fraudShare: number; fraudAbove: number; progressMs?: number; onProgress?: (elapsedS: number, orders: number) => void }>,
+): Promise<LifecycleLoadResult> {
+  const before = await settled(client);
+  const latencies: number[] = [];
+  const statuses = new Map<number, number>();
+  const outcomes = new Map<string, number>();
+  const count = (outcome: string) => outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
+  let next = 0;
+  let errors = 0;
+  const t = performance.now();
+  const deadline = t + options.seconds * 1000;
+  const cpuBefore = machineCpu();
+  const share = (i: number, s: number, offset: number) => ((i * 0.618033 + offset) % 1) < s;
+  const progress = setInterval(() => options.onProgress?.((performance.now() - t) / 1000, latencies.length), options.progressMs ?? 5000);
+  await Promise.all(Array.from({ length: options.connections }, async () => {
+    while (performance.now() < deadline && next < options.n) {
+      const i = next++;
+      const fraud = share(i, options.fraudShare, 0.5);
+      const quantity = fraud ? Math.floor(options.fraudAbove / options.price) + 1 : 1;
+      const start = performance.now();
+      try {
+        const created = await client.call('POST', '/api/orders', {}, { user_id: String(i), items: [{ item_id: String(i), quantity }] });
+        if (created.status !== 201) throw new Error(`create answered ${created.status}`);
+        const orderId = (created.body as { order_id: string }).order_id;
+        let status: number;
+        if (share(i, options.cancelShare, 0)) {
+          await client.call('POST', `/api/orders/${orderId}/checkout`, { prefer: 'respond-async' });
+          status = (await client.call('POST', `/api/orders/${orderId}/cancel`, {}, {})).status;
+          count(status === 200 ? 'cancelled' : 'cancel came too late');
+        } else {
+          status = (await client.call('POST', `/api/orders/${orderId}/checkout`)).status;
+          count(status === 200 ? 'confirmed' : status === 409 ? 'failed' : `answered ${status}`);
+        }
+        latencies.push(performance.now() - start);
+        statuses.set(status, (statuses.get(status) ?? 0) + 1);
+      } catch {
+        errors++;
+      }
+    }
+  }));
+  clearInterval(progress);
+  const elapsed = (performance.now() - t) / 1000;
+  const cpu = cpuUse(cpuBefore, machineCpu(), latencies.length, elapsed * 1000);
+  const after = await settled(client);
+  latencies.sort((a, b) => a - b);
+  return {
+    checkouts: latencies.length,
+    seconds: Number(elapsed.toFixed(1)),
+    perSecond: Math.round(latencies.length / elapsed),
+    p50ms: percentile(latencies, 50),
+    p95ms: percentile(latencies, 95),
+    p99ms: percentile(latencies, 99),
+    statuses: Object.fromEntries(statuses),
+    errors,
+    outcomes: Object.fromEntries(outcomes),
+    conserved: {
+      money: after.payment.credit + after.orders.paid_amount === before.payment.credit + before.orders.paid_amount,
+      stock: after.stock.available + after.orders.paid_units === before.stock.available + before.orders.paid_units,
+      nothingHeld: after.payment.held === 0 && after.stock.reserved === 0,
+      paidMatches2xx: after.orders.paid - before.orders.paid === (outcomes.get('confirmed') ?? 0) + (outcomes.get('cancel came too late') ?? 0),
+    },
+    ...(cpu && { machineCpu: cpu }),
+  };
+}

@@ -18,8 +18,11 @@ import type { Envelope, Message, Outgoing, Parsed } from './message.ts';
 import { isRecord, type Check } from './parse.ts';
 import { cancellableUntil, type ActiveSaga, type Command, type SagaDefinition, type SagaReply } from './saga.ts';
 
-/** Payload of every choreography event: the saga's context, plus the outcome's details. */
-export type EventPayload<C> = Readonly<{ ctx: C; detail?: string; reason?: string }>;
+/**
+ * Payload of every choreography event: the saga's context, plus the outcome's details, and the
+ * version of the definition the saga runs under (absent: version 1, from before versions).
+ */
+export type EventPayload<C> = Readonly<{ ctx: C; detail?: string; reason?: string; version?: number }>;
 export type ChoreographyEvent<C> = Message<string, EventPayload<C>>;
 
 /**
@@ -43,6 +46,7 @@ function eventProblem(payload: unknown, ctxCheck: Check): string | undefined {
   if (ctx !== undefined) return `ctx: ${ctx}`;
   if (payload.detail !== undefined && typeof payload.detail !== 'string') return 'detail must be a string';
   if (payload.reason !== undefined && typeof payload.reason !== 'string') return 'reason must be a string';
+  if (payload.version !== undefined && (!Number.isSafeInteger(payload.version) || Number(payload.version) < 1)) return 'version must be a whole number from 1';
   return undefined;
 }
 
@@ -105,52 +109,66 @@ export function reactions<C>(def: SagaDefinition<C>, started: string, participan
 /**
  * A participant's decider in choreography: it consumes the events its reactions name, turns
  * each into the command it would have been sent in orchestration, decides that with the
- * unchanged `inner` decider, and publishes the replies as events with the context attached.
- * Its API is `inner`'s, as it is. `ctxCheck` checks the context an event carries.
+ * unchanged `inner` decider, and publishes the replies as events with the context (and the
+ * saga's version) attached. `byVersion` holds its reactions under each version of the saga's
+ * definition: an event reacts as the version its saga runs under says, and an event its
+ * version has no reaction to is taken and does nothing. Its API is `inner`'s, as it is.
+ * `ctxCheck` checks the context an event carries.
  */
-export function reacting<C, M extends Message, A extends ApiCommand>(inner: Decider<M, A>, mine: readonly Reaction<C>[], ctxCheck: Check): Decider<ChoreographyEvent<C>, A> {
-  const byEvent = new Map<string, Reaction<C>>();
-  for (const reaction of mine) {
-    if (byEvent.has(reaction.on)) throw new Error(`Two reactions of ${reaction.participant} to ${reaction.on}`);
-    byEvent.set(reaction.on, reaction);
+export function reacting<C, M extends Message, A extends ApiCommand>(inner: Decider<M, A>, byVersion: ReadonlyMap<number, readonly Reaction<C>[]>, ctxCheck: Check): Decider<ChoreographyEvent<C>, A> {
+  const tables = new Map<number, Map<string, Reaction<C>>>();
+  for (const [version, mine] of byVersion) {
+    const byEvent = new Map<string, Reaction<C>>();
+    for (const reaction of mine) {
+      if (byEvent.has(reaction.on)) throw new Error(`Two reactions of ${reaction.participant} to ${reaction.on} in version ${version}`);
+      byEvent.set(reaction.on, reaction);
+    }
+    tables.set(version, byEvent);
   }
-  const parseEvent = eventParser<C>([...byEvent.keys()], ctxCheck);
-  /** The command `event` stands for, checked as `inner` checks what it consumes. */
-  const commandOf = (event: Envelope<ChoreographyEvent<C>>): Parsed<M> & { step?: string } => {
-    const reaction = byEvent.get(event.type);
-    if (!reaction) return { ok: false, problem: `${event.type} is not an event this service reacts to` };
+  const types = [...new Set([...tables.values()].flatMap((byEvent) => [...byEvent.keys()]))];
+  const parseEvent = eventParser<C>(types, ctxCheck);
+  const reactionTo = (event: Envelope<ChoreographyEvent<C>>) => tables.get(event.payload.version ?? 1)?.get(event.type);
+  /** The command `event` stands for, checked as `inner` checks what it consumes; none when its version has no reaction to it. */
+  const commandOf = (event: Envelope<ChoreographyEvent<C>>): (Parsed<M> & { step: string }) | undefined => {
+    const reaction = reactionTo(event);
+    if (!reaction) return undefined;
     const command = reaction.command(event.payload.ctx);
     return { ...inner.parse({ ...event, type: command.type, step: reaction.step, payload: command.payload }), step: reaction.step };
   };
   /** A command of an event `parse` accepted; one that is not is a bug. */
   const checkedCommandOf = (event: Envelope<ChoreographyEvent<C>>) => {
     const command = commandOf(event);
-    if (!command.ok || command.step === undefined) throw new Error(`${event.type} was accepted but makes no command: ${command.ok ? 'no step' : command.problem}`);
-    return { message: command.message, step: command.step };
+    if (command && !command.ok) throw new Error(`${event.type} was accepted but makes no command: ${command.problem}`);
+    return command?.ok ? { message: command.message, step: command.step } : undefined;
   };
 
   return {
-    consumes: [...byEvent.keys()],
+    consumes: types,
 
     parse(message) {
       const event = parseEvent(message);
       if (!event.ok) return event;
       const command = commandOf(event.message);
-      return command.ok ? event : { ok: false, problem: `${message.type}: ${command.problem}` };
+      return !command || command.ok ? event : { ok: false, problem: `${message.type}: ${command.problem}` };
     },
 
-    keys: (event) => inner.keys(checkedCommandOf(event).message),
+    keys: (event) => {
+      const command = checkedCommandOf(event);
+      return command ? inner.keys(command.message) : [];
+    },
 
     decide(event, read, now): Decision {
-      const { message, step } = checkedCommandOf(event);
+      const command = checkedCommandOf(event);
+      if (!command) return {};
+      const { message, step } = command;
       const decision = inner.decide(message, read, now);
-      const { ctx } = event.payload;
+      const { ctx, version } = event.payload;
       // Ids name the step: two participants reacting to one event must not publish the same id.
       const send = (decision.send ?? []).map((out, i): Outgoing => ({
         ...out,
         id: `${event.id}>${step}.${i}`,
         step,
-        payload: { ...(isRecord(out.payload) ? out.payload : {}), ctx },
+        payload: { ...(isRecord(out.payload) ? out.payload : {}), ctx, ...(version === undefined ? {} : { version }) },
       }));
       return { ...decision, send };
     },

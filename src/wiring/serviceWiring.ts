@@ -262,8 +262,11 @@ export const checkoutVersionsOf = (config: Config) => checkoutSagasOf(config.sag
 function decidersOf(config: Config): Deciders {
   const style = config.sagaStyle;
   const versions = checkoutVersionsOf(config);
-  const reactionsOf = (participant: string) =>
-    reactions(versions.current, OrderEvents.requested, checkoutParticipant, OrderEvents.aborted).filter((r) => r.participant === participant);
+  // Each participant reacts to a saga's events as the version the saga runs under says.
+  const reactionsOf = (participant: string) => new Map(versions.all.map((def) => [
+    def.version,
+    reactions(def, OrderEvents.requested, checkoutParticipant, OrderEvents.aborted).filter((r) => r.participant === participant),
+  ]));
   const choreography = style === 'choreography';
   const react = <M extends Message, C extends ApiCommand>(decider: Decider<M, C>, participant: string): Decider<Message, C> =>
     (choreography ? reacting(decider, reactionsOf(participant), checkoutContextCheck) : decider) as Decider<Message, C>;

@@ -18,7 +18,7 @@ import { pgliteBackend, postgresBackend, redisBackend, type Database, type Store
 // consumer goes on (no crash, no redelivery loop). On every store.
 
 const silent = pino({ level: 'silent' });
-const choreographedStock = reacting(stockDecider, reactions(checkoutSaga(undefined, { sequential: true }), OrderEvents.requested, checkoutParticipant).filter((r) => r.participant === 'stock'), checkoutContextCheck);
+const choreographedStock = reacting(stockDecider, new Map([[1, reactions(checkoutSaga(undefined, { sequential: true }), OrderEvents.requested, checkoutParticipant).filter((r) => r.participant === 'stock')]]), checkoutContextCheck);
 
 function malformedConformance(backend: StoreBackend): void {
   void describe(`malformed messages on ${backend.name}`, () => {

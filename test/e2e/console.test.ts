@@ -63,7 +63,8 @@ await test('one saga shows its graph coloured by what happened, and its timeline
   assert.equal(await page.locator('.graph .node[data-step="authorizePayment"]').getAttribute('class'), 'node failed');
   assert.equal(await page.locator('.graph .node[data-step="reserveStock"]').getAttribute('class'), 'node compensated');
   assert.equal(await page.locator('.graph .node[data-step="undo-reserveStock"]').getAttribute('class'), 'node compensated');
-  assert.equal(await page.locator('.graph .node[data-step="capturePayment"]').getAttribute('class'), 'node idle pivot');
+  assert.equal(await page.locator('.graph .node[data-step="capturePayment"]').getAttribute('class'), 'node idle');
+  assert.equal(await page.locator('.graph .node[data-step="commitStock"]').getAttribute('class'), 'node idle pivot');
   const timeline = await page.locator('#timeline').textContent() ?? '';
   for (const event of ['started', 'failed', 'compensating', 'compensated']) assert.ok(timeline.includes(event), `the timeline shows ${event}`);
   await page.screenshot({ path: `${SHOTS}/console-saga-failed.png`, fullPage: true });

@@ -19,7 +19,7 @@ await test('a data directory of one embedded store is refused by the other, with
     const before = readdirSync(dir).sort();
     await assert.rejects(start(dir, 'sqlite'), (error: unknown) =>
       error instanceof ConfigError
-      && /holds PGlite data \(orders, stock, payment\)/.test(error.message)
+      && /holds PGlite data \(orders, stock, payment, fulfillment, notification\)/.test(error.message)
       && /start with ORDERLY_EMBEDDED_STORE=pglite/.test(error.message)
       && /give a new ORDERLY_DATA_DIR/.test(error.message));
     assert.deepEqual(readdirSync(dir).sort(), before, 'no SQLite file made beside the PGlite data');
@@ -31,7 +31,7 @@ await test('a data directory of one embedded store is refused by the other, with
   const other = mkdtempSync(join(tmpdir(), 'orderly-startup-'));
   try {
     await (await start(other, 'sqlite')).close();
-    await assert.rejects(start(other, 'pglite'), /holds SQLite data \(orders\.sqlite, stock\.sqlite, payment\.sqlite\).*ORDERLY_EMBEDDED_STORE=sqlite/);
+    await assert.rejects(start(other, 'pglite'), /holds SQLite data \(orders\.sqlite, stock\.sqlite, payment\.sqlite, fulfillment\.sqlite, notification\.sqlite\).*ORDERLY_EMBEDDED_STORE=sqlite/);
     assert.equal(existsSync(join(other, 'orders')), false, 'no PGlite directory made beside the SQLite data');
   } finally {
     rmSync(other, { recursive: true, force: true });

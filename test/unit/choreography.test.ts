@@ -12,7 +12,7 @@ import type { ApiCommand, Decider } from '../../src/core/decider.ts';
 import type { Envelope, Message } from '../../src/core/message.ts';
 import type { SagaState } from '../../src/core/saga.ts';
 import { choreographedOrders } from '../../src/domain/order/choreography.ts';
-import { checkoutParticipant, checkoutSaga } from '../../src/domain/order/checkoutSaga.ts';
+import { checkoutParticipant, checkoutSaga, lifecycleSaga } from '../../src/domain/order/checkoutSaga.ts';
 import { checkoutContextCheck, type CheckoutContext, type Order } from '../../src/domain/order/order.ts';
 import { paymentDecider } from '../../src/domain/payment/businessLogic.ts';
 import { stockDecider } from '../../src/domain/stock/businessLogic.ts';
@@ -22,7 +22,7 @@ import { apiCommand, deciderSpec, type ApiInput, type Input } from './deciderSpe
 
 const saga = checkoutSaga(undefined, { sequential: true });
 const all = reactions(saga, 'CheckoutRequested', checkoutParticipant);
-const reactionsOf = (participant: string) => all.filter((r) => r.participant === participant);
+const reactionsOf = (participant: string) => new Map([[1, all.filter((r) => r.participant === participant)]]);
 const stock = reacting(stockDecider, reactionsOf('stock'), checkoutContextCheck);
 const payment = reacting(paymentDecider(), reactionsOf('payment'), checkoutContextCheck);
 
@@ -248,5 +248,23 @@ void describe('choreography: a stalled step is started again by the order\'s tim
     const done = checkout(start(100));
     const { log } = fire(done.world, done.timers);
     assert.deepEqual(log.map((d) => d.sent), [[]]);
+  });
+});
+
+void describe('choreography: saga versions', () => {
+  const v2 = lifecycleSaga(undefined, { sequential: true });
+  const byVersion = (participant: string) => new Map([saga, v2].map((def) => [def.version, reactions(def, 'CheckoutRequested', checkoutParticipant, 'CheckoutCancelled').filter((r) => r.participant === participant)]));
+  const versionedStock = deciderSpec(reacting(stockDecider, byVersion('stock'), checkoutContextCheck));
+  const ctx = { orderId: 'o1', userId: 'u1', lines: [['i1', 1]], amount: 10 };
+  const event = (type: string, payload: Record<string, unknown>): Envelope =>
+    ({ id: `e-${type}`, type, sagaId: SAGA, step: 'authorizePayment', correlationId: 'o1', causationId: '', at: 0, payload });
+  const reserved = { 'item:i1': { price: 10, available: 4, reserved: 1 }, [`reservation:${SAGA}`]: { status: 'reserved', lines: [['i1', 1]] } };
+
+  void it('an event reacts as the version its saga runs under says: v1 commits on PaymentAuthorized, v2 does not', () => {
+    const v1 = versionedStock.given(reserved).when(event('PaymentAuthorized', { ctx }));
+    assert.deepEqual(v1.sent.map((m) => m.type), ['StockCommitted'], 'no version: a saga from before versions, v1');
+    versionedStock.given(reserved).when(event('PaymentAuthorized', { ctx, version: 2 })).then({});
+    const committed = versionedStock.given(reserved).when(event('FraudCheckPassed', { ctx, version: 2 }));
+    assert.deepEqual(committed.sent.map((m) => [m.type, (m.payload as { version?: number }).version]), [['StockCommitted', 2]], 'the reply carries the version on');
   });
 });

@@ -40,7 +40,7 @@ export function choreographedOrders(versions: SagaVersions<CheckoutContext>, opt
     // Participants react to the request; the saga's own timer stays, to nudge a stalled step.
     api: orderCommands(versions, {
       start: (started, ctx) => [
-        { type: OrderEvents.requested, payload: { ctx } satisfies EventPayload<CheckoutContext>, sagaId: started.state.id, step: '' },
+        { type: OrderEvents.requested, payload: { ctx, version: versionOf(started.state) } satisfies EventPayload<CheckoutContext>, sagaId: started.state.id, step: '' },
         ...timersIn(started),
       ],
       abort: (aborted, ctx, reason) => abortEvent(aborted, ctx, reason),
@@ -50,8 +50,11 @@ export function choreographedOrders(versions: SagaVersions<CheckoutContext>, opt
 
 /** What aborts a saga in choreography: the event the latest undoable step reacts to (the saga's timer stays as it is). */
 function abortEvent(aborted: Transition<CheckoutContext>, ctx: CheckoutContext, reason: string): Outgoing[] {
-  return [{ type: OrderEvents.aborted, payload: { ctx, reason, detail: reason } satisfies EventPayload<CheckoutContext>, sagaId: aborted.state.id, step: '' }];
+  return [{ type: OrderEvents.aborted, payload: { ctx, reason, detail: reason, version: versionOf(aborted.state) } satisfies EventPayload<CheckoutContext>, sagaId: aborted.state.id, step: '' }];
 }
+
+/** The version a saga runs under, which its events carry (so each participant reacts as that version says). */
+const versionOf = (state: SagaState<CheckoutContext>) => state.definition?.version ?? 1;
 
 const timersIn = (transition: Transition<CheckoutContext>) => transition.send.filter((out) => out.type === SAGA_TIMER);
 
@@ -77,7 +80,7 @@ function nudge(saga: SagaDefinition<CheckoutContext>, order: Order, state: SagaS
   const again = (stalled ? retrigger(saga, OrderEvents.requested, stalled, OrderEvents.aborted) : []).map((event): Outgoing => ({
     type: event.type,
     step: event.step,
-    payload: { ctx: state.ctx, ...(event.detail === undefined ? {} : { detail: event.detail }) } satisfies EventPayload<CheckoutContext>,
+    payload: { ctx: state.ctx, version: versionOf(state), ...(event.detail === undefined ? {} : { detail: event.detail }) } satisfies EventPayload<CheckoutContext>,
   }));
   return { order: { ...order, checkout: transition.state }, send: [...again, ...timers], cancel: [] };
 }

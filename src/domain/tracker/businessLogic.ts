@@ -33,9 +33,9 @@ type TrackedEvent = ChoreographyEvent<CheckoutContext>;
 function track(versions: SagaVersions<CheckoutContext>, types: Readonly<{ started: string; aborted: string }>, seen: TrackedSaga, message: Envelope<TrackedEvent>): TrackedSaga {
   if (message.type === types.started) {
     if (seen.state) return seen;
-    // A saga the tracker first hears of starts under the current definition; the order's
-    // request says no more (its events are the same in every version that runs as a choreography).
-    const state = startSaga(versions.current, message.sagaId, message.payload.ctx, message.at).state;
+    // The request says which version of the definition the saga runs under.
+    const version = message.payload.version ?? 1;
+    const state = startSaga(versions.all.find((d) => d.version === version) ?? versions.current, message.sagaId, message.payload.ctx, message.at).state;
     return replay(versions, types.aborted, { state, early: [] }, seen.early, message.at);
   }
   const reply: SagaReply = { ...replyOf(message), at: message.at };
