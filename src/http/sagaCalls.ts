@@ -20,7 +20,7 @@ export type Called = Readonly<{
  * Only callers with the deployment's internal token may call: a saga step called by anyone
  * else (a release or a void in the middle of a checkout) would break the checkout's accounts.
  */
-export function sagaCallRoute(runtime: Called, token: string) {
+export function sagaCallRoute(runtime: Called, token: string, { events = false } = {}) {
   const accepted = new Set(runtime.consumes);
   const expected = Buffer.from(token);
   return async (app: FastifyInstance) => {
@@ -29,7 +29,7 @@ export function sagaCallRoute(runtime: Called, token: string) {
       if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
         throw new Problem('forbidden', `Saga steps are called by the order service only, with the deployment's ${TOKEN_HEADER} (ORDERLY_INTERNAL_TOKEN).`);
       }
-      const commands = envelopes(req.body, accepted, (m) => {
+      const commands = envelopes(req.body, accepted, events, (m) => {
         const parsed = runtime.parse(m);
         return parsed.ok ? undefined : parsed.problem;
       });
@@ -38,7 +38,8 @@ export function sagaCallRoute(runtime: Called, token: string) {
   };
 }
 
-function envelopes(body: unknown, accepted: ReadonlySet<string>, problemOf: (message: Envelope) => string | undefined): Envelope[] {
+/** The envelopes of a call; each a saga command (with its saga id), or with `events` any event the service hears (which may belong to no saga). */
+function envelopes(body: unknown, accepted: ReadonlySet<string>, events: boolean, problemOf: (message: Envelope) => string | undefined): Envelope[] {
   if (!Array.isArray(body)) throw new Problem('invalid-body', 'Send a JSON array of saga command envelopes.');
   return body.map((item: unknown, i) => {
     const m = item as Record<string, unknown> | null;
@@ -47,7 +48,7 @@ function envelopes(body: unknown, accepted: ReadonlySet<string>, problemOf: (mes
       throw new Problem('invalid-body', `Command ${i} is not an envelope: it needs string id, type, sagaId, step, correlationId and causationId, a number at and an object payload.`);
     }
     if (!accepted.has(m.type as string)) throw new Problem('invalid-body', `Command ${i} has type ${String(m.type)}; this service takes ${[...accepted].join(', ')}.`);
-    if (m.sagaId === '') throw new Problem('invalid-body', `Command ${i} has no sagaId.`);
+    if (m.sagaId === '' && !events) throw new Problem('invalid-body', `Command ${i} has no sagaId.`);
     const envelope = m as unknown as Envelope;
     const problem = problemOf(envelope);
     if (problem !== undefined) throw new Problem('invalid-body', `Command ${i}: ${problem}.`);

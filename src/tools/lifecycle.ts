@@ -143,11 +143,13 @@ async function notificationProblems(client: CourseClient, orders: readonly Order
         return ['confirmed', 'shipped'];
     }
   };
+  const until = performance.now() + 30_000;
   for (const [userId, mine] of byUser) {
     let told: { kind: string; order_id: string }[] = [];
-    for (let i = 0; i < 200; i++) {
+    for (;;) {
       told = (await client.get<{ notifications: { kind: string; order_id: string }[] }>(`/api/customers/${userId}/notifications`)).notifications;
       if (mine.every((o) => expected(o).every((k) => told.some((n) => n.order_id === o.order_id && n.kind === k)))) break;
+      if (performance.now() > until) break;
       await sleep(50);
     }
     for (const order of mine) {

@@ -104,7 +104,7 @@ export function runService(name: ServiceName, store: Store, bus: Bus, options: S
     case 'notification':
       return wire(deciders.notification, (app, runtime) => {
         app.register(notificationApi(runtime), { prefix: '/api' });
-        if (token !== undefined) app.register(sagaCallRoute(runtime, token), { prefix: '/notification' });
+        if (token !== undefined) app.register(sagaCallRoute(runtime, token, { events: true }), { prefix: '/notification' });
       });
     case 'tracker':
       return wire(deciders.tracker, (app) => {
@@ -119,7 +119,7 @@ export function runService(name: ServiceName, store: Store, bus: Bus, options: S
         app.register(lifecycleApi({ orders: runtime, lookups, checkoutWaitMs: config.checkoutWaitMs, outcomes }), { prefix: '/api' });
         // In the synchronous style, fulfillment calls the order service with its carrier scans.
         if (config.sagaStyle === 'synchronous' && config.internalToken !== undefined) {
-          app.register(sagaCallRoute({ consumes: CALLED_ON_ORDERS, parse: (m) => runtime.parse(m), call: (m) => runtime.call(m) }, config.internalToken), { prefix: '/orders' });
+          app.register(sagaCallRoute({ consumes: CALLED_ON_ORDERS, parse: (m) => runtime.parse(m), call: (m) => runtime.call(m) }, config.internalToken, { events: true }), { prefix: '/orders' });
         }
         // In choreography the tracker serves the saga API; otherwise the orders hold the sagas.
         if (config.sagaStyle !== 'choreography') app.register(sagaApi(orderSagas(store), sagaApiOptions(config)), { prefix: '/sagas' });
