@@ -180,9 +180,11 @@ export async function settled(client: CourseClient, timeoutMs = 120_000): Promis
 
 /**
  * What does not add up between the orders, the shipments and the customers' messages once
- * every saga has ended: one shipment per shipped order with its units, one "confirmed" and one
- * "shipped" message per such order. Notification and fulfillment follow the orders (eventually
- * consistent), so this waits up to `timeoutMs` for them to agree; empty when they do.
+ * every saga has ended: one shipment per shipped order with its units, one "shipped" message
+ * per such order and one "cancelled" per cancelled order, and a "confirmed" for each paid
+ * order (and for no more than the cancelled ones besides: a cancel may follow a confirmation).
+ * Notification and fulfillment follow the orders (eventually consistent), so this waits up to
+ * `timeoutMs` for them to agree; empty when they do.
  */
 export async function lifecycleTotalsProblems(client: CourseClient, timeoutMs = 30_000): Promise<string[]> {
   const until = performance.now() + timeoutMs;
@@ -193,10 +195,11 @@ export async function lifecycleTotalsProblems(client: CourseClient, timeoutMs = 
     if (fulfillment.shipments !== orders.shipped) problems.push(`${fulfillment.shipments} shipments for ${orders.shipped} shipped orders`);
     if (fulfillment.units !== orders.shipped_units) problems.push(`${fulfillment.units} units shipped, ${orders.shipped_units} in shipped orders`);
     if (orders.shipped !== orders.paid) problems.push(`${orders.paid} orders paid, ${orders.shipped} shipped`);
-    for (const kind of ['confirmed', 'shipped'] as const) {
-      const told = notification.by_kind[kind] ?? 0;
-      if (told !== orders.paid) problems.push(`${told} "${kind}" messages for ${orders.paid} paid orders`);
-    }
+    const told = (kind: string) => notification.by_kind[kind] ?? 0;
+    const cancelled = orders.by_status.CANCELLED ?? 0;
+    if (told('shipped') !== orders.shipped) problems.push(`${told('shipped')} "shipped" messages for ${orders.shipped} shipped orders`);
+    if (told('cancelled') !== cancelled) problems.push(`${told('cancelled')} "cancelled" messages for ${cancelled} cancelled orders`);
+    if (told('confirmed') < orders.paid || told('confirmed') > orders.paid + cancelled) problems.push(`${told('confirmed')} "confirmed" messages for ${orders.paid} paid orders and ${cancelled} cancelled`);
     if (problems.length === 0 || performance.now() > until) return problems;
     await sleep(250);
   }
