@@ -2,6 +2,8 @@
 // reads the saga API (/sagas, /sagas/{id}, /sagas/statistics, /sagas/definitions) of whatever
 // serves it: `npm start` or the gateway of a cluster.
 
+import { orderView } from './order.js';
+
 const view = document.getElementById('view');
 const connection = document.getElementById('connection');
 let stopView = () => {};
@@ -176,7 +178,7 @@ async function saga(id) {
   show(
     h('h1', {}, 'Saga ', h('code', {}, found.saga_id), ' ', badge(found.status), found.stuck ? [' ', badge('stuck')] : null),
     h('dl', { class: 'kv panel' },
-      h('dt', {}, 'order'), h('dd', {}, found.order_id),
+      h('dt', {}, 'order'), h('dd', {}, h('a', { href: `#/orders/${encodeURIComponent(found.order_id)}` }, found.order_id)),
       h('dt', {}, 'started'), h('dd', {}, time(found.started_at)),
       h('dt', {}, 'ended'), h('dd', {}, time(found.ended_at)),
       h('dt', {}, 'duration'), h('dd', {}, ms(found.duration_ms)),
@@ -308,6 +310,7 @@ async function route() {
     else if (parts[0] === 'sagas' && parts.length === 1) stopView = await sagas(query);
     else if (parts[0] === 'sagas') stopView = await saga(decodeURIComponent(parts.slice(1).join('/')));
     else if (parts[0] === 'events') stopView = events(query);
+    else if (parts[0] === 'orders' && parts[1]) stopView = orderView(decodeURIComponent(parts[1]), { h, api, show, badge, time, every, fill });
     else show(h('p', {}, 'No such page. ', h('a', { href: '#/' }, 'Overview')));
   } catch (error) {
     show(failure(error));
@@ -315,4 +318,9 @@ async function route() {
 }
 
 window.addEventListener('hashchange', () => void route());
+document.getElementById('find-order')?.addEventListener('submit', (event) => {
+  event.preventDefault();
+  const id = new FormData(event.target).get('order')?.toString().trim();
+  if (id) location.hash = `#/orders/${encodeURIComponent(id)}`;
+});
 void route();
