@@ -81,12 +81,14 @@ export async function startCluster(options: {
   replicas: number;
   namespace: string;
   style?: SagaStyle;
+  /** More settings for every process (OTEL_EXPORTER_OTLP_ENDPOINT, …). */
+  env?: Readonly<Record<string, string>>;
 }): Promise<Cluster> {
   const style = options.style ?? 'orchestration';
   const port = await freeBlock(1 + servicesOf(style).length * options.replicas);
   const child = spawn(process.execPath, ['src/cli.ts', 'cluster', '--store', options.storeUrl, ...(options.busUrl ? ['--bus', options.busUrl] : []),
     '--replicas', String(options.replicas), '--port', String(port), '--namespace', options.namespace], {
-    env: { ...process.env, LOG_LEVEL: 'warn', SAGA_STYLE: style },
+    env: { ...process.env, LOG_LEVEL: 'warn', SAGA_STYLE: style, ...options.env },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let stderr = '';
