@@ -64,13 +64,17 @@ export async function startTracing(settings: TracingSettings): Promise<{ shutdow
 /** Whether spans are being made (for the HTTP edges, which add their hooks only then). */
 export const tracingOn = (): boolean => tracer !== undefined;
 
+type Carrier = { traceparent?: string };
+const setter = { set: (c: Carrier, key: string, value: string) => { if (key === 'traceparent') c.traceparent = value; } };
+const getter = { get: (c: Carrier, key: string) => (key === 'traceparent' ? c.traceparent : undefined), keys: () => ['traceparent'] };
+
 const traceparentOf = (ctx: Context): string => {
-  const carrier: { traceparent?: string } = {};
-  w3c.inject(ctx, carrier, { set: (c, key, value) => { if (key === 'traceparent') c.traceparent = value; } });
+  const carrier: Carrier = {};
+  w3c.inject(ctx, carrier, setter);
   return carrier.traceparent ?? '';
 };
 
-const contextOf = (traceparent: string): Context => w3c.extract(ROOT_CONTEXT, { traceparent }, { get: (c, key) => c[key as 'traceparent'], keys: () => ['traceparent'] });
+const contextOf = (traceparent: string): Context => w3c.extract(ROOT_CONTEXT, { traceparent }, getter);
 
 function started(t: Tracer, name: string, kind: SpanKind, attributes: Attributes, parent: Context): Traced {
   const span = t.startSpan(name, { kind, attributes }, parent);
@@ -91,7 +95,7 @@ export function endSpan(traced: Traced | undefined, error?: unknown): void {
 /** A command of a service's API, as a child of the active span (the HTTP request that runs it). */
 export function commandSpan(service: string, type: string, correlationId: string): Traced | undefined {
   if (tracer === undefined) return undefined;
-  return started(tracer, `${service} ${type}`, SpanKind.INTERNAL, { 'orderly.service': service, 'orderly.message.type': type, 'orderly.correlation_id': correlationId }, context.active());
+  return started(tracer, `${service} ${type}`, SpanKind.INTERNAL, { 'orderly.service': service, 'orderly.correlation_id': correlationId }, context.active());
 }
 
 /**
@@ -100,24 +104,28 @@ export function commandSpan(service: string, type: string, correlationId: string
  */
 export function messageSpan(service: string, message: Envelope, how: 'consume' | 'call'): Traced | undefined {
   if (tracer === undefined || message.traceparent === undefined) return undefined;
+  // Few attributes: each costs on every span made and sent (the name says the message type).
   return started(tracer, `${service} ${how} ${message.type}`, how === 'consume' ? SpanKind.CONSUMER : SpanKind.SERVER, {
-    'messaging.system': 'orderly', 'messaging.operation.type': 'process', 'messaging.destination.name': message.type, 'messaging.message.id': message.id,
-    'orderly.service': service, 'orderly.saga_id': message.sagaId, 'orderly.step': message.step, 'orderly.correlation_id': message.correlationId,
+    'orderly.service': service, 'orderly.saga_id': message.sagaId, 'messaging.message.id': message.id,
   }, contextOf(message.traceparent));
 }
 
 /**
- * The store transaction that committed some traced work: a span in each of their traces, all
- * with the transaction's times (a batch commits work of many checkouts together).
+ * The store transaction that committed some traced work. A transaction commits the work of
+ * many checkouts together (group commit): as OpenTelemetry's messaging conventions do for a
+ * batch, it is one span, in the trace of the batch's first traced work, linked to the others.
  */
-export function storeSpans(service: string, work: readonly (Traced | undefined)[], startMs: number, endMs: number, error?: unknown): void {
+export function storeSpan(service: string, work: readonly (Traced | undefined)[], startMs: number, endMs: number, error?: unknown): void {
   if (tracer === undefined) return;
-  for (const parent of work) {
-    if (parent === undefined) continue;
-    const span = tracer.startSpan(`${service} store transaction`, { kind: SpanKind.CLIENT, startTime: startMs, attributes: { 'orderly.service': service, 'orderly.batch': work.length } }, parent.context);
-    if (error !== undefined) span.setStatus({ code: SpanStatusCode.ERROR, message: error instanceof Error ? error.message : String(error) });
-    span.end(endMs);
-  }
+  const traced = work.filter((w) => w !== undefined);
+  const [first, ...others] = traced;
+  if (first === undefined) return;
+  const span = tracer.startSpan(`${service} store transaction`, {
+    kind: SpanKind.CLIENT, startTime: startMs, attributes: { 'orderly.service': service, 'orderly.batch': work.length },
+    links: others.map((w) => ({ context: w.span.spanContext() })),
+  }, first.context);
+  if (error !== undefined) span.setStatus({ code: SpanStatusCode.ERROR, message: error instanceof Error ? error.message : String(error) });
+  span.end(endMs);
 }
 
 /**
@@ -132,8 +140,7 @@ export function publishSpans(service: string, messages: readonly Envelope[]): { 
   const traced = messages.map((m) => {
     if (m.traceparent === undefined) return m;
     const span = started(t, `${service} publish ${m.type}`, SpanKind.PRODUCER, {
-      'messaging.system': 'orderly', 'messaging.operation.type': 'send', 'messaging.destination.name': m.type, 'messaging.message.id': m.id,
-      'orderly.service': service, 'orderly.saga_id': m.sagaId, 'orderly.step': m.step, 'orderly.correlation_id': m.correlationId,
+      'orderly.service': service, 'orderly.saga_id': m.sagaId, 'messaging.message.id': m.id,
     }, contextOf(m.traceparent));
     spans.push(span);
     return { ...m, traceparent: span.traceparent };

@@ -4,7 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Pool } from 'undici';
 import { adminAccess } from '../http/admin.ts';
 import { registry } from '../observability/metrics.ts';
-import { endServerSpan, serverSpan } from '../observability/tracing.ts';
+import { endServerSpan, serverSpan, tracingOn } from '../observability/tracing.ts';
 import { requestId } from '../http/app.ts';
 import { answerClientError, Problem, problemBody, problems, type ProblemCode } from '../http/problems.ts';
 import type { Logger } from '../ports/log.ts';
@@ -102,7 +102,7 @@ export async function startGateway(upstreams: Upstreams, host: string, port: num
     headers['x-request-id'] = reqId;
     // With tracing on, the gateway's own span, which the service's continues.
     const method = req.method ?? 'GET';
-    const span = serverSpan(method, `/${first}`, req.headers, { 'url.path': path, 'orderly.request_id': reqId, 'orderly.service': 'gateway' });
+    const span = tracingOn() ? serverSpan(method, `/${first}`, req.headers, { 'url.path': path, 'orderly.request_id': reqId, 'orderly.service': 'gateway' }) : undefined;
     if (span !== undefined) {
       headers.traceparent = span.traceparent;
       res.once('close', () => endServerSpan(span, res.statusCode));

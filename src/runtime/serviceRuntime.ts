@@ -6,7 +6,7 @@ import type { CommandOptions } from '../ports/service.ts';
 import type { Store } from '../ports/store.ts';
 import type { Logger } from '../ports/log.ts';
 import { metrics } from '../observability/metrics.ts';
-import { aboutMessage, commandSpan, endSpan, messageSpan, storeSpans, traceIdOf, tracingOn, type Traced } from '../observability/tracing.ts';
+import { aboutMessage, commandSpan, endSpan, messageSpan, storeSpan, traceIdOf, tracingOn, type Traced } from '../observability/tracing.ts';
 import type { Relay } from './relay.ts';
 
 /** A document a commit changed: what it was when read, and what the commit made it (null: deleted). */
@@ -137,10 +137,10 @@ export class ServiceRuntime<M extends Message = Message, C extends ApiCommand = 
     });
   }
 
-  /** The transaction's span in the trace of each traced work of the batch (nothing when tracing is off). */
+  /** The transaction's span, linked to each traced work of the batch (nothing when tracing is off). */
   #storeSpans(batch: readonly Work<M, C>[], started: number, error?: unknown): void {
     if (!tracingOn()) return;
-    storeSpans(this.name, batch.map((w) => w.span), performance.timeOrigin + started, performance.timeOrigin + performance.now(), error);
+    storeSpan(this.name, batch.map((w) => w.span), performance.timeOrigin + started, performance.timeOrigin + performance.now(), error);
   }
 
   /** Calls `listener` with the messages of every transaction once it committed. */
