@@ -26,6 +26,8 @@ export type Config = Readonly<{
    * Unset, tracing is off: no SDK is started and no spans are made.
    */
   otlpEndpoint: string | undefined;
+  /** ORDERLY_TRACE_SAMPLE_RATIO: the share of checkouts (of traces begun here) that are traced, 0 to 1. */
+  traceSampleRatio: number;
   /** How long a checkout request waits for its saga before answering 504. */
   checkoutWaitMs: number;
   /** Saga step time-out before a retry or compensation. */
@@ -55,6 +57,7 @@ export function loadConfig(env: Env = process.env): Config {
     logLevel: oneOf(env, 'LOG_LEVEL', 'info', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
     logFormat: oneOf(env, 'LOG_FORMAT', 'auto', LOG_FORMATS),
     otlpEndpoint: httpUrl(env, 'OTEL_EXPORTER_OTLP_ENDPOINT'),
+    traceSampleRatio: ratio(env, 'ORDERLY_TRACE_SAMPLE_RATIO', 1),
     checkoutWaitMs: int(env, 'ORDERLY_CHECKOUT_WAIT_MS', 60_000, 1, 3_600_000),
     sagaStepTimeoutMs: int(env, 'ORDERLY_SAGA_STEP_TIMEOUT_MS', 10_000, 10, 3_600_000),
     maxBatch: int(env, 'ORDERLY_MAX_BATCH', 256, 1, 100_000),
@@ -70,6 +73,14 @@ function int(env: Env, name: string, fallback: number, min: number, max: number)
   if (!/^[0-9]+$/.test(raw) || n < min || n > max) {
     throw new ConfigError(`${name}=${raw} is not valid: use a whole number from ${min} to ${max} (default ${fallback}).`);
   }
+  return n;
+}
+
+function ratio(env: Env, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!/^[0-9.]+$/.test(raw) || !(n >= 0 && n <= 1)) throw new ConfigError(`${name}=${raw} is not valid: use a number from 0 to 1 (default ${fallback}).`);
   return n;
 }
 

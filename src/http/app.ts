@@ -1,6 +1,4 @@
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
-import { randomUUID } from 'node:crypto';
-import type { IncomingMessage } from 'node:http';
 import FindMyWay, { type HTTPMethod } from 'find-my-way';
 import type { Audit } from '../domain/audit.ts';
 import type { Logger } from '../ports/log.ts';
@@ -11,6 +9,7 @@ import { consoleRoutes } from './console.ts';
 import { eventRoutes } from './events.ts';
 import { openApi, route, schemas } from './openapi.ts';
 import { answerClientError, Problem, sendProblem } from './problems.ts';
+import { REQUEST_ID, requestId } from './requestId.ts';
 
 export type AppDeps = Readonly<{
   log: Logger;
@@ -106,14 +105,6 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     ops.get('/admin/audit', { schema: route({ summary: 'Totals over every store, for conservation checks (reads everything)', tags: ['admin'], admin: true, errors: ['unauthorized', 'forbidden'] }) }, () => deps.audit());
   });
   return app;
-}
-
-const REQUEST_ID = 'x-request-id';
-
-/** The caller's X-Request-Id when it is a short printable token, else a new UUID. */
-export function requestId(req: IncomingMessage): string {
-  const given = req.headers[REQUEST_ID];
-  return typeof given === 'string' && /^[\w.:@/+=-]{1,128}$/.test(given) ? given : randomUUID();
 }
 
 /**

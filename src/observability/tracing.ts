@@ -8,7 +8,7 @@
  * no SDK is loaded, every function below returns at its first check, and no message carries a
  * traceparent. Like metrics.ts, a leaf: it knows the core only.
  */
-import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type Context, type Span, type Tracer } from '@opentelemetry/api';
+import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, TraceFlags, type Attributes, type Context, type Span, type Tracer } from '@opentelemetry/api';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { sagasOf, type Envelope } from '../core/message.ts';
@@ -20,6 +20,11 @@ export type TracingSettings = Readonly<{
   endpoint?: string | undefined;
   /** An exporter of the test's own (the SDK's InMemorySpanExporter), which gets every span as it ends. */
   exporter?: SpanExporter;
+  /**
+   * The share of traces begun here (a request without a sampled traceparent) that are recorded,
+   * 0 to 1 (default 1): the others cost only their trace context. A caller's decision is kept.
+   */
+  sampleRatio?: number;
 }>;
 
 /** A span that is under way, its context, and its traceparent (what a message it causes carries). */
@@ -37,7 +42,7 @@ let tracer: Tracer | undefined;
 export async function startTracing(settings: TracingSettings): Promise<{ shutdown(): Promise<void> } | undefined> {
   if (settings.endpoint === undefined && settings.exporter === undefined) return undefined;
   // Loaded only now: a process without tracing never loads the SDK.
-  const [{ NodeTracerProvider }, { BatchSpanProcessor, SimpleSpanProcessor }, { resourceFromAttributes }, { ATTR_SERVICE_NAME }] = await Promise.all([
+  const [{ NodeTracerProvider }, { BatchSpanProcessor, SimpleSpanProcessor, ParentBasedSampler, TraceIdRatioBasedSampler }, { resourceFromAttributes }, { ATTR_SERVICE_NAME }] = await Promise.all([
     import('@opentelemetry/sdk-trace-node'), import('@opentelemetry/sdk-trace-base'), import('@opentelemetry/resources'), import('@opentelemetry/semantic-conventions'),
   ]);
   let processor;
@@ -49,7 +54,11 @@ export async function startTracing(settings: TracingSettings): Promise<{ shutdow
       maxQueueSize: 32_768, maxExportBatchSize: 4_096, scheduledDelayMillis: 1_000,
     });
   }
-  const provider = new NodeTracerProvider({ resource: resourceFromAttributes({ [ATTR_SERVICE_NAME]: settings.serviceName }), spanProcessors: [processor] });
+  const provider = new NodeTracerProvider({
+    resource: resourceFromAttributes({ [ATTR_SERVICE_NAME]: settings.serviceName }),
+    spanProcessors: [processor],
+    sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(settings.sampleRatio ?? 1) }),
+  });
   // AsyncLocalStorage carries an HTTP request's span to the commands its route runs.
   provider.register({ propagator: w3c });
   tracer = provider.getTracer('orderly');
@@ -76,7 +85,15 @@ const traceparentOf = (ctx: Context): string => {
 
 const contextOf = (traceparent: string): Context => w3c.extract(ROOT_CONTEXT, { traceparent }, getter);
 
-function started(t: Tracer, name: string, kind: SpanKind, attributes: Attributes, parent: Context): Traced {
+/**
+ * A child span of `parent`; when `parent` is a trace that is not recorded (not sampled), no span
+ * at all: the context goes on as it came (`traceparent`, when the caller has it as a string).
+ */
+function started(t: Tracer, name: string, kind: SpanKind, attributes: Attributes, parent: Context, traceparent?: string): Traced {
+  const context = trace.getSpanContext(parent);
+  if (context !== undefined && (context.traceFlags & TraceFlags.SAMPLED) === 0) {
+    return { span: trace.wrapSpanContext(context), context: parent, traceparent: traceparent ?? traceparentOf(parent) };
+  }
   const span = t.startSpan(name, { kind, attributes }, parent);
   const ctx = trace.setSpan(parent, span);
   return { span, context: ctx, traceparent: traceparentOf(ctx) };
@@ -107,7 +124,7 @@ export function messageSpan(service: string, message: Envelope, how: 'consume' |
   // Few attributes: each costs on every span made and sent (the name says the message type).
   return started(tracer, `${service} ${how} ${message.type}`, how === 'consume' ? SpanKind.CONSUMER : SpanKind.SERVER, {
     'orderly.service': service, 'orderly.saga_id': message.sagaId, 'messaging.message.id': message.id,
-  }, contextOf(message.traceparent));
+  }, contextOf(message.traceparent), message.traceparent);
 }
 
 /**
@@ -117,7 +134,7 @@ export function messageSpan(service: string, message: Envelope, how: 'consume' |
  */
 export function storeSpan(service: string, work: readonly (Traced | undefined)[], startMs: number, endMs: number, error?: unknown): void {
   if (tracer === undefined) return;
-  const traced = work.filter((w) => w !== undefined);
+  const traced = work.filter((w): w is Traced => w !== undefined && w.span.isRecording());
   const [first, ...others] = traced;
   if (first === undefined) return;
   const span = tracer.startSpan(`${service} store transaction`, {
@@ -141,9 +158,9 @@ export function publishSpans(service: string, messages: readonly Envelope[]): { 
     if (m.traceparent === undefined) return m;
     const span = started(t, `${service} publish ${m.type}`, SpanKind.PRODUCER, {
       'orderly.service': service, 'orderly.saga_id': m.sagaId, 'messaging.message.id': m.id,
-    }, contextOf(m.traceparent));
+    }, contextOf(m.traceparent), m.traceparent);
     spans.push(span);
-    return { ...m, traceparent: span.traceparent };
+    return span.traceparent === m.traceparent ? m : { ...m, traceparent: span.traceparent };
   });
   return { messages: traced, end: (error) => spans.forEach((span) => endSpan(span, error)) };
 }

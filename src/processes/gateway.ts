@@ -5,7 +5,7 @@ import { Pool } from 'undici';
 import { adminAccess } from '../http/admin.ts';
 import { registry } from '../observability/metrics.ts';
 import { endServerSpan, serverSpan, tracingOn } from '../observability/tracing.ts';
-import { requestId } from '../http/app.ts';
+import { REQUEST_ID, requestId } from '../http/requestId.ts';
 import { answerClientError, Problem, problemBody, problems, type ProblemCode } from '../http/problems.ts';
 import type { Logger } from '../ports/log.ts';
 import { SERVICES, type ServiceName } from '../wiring/serviceWiring.ts';
@@ -99,7 +99,7 @@ export async function startGateway(upstreams: Upstreams, host: string, port: num
     }
     // The service answers with the same request id, so the caller, the gateway and the service agree on it.
     const reqId = requestId(req);
-    headers['x-request-id'] = reqId;
+    headers[REQUEST_ID] = reqId;
     // With tracing on, the gateway's own span, which the service's continues.
     const method = req.method ?? 'GET';
     const span = tracingOn() ? serverSpan(method, `/${first}`, req.headers, { 'url.path': path, 'orderly.request_id': reqId, 'orderly.service': 'gateway' }) : undefined;
@@ -109,7 +109,7 @@ export async function startGateway(upstreams: Upstreams, host: string, port: num
     }
     const answer = await forward(service, method, url, headers, body.length > 0 ? body : undefined);
     if (!answer) return problem(res, 'unavailable', `No replica of the ${service} service can be reached; retry shortly.`);
-    res.writeHead(answer.status, { 'content-type': 'application/json', 'x-request-id': reqId, ...answer.headers, 'content-length': answer.body.length });
+    res.writeHead(answer.status, { 'content-type': 'application/json', [REQUEST_ID]: reqId, ...answer.headers, 'content-length': answer.body.length });
     res.end(answer.body);
   }
 

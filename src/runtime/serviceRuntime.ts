@@ -99,7 +99,8 @@ export class ServiceRuntime<M extends Message = Message, C extends ApiCommand = 
   /** A consumed or called message, with the span that handles it as its traceparent (which what it causes inherits). */
   #traced(message: Envelope<M>, how: 'consume' | 'call'): { message: Envelope<M>; span: Traced | undefined } {
     const span = messageSpan(this.name, message, how);
-    return span === undefined ? { message, span } : { message: { ...message, traceparent: span.traceparent }, span };
+    // Untraced, or a trace that is not recorded: the message goes on as it came.
+    return span === undefined || span.traceparent === message.traceparent ? { message, span } : { message: { ...message, traceparent: span.traceparent }, span };
   }
 
   /**

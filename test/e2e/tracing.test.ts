@@ -4,6 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { SpanKind } from '@opentelemetry/api';
 import { InMemorySpanExporter, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { SAGA_STYLES } from '../../src/config.ts';
+import type { Envelope } from '../../src/core/message.ts';
 import { startTracing } from '../../src/observability/tracing.ts';
 import { createItem, createOrder, createUser, startTestSystem } from './helpers.ts';
 
@@ -93,6 +94,24 @@ await test('a checkout without a caller\'s traceparent starts a trace of its own
       const services = new Set(spans.filter((s) => s.spanContext().traceId === trace).map((s) => s.attributes['orderly.service']));
       assert.ok(['orders', 'stock', 'payment'].every((name) => services.has(name)), `trace ${trace} covers every service`);
     }
+  } finally {
+    await sys.close();
+  }
+});
+
+await test('a caller\'s trace that is not sampled is passed on, and nothing is recorded', async () => {
+  const sys = await startTestSystem();
+  try {
+    const order = await createOrder(sys, await createUser(sys, 100), [[await createItem(sys, 2, 10), 1]]);
+    await quiet();
+    exporter.reset();
+    const sent: Envelope[] = [];
+    for (const runtime of Object.values(sys.system.services)) runtime.onCommitted((messages) => sent.push(...messages));
+    const traceparent = `00-${CALLER_TRACE}-${CALLER_SPAN}-00`;
+    assert.equal((await sys.inject({ method: 'POST', url: `/orders/checkout/${order}`, headers: { traceparent } })).statusCode, 200);
+    assert.deepEqual(await quiet(), [], 'no span recorded');
+    assert.ok(sent.some((m) => m.type === 'ReserveStock'));
+    assert.deepEqual(new Set(sent.map((m) => m.traceparent)), new Set([traceparent]), 'every message carries the caller\'s trace context as it came');
   } finally {
     await sys.close();
   }

@@ -23,3 +23,10 @@ test('LOG_FORMAT: auto by default, json or pretty when asked', () => {
   assert.equal(loadConfig({ LOG_FORMAT: 'pretty' }).logFormat, 'pretty');
   assert.throws(() => loadConfig({ LOG_FORMAT: 'xml' }), ConfigError);
 });
+
+test('ORDERLY_TRACE_SAMPLE_RATIO: every trace by default, a share from 0 to 1 when asked', () => {
+  assert.equal(loadConfig({}).traceSampleRatio, 1);
+  assert.equal(loadConfig({ ORDERLY_TRACE_SAMPLE_RATIO: '0.1' }).traceSampleRatio, 0.1);
+  assert.equal(loadConfig({ ORDERLY_TRACE_SAMPLE_RATIO: '0' }).traceSampleRatio, 0);
+  for (const bad of ['1.5', '-0.1', 'half', '1e-2']) assert.throws(() => loadConfig({ ORDERLY_TRACE_SAMPLE_RATIO: bad }), ConfigError, bad);
+});
