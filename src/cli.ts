@@ -19,6 +19,7 @@ import { startGateway } from './processes/gateway.ts';
 import { runCluster } from './processes/cluster.ts';
 import { startServiceProcess } from './processes/replica.ts';
 import { createLogger } from './runtime/log.ts';
+import { startTracing } from './observability/tracing.ts';
 import { isServiceName, SERVICES, servicesOf } from './wiring/serviceWiring.ts';
 
 const STOP_DEADLINE_MS = 10_000;
@@ -48,7 +49,7 @@ async function main(): Promise<void> {
   }
   const env = process.env;
   const config = loadConfig({ ...env, ...(flags.port ? { PORT: flags.port } : {}), ...(flags.host ? { HOST: flags.host } : {}) });
-  const log = createLogger(config.logLevel);
+  const log = createLogger(config.logLevel, config.logFormat);
   const storeUrl = flags.store ?? env.ORDERLY_STORE_URL;
   // The synchronous style has no bus: the order service calls the participants.
   const busUrl = config.sagaStyle === 'synchronous' ? undefined : flags.bus ?? env.ORDERLY_BUS_URL;
@@ -62,6 +63,7 @@ async function main(): Promise<void> {
     case 'service': {
       if (!service || !isServiceName(service)) throw new ConfigError(`Name a service: ${SERVICES.join(', ')}.\n${USAGE}`);
       if (!servicesOf(config.sagaStyle).includes(service)) throw new ConfigError(`The ${service} service runs only with SAGA_STYLE=choreography.`);
+      const tracing = await startTracing({ serviceName: `orderly-${service}`, endpoint: config.otlpEndpoint, sampleRatio: config.traceSampleRatio });
       const running = await startServiceProcess({
         service,
         storeUrl: need(storeUrl, '--store (or ORDERLY_STORE_URL)'),
@@ -70,17 +72,24 @@ async function main(): Promise<void> {
         namespace,
         replica: flags.replica ?? env.ORDERLY_REPLICA ?? `${service}@${hostname()}:${process.pid}`,
       }, config, log);
-      onStop(() => running.close());
+      onStop(async () => {
+        await running.close();
+        await tracing?.shutdown();
+      });
       return;
     }
     case 'gateway': {
+      const tracing = await startTracing({ serviceName: 'orderly-gateway', endpoint: config.otlpEndpoint, sampleRatio: config.traceSampleRatio });
       const list = (value: string | undefined) => (value ?? '').split(',').map((u) => u.trim()).filter(Boolean);
       const gateway = await startGateway({
         orders: list(need(flags.orders, '--orders')), stock: list(need(flags.stock, '--stock')), payment: list(need(flags.payment, '--payment')),
         fulfillment: list(need(flags.fulfillment, '--fulfillment')), notification: list(need(flags.notification, '--notification')),
         tracker: list(flags.tracker),
       }, config.host, config.port, log, config.adminToken);
-      onStop(() => gateway.close());
+      onStop(async () => {
+        await gateway.close();
+        await tracing?.shutdown();
+      });
       return;
     }
     case 'graph': {

@@ -8,6 +8,9 @@ export const EMBEDDED_STORES = ['sqlite', 'pglite'] as const;
 /** The database of `npm start`'s services: SQLite (node:sqlite, the default) or PGlite. */
 export type EmbeddedStore = (typeof EMBEDDED_STORES)[number];
 
+export const LOG_FORMATS = ['auto', 'json', 'pretty'] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
+
 /** Settings of a process, read once from the environment at start-up. */
 export type Config = Readonly<{
   sagaStyle: SagaStyle;
@@ -16,6 +19,15 @@ export type Config = Readonly<{
   dataDir: string;
   embeddedStore: EmbeddedStore;
   logLevel: string;
+  /** How log lines look: `pretty` (readable, for a terminal), `json`, or `auto` (pretty on a terminal, JSON otherwise). */
+  logFormat: LogFormat;
+  /**
+   * OTEL_EXPORTER_OTLP_ENDPOINT: where traces go (OTLP over HTTP, `<endpoint>/v1/traces`).
+   * Unset, tracing is off: no SDK is started and no spans are made.
+   */
+  otlpEndpoint: string | undefined;
+  /** ORDERLY_TRACE_SAMPLE_RATIO: the share of checkouts (of traces begun here) that are traced, 0 to 1. */
+  traceSampleRatio: number;
   /** How long a checkout request waits for its saga before answering 504. */
   checkoutWaitMs: number;
   /** Saga step time-out before a retry or compensation. */
@@ -49,6 +61,9 @@ export function loadConfig(env: Env = process.env): Config {
     dataDir: resolve(env.ORDERLY_DATA_DIR ?? './data'),
     embeddedStore: oneOf(env, 'ORDERLY_EMBEDDED_STORE', 'sqlite', EMBEDDED_STORES),
     logLevel: oneOf(env, 'LOG_LEVEL', 'info', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
+    logFormat: oneOf(env, 'LOG_FORMAT', 'auto', LOG_FORMATS),
+    otlpEndpoint: httpUrl(env, 'OTEL_EXPORTER_OTLP_ENDPOINT'),
+    traceSampleRatio: ratio(env, 'ORDERLY_TRACE_SAMPLE_RATIO', 1),
     checkoutWaitMs: int(env, 'ORDERLY_CHECKOUT_WAIT_MS', 60_000, 1, 3_600_000),
     sagaStepTimeoutMs: int(env, 'ORDERLY_SAGA_STEP_TIMEOUT_MS', 10_000, 10, 3_600_000),
     maxBatch: int(env, 'ORDERLY_MAX_BATCH', 256, 1, 100_000),
@@ -72,6 +87,27 @@ function int(env: Env, name: string, fallback: number, min: number, max: number)
     throw new ConfigError(`${name}=${raw} is not valid: use a whole number from ${min} to ${max} (default ${fallback}).`);
   }
   return n;
+}
+
+function ratio(env: Env, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!/^[0-9.]+$/.test(raw) || !(n >= 0 && n <= 1)) throw new ConfigError(`${name}=${raw} is not valid: use a number from 0 to 1 (default ${fallback}).`);
+  return n;
+}
+
+function httpUrl(env: Env, name: string): string | undefined {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return undefined;
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError(`${name}=${raw} is not a URL: use the OTLP/HTTP endpoint of a collector, such as http://127.0.0.1:4318.`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError(`${name}=${raw} is not valid: traces are sent over OTLP/HTTP, so use an http:// or https:// URL (such as http://127.0.0.1:4318).`);
+  return raw.replace(/\/+$/, '');
 }
 
 function token(env: Env, name: string): string | undefined {

@@ -1,14 +1,16 @@
 import { createServer } from 'node:net';
 import { ConfigError, loadConfig, type Config } from './config.ts';
 import { createLogger } from './runtime/log.ts';
+import { startTracing } from './observability/tracing.ts';
 import { startEmbedded, type Step } from './wiring/embedded.ts';
 
 /** `npm start`: the whole system in one process, on the embedded store and bus. */
 async function main(): Promise<void> {
   const config = loadConfig();
-  const log = createLogger(config.logLevel);
+  const log = createLogger(config.logLevel, config.logFormat);
   // Before anything is created: a taken port leaves no data directory behind.
   await portIsFree(config);
+  const tracing = await startTracing({ serviceName: 'orderly', endpoint: config.otlpEndpoint, sampleRatio: config.traceSampleRatio });
   const system = await startEmbedded(config, log, slowStep);
   const address = await system.app.listen({ host: config.host, port: config.port }).catch(async (error: unknown) => {
     await system.close();
@@ -20,6 +22,7 @@ async function main(): Promise<void> {
   const resuming = system.recovered ? `; resuming ${system.recovered} unfinished messages` : '';
   console.log(`Orderly is running on ${address} (${config.sagaStyle}, ${config.embeddedStore === 'sqlite' ? 'SQLite' : 'PGlite'} data in ${config.dataDir}${resuming}). Ctrl-C stops it.`);
   console.log(`Console ${address}/   API docs ${address}/docs   Metrics ${address}/metrics`);
+  if (tracing) console.log(`Traces go to ${config.otlpEndpoint}/v1/traces (OTLP/HTTP).`);
   if (config.adminToken === undefined) console.log('Admin routes (/admin/…) answer on this machine only; set ORDERLY_ADMIN_TOKEN to reach them from elsewhere with a bearer token.');
 
   let stopping = false;
@@ -32,7 +35,7 @@ async function main(): Promise<void> {
       console.error('orderly: still stopping after 10 s; exiting now (nothing committed is lost)');
       process.exit(1);
     }, 10_000).unref();
-    system.close().then(
+    system.close().then(() => tracing?.shutdown()).then(
       () => {
         console.log(`Orderly stopped; its data is kept in ${config.dataDir}.`);
         process.exit(0);

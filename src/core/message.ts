@@ -23,13 +23,18 @@ export type Envelope<M extends Message = Message> = Readonly<{
   at: number;
   /** Deliver no earlier than this time (timers); absent for immediate delivery. */
   deliverAt?: number;
+  /**
+   * The W3C trace context of the span that produced it (when tracing is on), so that one
+   * checkout is one trace across every process; inherited from the cause.
+   */
+  traceparent?: string;
 }> & M;
 
 /** What a consumed message turned out to be once checked: the typed message, or what is wrong with it. */
 export type Parsed<M extends Message> = Readonly<{ ok: true; message: Envelope<M> } | { ok: false; problem: string }>;
 
 /** What caused outgoing messages: a message, or an API command (no saga, no step). */
-export type Cause = Readonly<{ id: string; correlationId: string; sagaId?: string; step?: string }>;
+export type Cause = Readonly<{ id: string; correlationId: string; sagaId?: string; step?: string; traceparent?: string | undefined }>;
 
 /** What a handler asks to send; the runtime turns it into an envelope. */
 export type Outgoing = Readonly<{
@@ -43,7 +48,7 @@ export type Outgoing = Readonly<{
   deliverAt?: number;
 }>;
 
-/** Builds the envelopes a handler emitted, inheriting saga and correlation from the cause. */
+/** Builds the envelopes a handler emitted, inheriting saga, correlation and trace context from the cause. */
 export function envelopesFrom(cause: Cause, outgoing: readonly Outgoing[], now: number): Envelope[] {
   return outgoing.map((out, index) => {
     const envelope: Envelope = {
@@ -56,7 +61,8 @@ export function envelopesFrom(cause: Cause, outgoing: readonly Outgoing[], now: 
       at: now,
       payload: out.payload,
     };
-    return out.deliverAt === undefined ? envelope : { ...envelope, deliverAt: out.deliverAt };
+    const traced = cause.traceparent === undefined ? envelope : { ...envelope, traceparent: cause.traceparent };
+    return out.deliverAt === undefined ? traced : { ...traced, deliverAt: out.deliverAt };
   });
 }
 

@@ -1,13 +1,15 @@
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import FindMyWay, { type HTTPMethod } from 'find-my-way';
 import type { Audit } from '../domain/audit.ts';
 import type { Logger } from '../ports/log.ts';
 import { metrics, registry } from '../observability/metrics.ts';
+import { endServerSpan, serverSpan, tracingOn, withSpan, type Traced } from '../observability/tracing.ts';
 import { adminAccess } from './admin.ts';
 import { consoleRoutes } from './console.ts';
 import { eventRoutes } from './events.ts';
 import { openApi, route, schemas } from './openapi.ts';
 import { answerClientError, Problem, sendProblem } from './problems.ts';
+import { REQUEST_ID, requestId } from './requestId.ts';
 
 export type AppDeps = Readonly<{
   log: Logger;
@@ -27,6 +29,10 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     // Long ids must reach validation (and get a clear 400), not the router's 404.
     routerOptions: { maxParamLength: 16 * 1024 },
     bodyLimit: 64 * 1024,
+    // Every request has an id: the caller's X-Request-Id when it sends a sensible one, else a
+    // new one; it is echoed in the answer and carried by the request's log lines.
+    requestIdHeader: false,
+    genReqId: requestId,
     // A request whose line and headers have not arrived after 10 s (an HTTP/0.9 line, a stalled
     // client) is answered 408 and closed; Node checks every second instead of every 30.
     http: { headersTimeout: 10_000, connectionsCheckingInterval: 1_000 },
@@ -46,7 +52,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) {
       return sendProblem(reply, 'invalid-body', `The request could not be read: ${err.message ?? 'malformed'}.`);
     }
-    deps.log.error({ err: error, url: reply.request.url }, 'request failed');
+    deps.log.error({ err: error, reqId: reply.request.id, method: reply.request.method, url: reply.request.url }, 'request failed');
     return sendProblem(reply, 'internal', 'Something went wrong on our side; the request may be retried.');
   });
 
@@ -74,7 +80,11 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   });
 
   const admin = adminAccess(deps.adminToken);
-  app.addHook('onRequest', async (request) => admin(request));
+  app.addHook('onRequest', async (request, reply) => {
+    void reply.header(REQUEST_ID, request.id);
+    admin(request);
+  });
+  if (tracingOn()) traceRequests(app);
 
   // The course API sends no bodies; accept any content type on POST without reading it as JSON.
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
@@ -95,4 +105,28 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     ops.get('/admin/audit', { schema: route({ summary: 'Totals over every store, for conservation checks (reads everything)', tags: ['admin'], admin: true, errors: ['unauthorized', 'forbidden'] }) }, () => deps.audit());
   });
   return app;
+}
+
+/**
+ * A server span per request (continuing the caller's traceparent), active while its route runs,
+ * so that the commands the route runs are its children. Only when tracing is on.
+ */
+function traceRequests(app: FastifyInstance): void {
+  const spans = new WeakMap<FastifyRequest, Traced>();
+  app.addHook('onRequest', (request, _reply, done) => {
+    const route = request.routeOptions.url ?? 'unmatched';
+    const span = serverSpan(request.method, route, request.headers, { 'url.path': request.url.split('?')[0] ?? '/', 'orderly.request_id': request.id });
+    if (span !== undefined) spans.set(request, span);
+    done();
+  });
+  // After the body is read, right before the handler: the handler runs in the span's context.
+  app.addHook('preHandler', (request, _reply, done) => {
+    const span = spans.get(request);
+    if (span === undefined) done();
+    else withSpan(span, done);
+  });
+  app.addHook('onResponse', (request, reply, done) => {
+    endServerSpan(spans.get(request), reply.statusCode);
+    done();
+  });
 }

@@ -47,6 +47,7 @@ function envelopes(body: unknown, accepted: ReadonlySet<string>, events: boolean
     if (typeof m !== 'object' || m === null || strings.some((f) => typeof m[f] !== 'string') || typeof m.at !== 'number' || typeof m.payload !== 'object' || m.payload === null) {
       throw new Problem('invalid-body', `Command ${i} is not an envelope: it needs string id, type, sagaId, step, correlationId and causationId, a number at and an object payload.`);
     }
+    if (m.traceparent !== undefined && typeof m.traceparent !== 'string') throw new Problem('invalid-body', `Command ${i} has a traceparent that is not a string.`);
     if (!accepted.has(m.type as string)) throw new Problem('invalid-body', `Command ${i} has type ${String(m.type)}; this service takes ${[...accepted].join(', ')}.`);
     if (m.sagaId === '' && !events) throw new Problem('invalid-body', `Command ${i} has no sagaId.`);
     const envelope = m as unknown as Envelope;

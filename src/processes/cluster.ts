@@ -52,7 +52,11 @@ export async function runCluster(options: ClusterOptions): Promise<void> {
   });
 
   // The synchronous style's saga calls carry a secret; one made here unless one was given.
-  const env = { ...process.env, SAGA_STYLE: options.style, ORDERLY_INTERNAL_TOKEN: process.env.ORDERLY_INTERNAL_TOKEN || randomBytes(16).toString('hex') };
+  const env = {
+    ...process.env, SAGA_STYLE: options.style, ORDERLY_INTERNAL_TOKEN: process.env.ORDERLY_INTERNAL_TOKEN || randomBytes(16).toString('hex'),
+    // The processes' output comes through here: readable when this writes to a terminal.
+    LOG_FORMAT: process.env.LOG_FORMAT || (process.stderr.isTTY ? 'pretty' : 'json'),
+  };
   let stopping = false;
   const start = (member: Member) => {
     // A restart that comes due after Ctrl-C must not start a process nobody would stop.

@@ -4,6 +4,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Pool } from 'undici';
 import { adminAccess } from '../http/admin.ts';
 import { registry } from '../observability/metrics.ts';
+import { endServerSpan, serverSpan, tracingOn } from '../observability/tracing.ts';
+import { REQUEST_ID, requestId } from '../http/requestId.ts';
 import { answerClientError, Problem, problemBody, problems, type ProblemCode } from '../http/problems.ts';
 import type { Logger } from '../ports/log.ts';
 import { SERVICES, type ServiceName } from '../wiring/serviceWiring.ts';
@@ -17,7 +19,9 @@ const API: Readonly<Record<string, ServiceName>> = { orders: 'orders', shipments
 /** Larger bodies are refused here; each service has its own, smaller limits (the synchronous style's saga calls carry up to 4 MiB). */
 const MAX_BODY = 4 * 1024 * 1024;
 /** The headers of a service's answer that the gateway passes on. */
-const ANSWER_HEADERS = ['content-type', 'allow', 'location', 'retry-after'] as const;
+const ANSWER_HEADERS = ['content-type', 'allow', 'location', 'retry-after', 'x-request-id'] as const;
+/** The headers of a request that the gateway passes on (the trace context too, when it makes no span of its own). */
+const REQUEST_HEADERS = ['idempotency-key', 'content-type', 'x-orderly-token', 'authorization', 'traceparent', 'tracestate', 'prefer'] as const;
 /** A replica that refused a connection is skipped for this long. */
 const COOL_DOWN_MS = 2_000;
 /** Rounds over all replicas after a first one where none took the connection (100, 200, 400, 800 ms apart). */
@@ -91,13 +95,23 @@ export async function startGateway(upstreams: Upstreams, host: string, port: num
     const body = await readBody(req);
     if (body === 'too-large') return refuseBody(res);
     const headers: Record<string, string> = {};
-    for (const name of ['idempotency-key', 'content-type', 'x-orderly-token', 'authorization', 'prefer']) {
+    for (const name of REQUEST_HEADERS) {
       const value = req.headers[name];
       if (typeof value === 'string') headers[name] = value;
     }
-    const answer = await forward(service, req.method ?? 'GET', url, headers, body.length > 0 ? body : undefined);
+    // The service answers with the same request id, so the caller, the gateway and the service agree on it.
+    const reqId = requestId(req);
+    headers[REQUEST_ID] = reqId;
+    // With tracing on, the gateway's own span, which the service's continues.
+    const method = req.method ?? 'GET';
+    const span = tracingOn() ? serverSpan(method, `/${first}`, req.headers, { 'url.path': path, 'orderly.request_id': reqId, 'orderly.service': 'gateway' }) : undefined;
+    if (span !== undefined) {
+      headers.traceparent = span.traceparent;
+      res.once('close', () => endServerSpan(span, res.statusCode));
+    }
+    const answer = await forward(service, method, url, headers, body.length > 0 ? body : undefined);
     if (!answer) return problem(res, 'unavailable', `No replica of the ${service} service can be reached; retry shortly.`);
-    res.writeHead(answer.status, { 'content-type': 'application/json', ...answer.headers, 'content-length': answer.body.length });
+    res.writeHead(answer.status, { 'content-type': 'application/json', [REQUEST_ID]: reqId, ...answer.headers, 'content-length': answer.body.length });
     res.end(answer.body);
   }
 

@@ -1,7 +1,8 @@
-import { sagasOf, type Envelope } from '../core/message.ts';
+import type { Envelope } from '../core/message.ts';
 import type { Bus } from '../ports/bus.ts';
 import type { Store } from '../ports/store.ts';
 import { metrics, type OutboxState } from '../observability/metrics.ts';
+import { aboutMessages, publishSpans } from '../observability/tracing.ts';
 import type { Logger } from '../ports/log.ts';
 
 export type RelayOptions = Readonly<{
@@ -111,19 +112,23 @@ export class Relay {
     const done = () => {
       for (const m of messages) this.#sending.delete(m.id);
     };
-    const run = this.#bus.publish(messages).then(
+    // A producer span per traced message, which the published copy carries as its traceparent.
+    const traced = publishSpans(this.#store.service, messages);
+    const run = this.#bus.publish(traced?.messages ?? messages).then(
       () => {
+        traced?.end();
         for (const m of messages) metrics.published.inc({ service: this.#store.service, type: m.type });
         return this.#store.delivered(messages.map((m) => m.id)).finally(done).catch((error: unknown) => {
           // Still in the outbox: sent again at the next start, and consumers deduplicate.
-          this.#options.log.warn({ err: error, count: messages.length, ...sagasOf(messages) }, 'relay: could not drop delivered messages from the outbox');
+          this.#options.log.warn({ err: error, count: messages.length, ...aboutMessages(messages) }, 'relay: could not drop delivered messages from the outbox');
         });
       },
       (error: unknown) => {
+        traced?.end(error);
         done();
         if (this.#stopped) return;
         // Still in the outbox, so nothing is lost; try again shortly.
-        this.#options.log.warn({ err: error, count: messages.length, ...sagasOf(messages) }, 'relay: publish failed; retrying in 1 s');
+        this.#options.log.warn({ err: error, count: messages.length, ...aboutMessages(messages) }, 'relay: publish failed; retrying in 1 s');
         setTimeout(() => this.#schedule(messages, []), 1000).unref();
       },
     );

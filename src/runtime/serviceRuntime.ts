@@ -6,6 +6,7 @@ import type { CommandOptions } from '../ports/service.ts';
 import type { Store } from '../ports/store.ts';
 import type { Logger } from '../ports/log.ts';
 import { metrics } from '../observability/metrics.ts';
+import { aboutMessage, commandSpan, endSpan, messageSpan, storeSpan, traceIdOf, tracingOn, type Traced } from '../observability/tracing.ts';
 import type { Relay } from './relay.ts';
 
 /** A document a commit changed: what it was when read, and what the commit made it (null: deleted). */
@@ -31,6 +32,8 @@ type Input<M extends Message, C extends ApiCommand> =
 type Work<M extends Message, C extends ApiCommand> = Readonly<{
   input: Input<M, C>;
   idempotency?: Idempotency;
+  /** Its span, when tracing is on (and, for a message, when it came with a traceparent). */
+  span?: Traced | undefined;
   resolve: (answer: Answer) => void;
   reject: (error: unknown) => void;
 }>;
@@ -81,12 +84,23 @@ export class ServiceRuntime<M extends Message = Message, C extends ApiCommand = 
    * sends carry `correlationId` (the business transaction) and no saga unless they name one.
    */
   command(command: C, options: CommandOptions = {}): Promise<Reply | undefined> {
-    const input: Input<M, C> = { kind: 'command', command, cause: { id: `cmd:${randomUUID()}`, correlationId: options.correlationId ?? '' } };
+    const correlationId = options.correlationId ?? '';
+    // A child of the HTTP request's span; the messages the command sends carry it.
+    const span = commandSpan(this.name, command.type, correlationId);
+    const cause: Cause = { id: `cmd:${randomUUID()}`, correlationId, traceparent: span?.traceparent };
+    const input: Input<M, C> = { kind: 'command', command, cause };
     const idempotency = options.idempotency;
     return new Promise((resolve, reject) => {
       const done = (answer: Answer) => resolve(answer.reply);
-      this.#enqueue(idempotency === undefined ? { input, resolve: done, reject } : { input, idempotency, resolve: done, reject });
+      this.#enqueue(idempotency === undefined ? { input, span, resolve: done, reject } : { input, idempotency, span, resolve: done, reject });
     });
+  }
+
+  /** A consumed or called message, with the span that handles it as its traceparent (which what it causes inherits). */
+  #traced(message: Envelope<M>, how: 'consume' | 'call'): { message: Envelope<M>; span: Traced | undefined } {
+    const span = messageSpan(this.name, message, how);
+    // Untraced, or a trace that is not recorded: the message goes on as it came.
+    return span === undefined || span.traceparent === message.traceparent ? { message, span } : { message: { ...message, traceparent: span.traceparent }, span };
   }
 
   /**
@@ -97,13 +111,14 @@ export class ServiceRuntime<M extends Message = Message, C extends ApiCommand = 
   async consume(envelope: Envelope): Promise<void> {
     const parsed = this.#decider.parse(envelope);
     if (!parsed.ok) {
-      this.#options.log.error({ service: this.name, messageId: envelope.id, type: envelope.type, sagaId: envelope.sagaId, correlationId: envelope.correlationId, problem: parsed.problem }, 'malformed message dead-lettered');
+      this.#options.log.error({ service: this.name, ...aboutMessage(envelope), problem: parsed.problem }, 'malformed message dead-lettered');
       await this.store.deadLetter(envelope, this.name, `malformed: ${parsed.problem}`);
       metrics.deadLettered.inc({ service: this.name, type: envelope.type });
       return;
     }
+    const { message, span } = this.#traced(parsed.message, 'consume');
     return new Promise((resolve, reject) => {
-      this.#enqueue({ input: { kind: 'consume', message: parsed.message }, resolve: () => resolve(), reject });
+      this.#enqueue({ input: { kind: 'consume', message }, span, resolve: () => resolve(), reject });
     });
   }
 
@@ -117,9 +132,16 @@ export class ServiceRuntime<M extends Message = Message, C extends ApiCommand = 
     const parsed = this.#decider.parse(envelope);
     // The caller (the order service) checked what it sends: a malformed call is a bug there.
     if (!parsed.ok) return Promise.reject(new Error(`${this.name}: malformed call: ${parsed.problem}`));
+    const { message, span } = this.#traced(parsed.message, 'call');
     return new Promise((resolve, reject) => {
-      this.#enqueue({ input: { kind: 'call', message: parsed.message }, resolve: (answer) => resolve(answer.sent), reject });
+      this.#enqueue({ input: { kind: 'call', message }, span, resolve: (answer) => resolve(answer.sent), reject });
     });
+  }
+
+  /** The transaction's span, linked to each traced work of the batch (nothing when tracing is off). */
+  #storeSpans(batch: readonly Work<M, C>[], started: number, error?: unknown): void {
+    if (!tracingOn()) return;
+    storeSpan(this.name, batch.map((w) => w.span), performance.timeOrigin + started, performance.timeOrigin + performance.now(), error);
   }
 
   /** Calls `listener` with the messages of every transaction once it committed. */
@@ -145,7 +167,10 @@ export class ServiceRuntime<M extends Message = Message, C extends ApiCommand = 
           await this.#run(batch);
         } catch (error) {
           this.#options.log.error({ err: error, service: this.name, batch: batch.length, ...sagasIn(batch) }, 'transaction failed');
-          for (const work of batch) work.reject(error);
+          for (const work of batch) {
+            endSpan(work.span, error);
+            work.reject(error);
+          }
         }
       }
     } finally {
@@ -225,7 +250,11 @@ export class ServiceRuntime<M extends Message = Message, C extends ApiCommand = 
       const done = new Set(consumed);
       const types = batch.flatMap((w) => (w.input.kind === 'consume' && done.has(w.input.message.id) ? [w.input.message.type] : []));
       return { writes, consumed, outbox, cancel, result: { outcomes, outbox, cancel, changes, consumed: types, duplicates } };
+    }).catch((error: unknown) => {
+      this.#storeSpans(batch, started, error);
+      throw error;
     });
+    this.#storeSpans(batch, started);
 
     metrics.transaction.observe({ service: this.name }, (performance.now() - started) / 1000);
     for (const type of committed) metrics.consumed.inc({ service: this.name, type });
@@ -234,13 +263,16 @@ export class ServiceRuntime<M extends Message = Message, C extends ApiCommand = 
     for (const listener of this.#listeners) listener(outbox, changes);
     batch.forEach((work, i) => {
       const outcome = outcomes[i] ?? { kind: 'error', error: new Error(`${this.name}: no outcome for work ${i}`) };
-      if (outcome.kind === 'answer') work.resolve(outcome);
-      else {
+      if (outcome.kind === 'answer') {
+        endSpan(work.span);
+        work.resolve(outcome);
+      } else {
         const input = work.input;
         const about = input.kind === 'command'
-          ? { messageId: input.cause.id, correlationId: input.cause.correlationId }
-          : { messageId: input.message.id, sagaId: input.message.sagaId, correlationId: input.message.correlationId };
-        this.#options.log.error({ err: outcome.error, service: this.name, type: typeOf(input), ...about }, 'decide failed');
+          ? { messageId: input.cause.id, type: input.command.type, correlationId: input.cause.correlationId, traceId: traceIdOf(input.cause.traceparent) }
+          : aboutMessage(input.message);
+        this.#options.log.error({ err: outcome.error, service: this.name, ...about }, 'decide failed');
+        endSpan(work.span, outcome.error);
         work.reject(outcome.error);
       }
     });
@@ -248,15 +280,18 @@ export class ServiceRuntime<M extends Message = Message, C extends ApiCommand = 
 }
 
 /** The sagas and business transactions of a batch's work, for its log line. */
-function sagasIn(batch: readonly Work<Message, ApiCommand>[]): Readonly<{ sagaIds: string[]; correlationIds: string[] }> {
+function sagasIn(batch: readonly Work<Message, ApiCommand>[]): Readonly<{ sagaIds: string[]; correlationIds: string[]; traceIds: string[] }> {
   const sagaIds = new Set<string>();
   const correlationIds = new Set<string>();
+  const traceIds = new Set<string>();
   for (const { input } of batch) {
     if (input.kind !== 'command' && input.message.sagaId !== '') sagaIds.add(input.message.sagaId);
     const correlationId = input.kind === 'command' ? input.cause.correlationId : input.message.correlationId;
     if (correlationId !== '') correlationIds.add(correlationId);
+    const traceId = traceIdOf(input.kind === 'command' ? input.cause.traceparent : input.message.traceparent);
+    if (traceId !== undefined) traceIds.add(traceId);
   }
-  return { sagaIds: [...sagaIds], correlationIds: [...correlationIds] };
+  return { sagaIds: [...sagaIds], correlationIds: [...correlationIds], traceIds: [...traceIds] };
 }
 
 const typeOf = (input: Input<Message, ApiCommand>): string => (input.kind === 'command' ? input.command.type : input.message.type);

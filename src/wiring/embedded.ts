@@ -8,6 +8,7 @@ import type { Bus } from '../ports/bus.ts';
 import { lockDataDir } from '../runtime/dataDirLock.ts';
 import type { Logger } from '../runtime/log.ts';
 import { countDeadLetters } from '../observability/metrics.ts';
+import { aboutMessage } from '../observability/tracing.ts';
 import { openEmbeddedStores, type EmbeddedStores } from './embeddedStores.ts';
 import { storeLookups } from './lookups.ts';
 import type { ServiceRuntime } from '../runtime/serviceRuntime.ts';
@@ -56,12 +57,12 @@ async function serve(config: Config, log: Logger, step: Step, databases: Embedde
       maxDeliveries: 10,
       backoffMs: [10, 100, 1000, 5000],
       deadLetter: async (consumer, message, error) => {
-        log.error({ consumer, messageId: message.id, type: message.type, sagaId: message.sagaId, error }, 'message dead-lettered');
+        log.error({ consumer, ...aboutMessage(message), error }, 'message dead-lettered');
         countDeadLetters(consumer, message.type);
         if (consumer in stores) await stores[consumer as ServiceName].deadLetter(message, consumer, error);
       },
       onError: (consumer, message, err, delivery) =>
-        log.warn({ consumer, messageId: message.id, type: message.type, sagaId: message.sagaId, delivery, err }, 'delivery failed; will retry'),
+        log.warn({ consumer, ...aboutMessage(message), delivery, err }, 'delivery failed; will retry'),
     });
   const options = { config, log, publishChunk: 1, sweepMs: 0, lookups: storeLookups(stores.stock, stores.payment) };
   const services = names.map((name) => runService(name, stores[name], bus, options));

@@ -3,6 +3,7 @@ import { accountKey } from '../domain/payment/payment.ts';
 import { itemKey, type Item } from '../domain/stock/stock.ts';
 import { readDoc, type Store } from '../ports/store.ts';
 import { CourseClient } from '../tools/client.ts';
+import { outgoingHeaders } from '../observability/tracing.ts';
 
 /** Lookups in the same process: read the other services' stores. */
 export function storeLookups(stock: Store, payment: Store): Lookups {
@@ -16,7 +17,8 @@ export function storeLookups(stock: Store, payment: Store): Lookups {
 export function httpLookups(baseUrl: string): Lookups & { close(): Promise<void> } {
   const client = new CourseClient(baseUrl, 32);
   const get = async (path: string) => {
-    const answer = await client.call('GET', path);
+    // Within the checkout's trace when tracing is on (the route's span is active here).
+    const answer = await client.call('GET', path, outgoingHeaders({}));
     if (answer.status === 404) return undefined;
     if (answer.status !== 200) throw new Error(`GET ${baseUrl}${path} answered ${answer.status}`);
     return answer.body as Record<string, unknown>;

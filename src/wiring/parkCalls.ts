@@ -1,5 +1,6 @@
 import type { CallingBusOptions } from '../adapters/calls/bus.ts';
 import { countDeadLetters } from '../observability/metrics.ts';
+import { aboutMessage } from '../observability/tracing.ts';
 import type { Store } from '../ports/store.ts';
 import type { Logger } from '../runtime/log.ts';
 
@@ -12,7 +13,7 @@ export function parkCalls(orders: Store, log: Logger): CallingBusOptions {
   return {
     maxFailures: 10,
     async park(participant, command, error) {
-      log.error({ consumer: participant, messageId: command.id, type: command.type, sagaId: command.sagaId, correlationId: command.correlationId, error }, 'saga call dead-lettered');
+      log.error({ consumer: participant, ...aboutMessage(command), error }, 'saga call dead-lettered');
       await orders.deadLetter(command, participant, error);
       countDeadLetters(participant, command.type);
     },

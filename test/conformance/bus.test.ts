@@ -76,6 +76,20 @@ function busConformance(backend: BusBackend): void {
       assert.deepEqual(got.messages('beta').find((m) => m.id === 'o1'), ordered, 'the envelope arrives as it was sent');
     });
 
+    void test('the trace context (traceparent) arrives with the envelope', async (t) => {
+      const bus = await namespace(t).open();
+      const got = recorder();
+      await bus.subscribe('alpha', ['Traced'], got.handler('alpha'));
+      const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+      const traced = envelope('t1', 'Traced', { traceparent });
+      await bus.publish([traced, envelope('t2', 'Traced')]);
+      await eventually('both deliveries', () => got.total() >= 2);
+      const byId = new Map(got.messages('alpha').map((m) => [m.id, m]));
+      assert.equal(byId.get('t1')?.traceparent, traceparent);
+      assert.deepEqual(byId.get('t1'), traced, 'the traced envelope arrives as it was sent');
+      assert.equal(byId.get('t2')?.traceparent, undefined, 'an untraced one gets none');
+    });
+
     void test('a message whose handler rejects is delivered again', async (t) => {
       const space = namespace(t);
       const bus = await space.open();

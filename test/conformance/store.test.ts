@@ -223,6 +223,15 @@ function storeConformance(backend: StoreBackend): void {
       assert.deepEqual(ids(await store.outbox()), ['e2']);
     });
 
+    void test('the outbox keeps a message\'s trace context (traceparent)', async () => {
+      const store = await open();
+      const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+      await store.transact([], [], () => commit({ outbox: [envelope('e1', 'Tested', { traceparent }), envelope('e2')] }));
+      const kept = await store.outbox();
+      assert.deepEqual(kept.map((m) => m.traceparent), [traceparent, undefined]);
+      assert.deepEqual(kept[0], envelope('e1', 'Tested', { traceparent }));
+    });
+
     void test('deadLetter keeps the message with its consumer and the error', async () => {
       const service = randomName('s');
       const store = await open(service);

@@ -81,7 +81,7 @@ export async function startCluster(options: {
   replicas: number;
   namespace: string;
   style?: SagaStyle;
-  /** More settings for every process (ORDERLY_…). */
+  /** More settings for every process (ORDERLY_…, OTEL_EXPORTER_OTLP_ENDPOINT, …). */
   env?: Readonly<Record<string, string>>;
 }): Promise<Cluster> {
   const style = options.style ?? 'orchestration';

@@ -72,6 +72,7 @@ function checkEnvelope(value: unknown): Envelope {
   if (e.id === '' || e.type === '') throw new TypeError('Envelope id and type must not be empty');
   if (typeof e.at !== 'number') throw new TypeError('Envelope field at is not a number');
   if (e.deliverAt !== undefined && typeof e.deliverAt !== 'number') throw new TypeError('Envelope field deliverAt is not a number');
+  if (e.traceparent !== undefined && typeof e.traceparent !== 'string') throw new TypeError('Envelope field traceparent is not a string');
   if (!('payload' in e)) throw new TypeError('Envelope has no payload');
   return value as Envelope;
 }

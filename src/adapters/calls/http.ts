@@ -11,9 +11,14 @@ export function httpCall(baseUrl: string, token: string): Call & { close(): Prom
   const pool = new Pool(baseUrl, { connections: 64, keepAliveTimeout: 30_000 });
   const post = async (participant: string, commands: readonly Envelope[]) => {
     const where = `POST ${baseUrl}/${participant}${SAGA_CALL_PATH}`;
+    const headers: Record<string, string> = { 'content-type': 'application/json', [TOKEN_HEADER]: token };
+    // The request continues the trace of its first traced command (each command's own span, on
+    // the participant, continues its own: a request may carry commands of several checkouts).
+    const traceparent = commands.find((c) => c.traceparent !== undefined)?.traceparent;
+    if (traceparent !== undefined) headers.traceparent = traceparent;
     const res = await pool.request({
       method: 'POST', path: `/${participant}${SAGA_CALL_PATH}`, body: JSON.stringify(commands),
-      headers: { 'content-type': 'application/json', [TOKEN_HEADER]: token }, headersTimeout: 30_000, bodyTimeout: 30_000,
+      headers, headersTimeout: 30_000, bodyTimeout: 30_000,
     }).catch((error: unknown) => {
       throw new Unreachable(`${where}: ${error instanceof Error ? error.message : String(error)}`);
     });

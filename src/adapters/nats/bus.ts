@@ -2,7 +2,8 @@ import { countDeadLetters } from '../../observability/metrics.ts';
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, RetentionPolicy, StorageType, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
 import { connect, headers, nanos } from '@nats-io/transport-node';
 import { createHash } from 'node:crypto';
-import { sagasOf, type Envelope } from '../../core/message.ts';
+import type { Envelope } from '../../core/message.ts';
+import { aboutMessages } from '../../observability/tracing.ts';
 import type { Bus, Handler } from '../../ports/bus.ts';
 import {
   DEFAULT_PREFETCH, backoffAfter, batchesByType, type BrokerBusOptions, checkName, decodeBatch, encodeBatch, errorText, handleBatch, retryPolicy,
@@ -142,12 +143,12 @@ export async function natsBus(options: NatsBusOptions): Promise<Bus> {
     if (closed) return; // nak'ed by close()
     const { envelopes, error } = failure;
     if (envelopes !== undefined && delivery < policy.maxDeliveries) {
-      log.warn({ ...context, messageId: envelopes[0]?.id, ...sagasOf(envelopes), err: error }, 'nats: handler failed; will retry');
+      log.warn({ ...context, messageId: envelopes[0]?.id, ...aboutMessages(envelopes), err: error }, 'nats: handler failed; will retry');
       settle(() => m.nak(backoffAfter(policy, delivery)));
       return;
     }
     const text = errorText(error);
-    log.error({ ...context, messageId: envelopes?.[0]?.id, ...sagasOf(envelopes), error: text }, 'nats: message dead-lettered');
+    log.error({ ...context, messageId: envelopes?.[0]?.id, ...aboutMessages(envelopes), error: text }, 'nats: message dead-lettered');
     countDeadLetters(consumer, envelopes?.[0]?.type, envelopes?.length);
     try {
       const h = headers();

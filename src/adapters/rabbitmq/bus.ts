@@ -1,6 +1,7 @@
 import { countDeadLetters } from '../../observability/metrics.ts';
 import { connect, type Channel, type ChannelModel, type ConfirmChannel, type ConsumeMessage, type Options } from 'amqplib';
-import { sagasOf, type Envelope } from '../../core/message.ts';
+import type { Envelope } from '../../core/message.ts';
+import { aboutMessages } from '../../observability/tracing.ts';
 import type { Bus, Handler } from '../../ports/bus.ts';
 import {
   DEFAULT_PREFETCH, backoffAfter, type BrokerBusOptions, batchesByType, checkName, decodeBatch, encodeBatch, errorText, handleBatch, retryPolicy,
@@ -112,10 +113,10 @@ export async function rabbitBus(options: RabbitBusOptions): Promise<Bus> {
       const text = errorText(failed.error);
       try {
         if (batch !== undefined && delivery < policy.maxDeliveries) {
-          log.warn({ ...context, ...sagasOf(failed.messages), err: failed.error }, 'rabbitmq: handler failed; will retry');
+          log.warn({ ...context, ...aboutMessages(failed.messages), err: failed.error }, 'rabbitmq: handler failed; will retry');
           await forward(s.publisher, retryQueue(consumer, delivery), msg, failed.content, { [DELIVERY]: delivery + 1 });
         } else {
-          log.error({ ...context, ...sagasOf(failed.messages ?? batch), error: text }, 'rabbitmq: message dead-lettered');
+          log.error({ ...context, ...aboutMessages(failed.messages ?? batch), error: text }, 'rabbitmq: message dead-lettered');
           countDeadLetters(consumer, (failed.messages ?? batch)?.[0]?.type, (failed.messages ?? batch)?.length);
           await forward(s.publisher, rabbitQueues(ns, consumer, []).dead, msg, failed.content, { [DELIVERY]: delivery, [ERROR]: text, [CONSUMER]: consumer });
         }

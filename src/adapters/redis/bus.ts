@@ -1,7 +1,8 @@
 import { countDeadLetters } from '../../observability/metrics.ts';
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { sagasOf, type Envelope } from '../../core/message.ts';
+import type { Envelope } from '../../core/message.ts';
+import { aboutMessages } from '../../observability/tracing.ts';
 import type { Bus, Handler } from '../../ports/bus.ts';
 import {
   DEFAULT_PREFETCH, backoffAfter, batchesByType, checkName, type BrokerBusOptions, decodeBatch, encodeBatch, errorText, handleBatch, retryPolicy,
@@ -190,11 +191,11 @@ export async function redisBus(options: RedisBusOptions): Promise<Bus> {
     if (failed) {
       if (closed) return undefined; // handed back by close()
       if (batch !== undefined && delivery < policy.maxDeliveries) {
-        log.warn({ ...context, ...sagasOf(failed.messages), err: failed.error }, 'redis: handler failed; will retry');
+        log.warn({ ...context, ...aboutMessages(failed.messages), err: failed.error }, 'redis: handler failed; will retry');
         return backoffAfter(policy, delivery);
       }
       const text = errorText(failed.error);
-      log.error({ ...context, ...sagasOf(failed.messages ?? batch), error: text }, 'redis: message dead-lettered');
+      log.error({ ...context, ...aboutMessages(failed.messages ?? batch), error: text }, 'redis: message dead-lettered');
       countDeadLetters(sub.consumer, (failed.messages ?? batch)?.[0]?.type, (failed.messages ?? batch)?.length);
       try {
         await deadLetterScript.run(commands, [stream, names.dead(sub.consumer)], [sub.consumer, id, failed.batch, text, sub.consumer, delivery]);

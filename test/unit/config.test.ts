@@ -1,0 +1,32 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { ConfigError, loadConfig } from '../../src/config.ts';
+
+// The tracing and log settings, parsed once at start-up.
+
+test('tracing is off unless OTEL_EXPORTER_OTLP_ENDPOINT is set', () => {
+  assert.equal(loadConfig({}).otlpEndpoint, undefined);
+  assert.equal(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: '' }).otlpEndpoint, undefined);
+  assert.equal(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4318/' }).otlpEndpoint, 'http://127.0.0.1:4318');
+  assert.equal(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'https://collector.example:4318' }).otlpEndpoint, 'https://collector.example:4318');
+});
+
+test('an endpoint that is not an http(s) URL stops the start with a message', () => {
+  assert.throws(() => loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'localhost:4318' }), (e: unknown) => e instanceof ConfigError && /OTLP\/HTTP/.test(e.message));
+  assert.throws(() => loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'not a url' }), ConfigError);
+  assert.throws(() => loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'grpc://127.0.0.1:4317' }), ConfigError);
+});
+
+test('LOG_FORMAT: auto by default, json or pretty when asked', () => {
+  assert.equal(loadConfig({}).logFormat, 'auto');
+  assert.equal(loadConfig({ LOG_FORMAT: 'json' }).logFormat, 'json');
+  assert.equal(loadConfig({ LOG_FORMAT: 'pretty' }).logFormat, 'pretty');
+  assert.throws(() => loadConfig({ LOG_FORMAT: 'xml' }), ConfigError);
+});
+
+test('ORDERLY_TRACE_SAMPLE_RATIO: every trace by default, a share from 0 to 1 when asked', () => {
+  assert.equal(loadConfig({}).traceSampleRatio, 1);
+  assert.equal(loadConfig({ ORDERLY_TRACE_SAMPLE_RATIO: '0.1' }).traceSampleRatio, 0.1);
+  assert.equal(loadConfig({ ORDERLY_TRACE_SAMPLE_RATIO: '0' }).traceSampleRatio, 0);
+  for (const bad of ['1.5', '-0.1', 'half', '1e-2']) assert.throws(() => loadConfig({ ORDERLY_TRACE_SAMPLE_RATIO: bad }), ConfigError, bad);
+});
