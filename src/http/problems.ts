@@ -21,6 +21,7 @@ export const problems = {
   'user-not-found': { status: 404, title: 'User not found' },
   'order-not-found': { status: 404, title: 'Order not found' },
   'saga-not-found': { status: 404, title: 'Saga not found' },
+  'dead-letter-not-found': { status: 404, title: 'Dead letter not found' },
   'route-not-found': { status: 404, title: 'No such route' },
   'method-not-allowed': { status: 405, title: 'Method not allowed' },
   'request-timeout': { status: 408, title: 'Request timeout' },
