@@ -51,7 +51,7 @@ async function main(): Promise<void> {
     process.exitCode = await deadLettersCommand({
       action: positionals[1], id: positionals[2], url: flags.url ?? process.env.ORDERLY_URL ?? 'http://127.0.0.1:8000', token: process.env.ORDERLY_ADMIN_TOKEN,
       json: flags.json ?? false, ...(flags.group !== undefined ? { group: flags.group } : {}), ...(flags.limit !== undefined ? { limit: flags.limit } : {}), ...(flags.after !== undefined ? { after: flags.after } : {}),
-    }, (line) => console.log(line));
+    }, (line) => console.log(line), (line) => console.error(`orderly: ${line}`));
     return;
   }
   if (flags.help || !command) {

@@ -52,7 +52,7 @@ export async function deadLetters(query) {
     } catch (error) {
       if (!denied(error)) throw error;
       fill(groups, tokenForm(error));
-      fill(list);
+      fill(list, h('p', { class: 'muted' }, 'Shown once the admin token is given.'));
       return;
     }
     fill(groups, page.groups.length === 0 ? h('p', { class: 'muted' }, 'No dead letters: every message was consumed.') : h('table', { id: 'dead-groups' },

@@ -12,8 +12,8 @@ type Page = Readonly<{ total: number; groups: readonly Group[]; dead_letters: re
 export const DEAD_LETTERS_USAGE = `usage: orderly dead-letters list [--group G] [--limit N] [--after ID] | show <id> | redrive <id> | discard <id>  [--url http://127.0.0.1:8000] [--json]
   (ORDERLY_ADMIN_TOKEN is sent as the bearer token when set)`;
 
-/** Runs the command, printing with `out`; resolves with the exit code (0 done, 1 refused or failed, 2 bad usage). */
-export async function deadLettersCommand(command: DeadLetterCommand, out: (line: string) => void): Promise<number> {
+/** Runs the command, printing with `out` (what went wrong with `err`); resolves with the exit code (0 done, 1 refused or failed, 2 bad usage). */
+export async function deadLettersCommand(command: DeadLetterCommand, out: (line: string) => void, err: (line: string) => void = out): Promise<number> {
   const call = async (method: string, path: string) => {
     const res = await fetch(new URL(path, command.url), { method, headers: { accept: 'application/json', ...(command.token ? { authorization: `Bearer ${command.token}` } : {}) } });
     const body = (await res.json().catch(() => ({}))) as Record<string, unknown>;
@@ -56,7 +56,7 @@ export async function deadLettersCommand(command: DeadLetterCommand, out: (line:
         throw new UsageError(DEAD_LETTERS_USAGE);
     }
   } catch (error) {
-    out(error instanceof Error ? error.message : String(error));
+    err(error instanceof Error ? error.message : String(error));
     return error instanceof UsageError ? 2 : 1;
   }
 }
