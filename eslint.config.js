@@ -34,7 +34,7 @@ export default tseslint.config(
     ...tseslint.configs.disableTypeChecked,
     languageOptions: {
       ...tseslint.configs.disableTypeChecked.languageOptions,
-      globals: Object.fromEntries(['document', 'window', 'location', 'fetch', 'performance', 'setTimeout', 'clearTimeout', 'URLSearchParams', 'FormData', 'Node', 'EventSource', 'console'].map((name) => [name, 'readonly'])),
+      globals: Object.fromEntries(['document', 'window', 'location', 'fetch', 'performance', 'setTimeout', 'clearTimeout', 'URLSearchParams', 'FormData', 'Node', 'EventSource', 'console', 'sessionStorage', 'confirm'].map((name) => [name, 'readonly'])),
     },
     rules: { ...tseslint.configs.disableTypeChecked.rules, '@typescript-eslint/no-floating-promises': 'off', '@typescript-eslint/no-misused-promises': 'off', '@typescript-eslint/await-thenable': 'off', '@typescript-eslint/switch-exhaustiveness-check': 'off' },
   },

@@ -5,6 +5,7 @@
  *   npm run orderly -- gateway --port 8000 --orders URL[,URL…] --stock URL[,…] --payment URL[,…] --fulfillment URL[,…] --notification URL[,…] [--tracker URL[,…]]
  *   npm run cluster -- --store URL --bus URL [--replicas 2] [--port 8000]
  *   npm run orderly -- graph   (the checkout saga as a Mermaid flowchart)
+ *   npm run orderly -- dead-letters list|show|redrive|discard [id] [--url http://127.0.0.1:8000]
  *
  * Every flag can also come from the environment (ORDERLY_STORE_URL, ORDERLY_BUS_URL,
  * ORDERLY_GATEWAY_URL, ORDERLY_REPLICA, ORDERLY_NAMESPACE, PORT, HOST). SAGA_STYLE picks the
@@ -20,6 +21,7 @@ import { runCluster } from './processes/cluster.ts';
 import { startServiceProcess } from './processes/replica.ts';
 import { createLogger } from './runtime/log.ts';
 import { startTracing } from './observability/tracing.ts';
+import { DEAD_LETTERS_USAGE, deadLettersCommand } from './tools/deadLetters.ts';
 import { isServiceName, SERVICES, servicesOf } from './wiring/serviceWiring.ts';
 
 const STOP_DEADLINE_MS = 10_000;
@@ -29,6 +31,7 @@ const USAGE = `usage:
   orderly gateway --port 8000 --orders URL[,URL…] --stock URL[,URL…] --payment URL[,URL…] --fulfillment URL[,URL…] --notification URL[,URL…] [--tracker URL[,URL…]]
   orderly cluster --store postgres://…|redis://… --bus amqp://…|nats://…|redis://… [--replicas 2] [--port 8000]
   orderly graph     (the checkout saga as a Mermaid flowchart, from its definition)
+  orderly dead-letters list|show|redrive|discard …   (see orderly dead-letters --help)
 SAGA_STYLE=orchestration|choreography|synchronous picks how checkouts are coordinated (default
 orchestration); the synchronous style calls the participants over HTTP and takes no --bus.`;
 
@@ -39,10 +42,19 @@ async function main(): Promise<void> {
       store: { type: 'string' }, bus: { type: 'string' }, gateway: { type: 'string' }, port: { type: 'string' },
       host: { type: 'string' }, replica: { type: 'string' }, namespace: { type: 'string' }, replicas: { type: 'string' },
       orders: { type: 'string' }, stock: { type: 'string' }, payment: { type: 'string' }, fulfillment: { type: 'string' }, notification: { type: 'string' }, tracker: { type: 'string' },
-      help: { type: 'boolean' },
+      help: { type: 'boolean' }, url: { type: 'string' }, group: { type: 'string' }, limit: { type: 'string' }, after: { type: 'string' }, json: { type: 'boolean' },
     },
   });
   const [command, service] = positionals;
+  if (command === 'dead-letters') {
+    if (flags.help) return void console.log(DEAD_LETTERS_USAGE);
+    // A client of a running deployment: no configuration of its own beyond where and the token.
+    process.exitCode = await deadLettersCommand({
+      action: positionals[1], id: positionals[2], url: flags.url ?? process.env.ORDERLY_URL ?? 'http://127.0.0.1:8000', token: process.env.ORDERLY_ADMIN_TOKEN,
+      json: flags.json ?? false, ...(flags.group !== undefined ? { group: flags.group } : {}), ...(flags.limit !== undefined ? { limit: flags.limit } : {}), ...(flags.after !== undefined ? { after: flags.after } : {}),
+    }, (line) => console.log(line), (line) => console.error(`orderly: ${line}`));
+    return;
+  }
   if (flags.help || !command) {
     console.log(USAGE);
     return;

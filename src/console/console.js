@@ -1,57 +1,15 @@
 // The Orderly console: plain modules the browser runs as they are (no build step, no CDN). It
-// reads the saga API (/sagas, /sagas/{id}, /sagas/statistics, /sagas/definitions) of whatever
-// serves it: `npm start` or the gateway of a cluster.
+// reads the saga API (/sagas, /sagas/{id}, /sagas/statistics, /sagas/definitions) and the dead
+// letters (/admin/dead-letters, deadLetters.js) of whatever serves it: `npm start` or the
+// gateway of a cluster.
+
+import { api, badge, failure, fill, h, ms, pct, shortSaga, show, time } from './dom.js';
+import { deadLetter, deadLetters } from './deadLetters.js';
 
 import { orderView } from './order.js';
 
-const view = document.getElementById('view');
 const connection = document.getElementById('connection');
 let stopView = () => {};
-
-/** An element with attributes and children; text is always text, never parsed as HTML. */
-function h(tag, attrs = {}, ...children) {
-  const svg = ['svg', 'g', 'rect', 'text', 'path', 'line', 'defs', 'marker', 'title'].includes(tag);
-  const el = svg ? document.createElementNS('http://www.w3.org/2000/svg', tag) : document.createElement(tag);
-  for (const [name, value] of Object.entries(attrs)) {
-    if (value === undefined || value === null || value === false) continue;
-    if (name.startsWith('on')) el.addEventListener(name.slice(2), value);
-    else el.setAttribute(name, value === true ? '' : String(value));
-  }
-  for (const child of children.flat()) {
-    if (child === undefined || child === null || child === false) continue;
-    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
-  }
-  return el;
-}
-
-async function api(path) {
-  const res = await fetch(path, { headers: { accept: 'application/json' } });
-  const body = await res.json().catch(() => ({}));
-  if (!res.ok) throw new Error(body.detail ?? `${path} answered ${res.status}`);
-  return body;
-}
-
-const badge = (text, kind = text) => h('span', { class: `badge ${kind}` }, text);
-const time = (iso) => (iso ? new Date(iso).toLocaleString() : '—');
-const ms = (n) => (n === null || n === undefined ? '—' : n < 1000 ? `${n} ms` : `${(n / 1000).toFixed(2)} s`);
-const pct = (x) => (Number.isFinite(x) ? `${(100 * x).toFixed(1)}%` : '—');
-
-/** Replaces `el`'s children; null, undefined and false are left out (as in h()). */
-function fill(el, ...nodes) {
-  el.replaceChildren(...nodes.flat().filter((n) => n !== null && n !== undefined && n !== false));
-}
-
-const show = (...nodes) => fill(view, ...nodes);
-
-/** A saga id is `<order id>.<attempt>`: the attempt's first characters tell sagas of one order apart. */
-const shortSaga = (id) => {
-  const attempt = id.slice(id.indexOf('.') + 1);
-  return attempt.length > 12 ? `${attempt.slice(0, 8)}…` : attempt;
-};
-
-function failure(error) {
-  return h('p', { class: 'error' }, `Could not load: ${error.message}`);
-}
 
 /** Runs `tick` now and every `everyMs` until the view changes. */
 function every(everyMs, tick) {
@@ -81,7 +39,9 @@ function overview() {
   show(h('h1', {}, 'Overview'), cards, h('h2', {}, 'Failures by reason'), reasons);
   let last;
   return every(2000, async () => {
-    const [stats, stuck] = await Promise.all([api('/sagas/statistics'), api('/sagas?stuck=true&limit=1000')]);
+    const [stats, stuck, dead] = await Promise.all([api('/sagas/statistics'), api('/sagas?stuck=true&limit=1000'),
+      // An admin route: without the admin token (where one is set) the count is not shown.
+      api('/admin/dead-letters?limit=1').catch(() => undefined)]);
     const now = performance.now();
     const ended = stats.by_status.completed + stats.by_status.failed;
     const rate = last ? ((stats.total - last.total) * 1000) / (now - last.at) : null;
@@ -98,6 +58,7 @@ function overview() {
       card('Active', stats.by_status.running + stats.by_status.compensating, '#/sagas?status=running'),
       card('Stuck', stuck.sagas.length === 1000 ? '1000+' : stuck.sagas.length, '#/sagas?stuck=true'),
       card('Compensations', stats.compensations_triggered, '#/sagas?status=failed'),
+      card('Dead letters', dead === undefined ? '🔒' : dead.total, '#/dead-letters'),
     );
     const rows = Object.entries(stats.failures_by_reason).sort((a, b) => b[1] - a[1]);
     fill(reasons, rows.length === 0
@@ -200,7 +161,10 @@ async function saga(id) {
     h('div', { class: 'panel' }, h('pre', {}, JSON.stringify(found.context, null, 2))),
     found.early_events?.length ? [h('h2', {}, 'Events seen before the start'), h('div', { class: 'panel' }, h('pre', {}, JSON.stringify(found.early_events, null, 2)))] : null,
   );
-  return () => {};
+  // A saga under way is shown again every 2 s, so that one can watch it finish.
+  if (found.status !== 'running' && found.status !== 'compensating') return () => {};
+  const timer = setTimeout(() => void route(), 2000);
+  return () => clearTimeout(timer);
 }
 
 /**
@@ -311,6 +275,8 @@ async function route() {
     else if (parts[0] === 'sagas') stopView = await saga(decodeURIComponent(parts.slice(1).join('/')));
     else if (parts[0] === 'events') stopView = events(query);
     else if (parts[0] === 'orders' && parts[1]) stopView = orderView(decodeURIComponent(parts[1]), { h, api, show, badge, time, every, fill });
+    else if (parts[0] === 'dead-letters' && parts.length === 1) stopView = await deadLetters(query);
+    else if (parts[0] === 'dead-letters') stopView = await deadLetter(decodeURIComponent(parts.slice(1).join('/')));
     else show(h('p', {}, 'No such page. ', h('a', { href: '#/' }, 'Overview')));
   } catch (error) {
     show(failure(error));

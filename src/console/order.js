@@ -55,7 +55,7 @@ export function orderView(id, ui) {
         order.cancelled ? [h('dt', {}, 'cancelled'), h('dd', {}, `by the ${order.cancelled.by === 'timeout' ? 'reservation\'s time to live' : 'customer'}: ${order.cancelled.reason}`)] : null,
         h('dt', {}, 'shipment'), h('dd', { id: 'order-shipment' }, shipment ? [h('code', {}, shipment.tracking_number), ` ${shipment.carrier} `, badge(shipment.status)] : '—')),
       h('h2', {}, 'Actions'),
-      h('div', { class: 'panel actions' },
+      h('div', { class: 'panel order-actions' },
         h('form', {
           id: 'cancel-order',
           onsubmit: (event) => {

@@ -22,6 +22,7 @@ export const problems = {
   'order-not-found': { status: 404, title: 'Order not found' },
   'saga-not-found': { status: 404, title: 'Saga not found' },
   'shipment-not-found': { status: 404, title: 'Shipment not found' },
+  'dead-letter-not-found': { status: 404, title: 'Dead letter not found' },
   'route-not-found': { status: 404, title: 'No such route' },
   'method-not-allowed': { status: 405, title: 'Method not allowed' },
   'request-timeout': { status: 408, title: 'Request timeout' },

@@ -26,6 +26,8 @@ export const metrics = {
   published: new Counter({ name: 'orderly_messages_published_total', help: 'Messages the outbox relay handed to the bus', labelNames: ['service', 'type'], registers }),
   failedDeliveries: new Counter({ name: 'orderly_messages_redelivered_total', help: 'Deliveries whose handler failed (the bus delivers them again, or dead-letters them after its last try)', labelNames: ['service', 'type'], registers }),
   deadLettered: new Counter({ name: 'orderly_messages_dead_lettered_total', help: 'Messages kept aside as dead letters', labelNames: ['service', 'type'], registers }),
+  deadLettersRedriven: new Counter({ name: 'orderly_dead_letters_redriven_total', help: 'Dead-lettered messages handed back to their consumer by an operator', labelNames: ['service', 'type'], registers }),
+  deadLettersDiscarded: new Counter({ name: 'orderly_dead_letters_discarded_total', help: 'Dead-lettered messages discarded by an operator', labelNames: ['service', 'type'], registers }),
   duplicates: new Counter({ name: 'orderly_inbox_duplicates_total', help: 'Messages dropped because the inbox had them already', labelNames: ['service'], registers }),
   transaction: new Histogram({ name: 'orderly_store_transaction_seconds', help: 'Store transactions of the service runtime (read, decide, commit), retries included', labelNames: ['service'], buckets: FAST_BUCKETS, registers }),
   conflicts: new Counter({ name: 'orderly_store_conflict_retries_total', help: 'Store transactions run again because another writer changed what they read', labelNames: ['service'], registers }),

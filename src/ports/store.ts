@@ -44,12 +44,22 @@ export interface Store {
   outbox(): Promise<Envelope[]>;
   /** Drops delivered messages from the outbox. May be batched; a crash before it only causes a redelivery. */
   delivered(ids: readonly string[]): Promise<void>;
-  /** Keeps a message this store's service could not consume, with why (its consumer gave up on it). */
+  /**
+   * Keeps a message `consumer` gave up on, with why: one per message and consumer, kept again
+   * with the newer reason (for the buses that keep no dead letters themselves, see `DeadLetterShelf`).
+   */
   deadLetter(message: Envelope, consumer: string, error: string): Promise<void>;
+  /** The dead letters kept for `consumer` (only message `id`'s, when given), oldest first, at most `max`. */
+  deadLetters(consumer: string, max: number, id?: string): Promise<KeptLetter[]>;
+  /** Forgets a dead letter; false when there was none. */
+  dropDeadLetter(consumer: string, id: string): Promise<boolean>;
   /** Forgets inbox entries older than `ms` (they must outlive any redelivery). */
   pruneInbox(olderThanMs: number): Promise<number>;
   close(): Promise<void>;
 }
+
+/** A dead letter as a store keeps it. */
+export type KeptLetter = Readonly<{ consumer: string; message: Envelope; error: string; at: number }>;
 
 /** One document, outside any transaction (queries). */
 export async function readDoc<T>(store: Store, key: string): Promise<T | undefined> {

@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Pool } from 'undici';
 import { adminAccess } from '../http/admin.ts';
+import { deadLetterPage, deadLetterQuery, MAX_DEAD_LETTERS, type DeadLetterSummary } from '../http/deadLetters.ts';
 import { registry } from '../observability/metrics.ts';
 import { endServerSpan, serverSpan, tracingOn } from '../observability/tracing.ts';
 import { REQUEST_ID, requestId } from '../http/requestId.ts';
@@ -88,6 +89,8 @@ export async function startGateway(upstreams: Upstreams, host: string, port: num
       throw error;
     }
     if (path === '/admin/audit') return audit(res, req.headers.authorization);
+    if (path === '/admin/dead-letters') return deadLetters(res, url, req.headers.authorization);
+    if (path.startsWith('/admin/dead-letters/')) return deadLetter(res, req.method ?? 'GET', url, req.headers.authorization);
     const first = path.split('/')[1] ?? '';
     // The console (at / and under /console/) comes from an order service replica; it reads /sagas through here.
     const service = first === 'api' ? API[path.split('/')[2] ?? ''] : PREFIX[first] ?? (first === 'sagas' ? sagas : path === '/' || first === 'console' ? 'orders' : undefined);
@@ -170,6 +173,48 @@ export async function startGateway(upstreams: Upstreams, host: string, port: num
       return JSON.parse(answer.body.toString()) as object;
     }));
     json(res, 200, Object.assign({}, ...parts));
+  }
+
+  /**
+   * The dead letters of every service, merged: each service lists those of its consumers
+   * (one replica each: the replicas of a service share its broker and store), and the groups
+   * and the page are made again over all of them.
+   */
+  async function deadLetters(res: ServerResponse, url: string, authorization: string | undefined): Promise<void> {
+    let query;
+    try {
+      query = deadLetterQuery(Object.fromEntries(new URLSearchParams(url.split('?')[1] ?? '')));
+    } catch (error) {
+      if (error instanceof Problem) return problem(res, error.code, error.detail);
+      throw error;
+    }
+    const lists = await Promise.all(served.map(async (service) => {
+      const answer = await forward(service, 'GET', `/admin/dead-letters?limit=${MAX_DEAD_LETTERS}`, authorization === undefined ? {} : { authorization }, undefined);
+      if (!answer || answer.status !== 200) throw new Error(`${service} did not answer /admin/dead-letters`);
+      return (JSON.parse(answer.body.toString()) as { dead_letters: DeadLetterSummary[] }).dead_letters;
+    }));
+    try {
+      json(res, 200, deadLetterPage(lists.flat(), query));
+    } catch (error) {
+      if (error instanceof Problem) return problem(res, error.code, error.detail);
+      throw error;
+    }
+  }
+
+  /**
+   * One dead letter (show, redrive, discard): the service that holds it answers. Which one that
+   * is depends on the bus (the consumer's own, or in the synchronous style the order service,
+   * which makes the calls), so each is asked in turn until one knows the id.
+   */
+  async function deadLetter(res: ServerResponse, method: string, url: string, authorization: string | undefined): Promise<void> {
+    let last: Awaited<ReturnType<typeof forward>>;
+    for (const service of served) {
+      last = await forward(service, method, url, authorization === undefined ? {} : { authorization }, undefined);
+      if (last && !(last.status === 404 && last.body.includes('"dead-letter-not-found"'))) break;
+    }
+    if (!last) return problem(res, 'unavailable', 'No replica of a service that may hold this dead letter can be reached; retry shortly.');
+    res.writeHead(last.status, { 'content-type': 'application/json', ...last.headers, 'content-length': last.body.length });
+    res.end(last.body);
   }
 
   const server = createServer({ connectionsCheckingInterval: 1_000 }, (req, res) => {

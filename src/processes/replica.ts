@@ -4,6 +4,7 @@ import { httpCall } from '../adapters/calls/http.ts';
 import { connectBus, connectStore, redact } from '../adapters/connect.ts';
 import { ConfigError, type Config } from '../config.ts';
 import { buildApp } from '../http/app.ts';
+import { deadLetterRoutes } from '../http/deadLetters.ts';
 import type { Logger } from '../ports/log.ts';
 import { httpLookups } from '../wiring/lookups.ts';
 import { calledCommands, declareTopology, runService, type ServiceName } from '../wiring/serviceWiring.ts';
@@ -38,7 +39,10 @@ export async function startServiceProcess(options: ServiceProcessOptions, config
   const app = buildApp({
     log,
     adminToken: config.adminToken,
-    routes: (a) => running.routes(a),
+    routes: (a) => {
+      running.routes(a);
+      a.register(deadLetterRoutes(bus.deadLetters));
+    },
     async notReady() {
       const reasons: string[] = [];
       if (!bus.connected()) reasons.push(`bus ${redact(busUrl ?? '')} is not connected`);

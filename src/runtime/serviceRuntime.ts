@@ -3,6 +3,7 @@ import { setImmediate } from 'node:timers/promises';
 import type { ApiCommand, Decider, Decision, Idempotency, Reply } from '../core/decider.ts';
 import { envelopesFrom, type Cause, type Envelope, type Message, type Parsed } from '../core/message.ts';
 import type { CommandOptions } from '../ports/service.ts';
+import { Undeliverable } from '../ports/bus.ts';
 import type { Store } from '../ports/store.ts';
 import type { Logger } from '../ports/log.ts';
 import { metrics } from '../observability/metrics.ts';
@@ -105,16 +106,14 @@ export class ServiceRuntime<M extends Message = Message, C extends ApiCommand = 
 
   /**
    * Consumes a message from the bus; resolves once committed (then the bus may acknowledge it).
-   * A malformed message is checked here, once, and kept as a dead letter with what is wrong
-   * with it: redelivering it would not make it right.
+   * A malformed message is checked here, once, and refused as `Undeliverable` with what is wrong
+   * with it: the bus dead-letters it at once, since redelivering it would not make it right.
    */
   async consume(envelope: Envelope): Promise<void> {
     const parsed = this.#decider.parse(envelope);
     if (!parsed.ok) {
-      this.#options.log.error({ service: this.name, ...aboutMessage(envelope), problem: parsed.problem }, 'malformed message dead-lettered');
-      await this.store.deadLetter(envelope, this.name, `malformed: ${parsed.problem}`);
-      metrics.deadLettered.inc({ service: this.name, type: envelope.type });
-      return;
+      this.#options.log.error({ service: this.name, ...aboutMessage(envelope), problem: parsed.problem }, 'malformed message refused');
+      throw new Undeliverable(`malformed: ${parsed.problem}`);
     }
     const { message, span } = this.#traced(parsed.message, 'consume');
     return new Promise((resolve, reject) => {

@@ -7,12 +7,13 @@ import { buildApp } from '../http/app.ts';
 import type { Bus } from '../ports/bus.ts';
 import { lockDataDir } from '../runtime/dataDirLock.ts';
 import type { Logger } from '../runtime/log.ts';
-import { countDeadLetters } from '../observability/metrics.ts';
+import { storeShelf } from './deadLetterShelf.ts';
+import { deadLetterRoutes } from '../http/deadLetters.ts';
 import { aboutMessage } from '../observability/tracing.ts';
 import { openEmbeddedStores, type EmbeddedStores } from './embeddedStores.ts';
 import { storeLookups } from './lookups.ts';
 import type { ServiceRuntime } from '../runtime/serviceRuntime.ts';
-import { calledCommands, runService, servicesOf, type ServiceName } from './serviceWiring.ts';
+import { calledCommands, isServiceName, runService, servicesOf, type ServiceName } from './serviceWiring.ts';
 
 export type System = Readonly<{
   app: FastifyInstance;
@@ -56,11 +57,7 @@ async function serve(config: Config, log: Logger, step: Step, databases: Embedde
     : inProcessBus({
       maxDeliveries: 10,
       backoffMs: [10, 100, 1000, 5000],
-      deadLetter: async (consumer, message, error) => {
-        log.error({ consumer, ...aboutMessage(message), error }, 'message dead-lettered');
-        countDeadLetters(consumer, message.type);
-        if (consumer in stores) await stores[consumer as ServiceName].deadLetter(message, consumer, error);
-      },
+      shelf: storeShelf((consumer) => (isServiceName(consumer) ? stores[consumer] : undefined), log),
       onError: (consumer, message, err, delivery) =>
         log.warn({ consumer, ...aboutMessage(message), delivery, err }, 'delivery failed; will retry'),
     });
@@ -70,7 +67,10 @@ async function serve(config: Config, log: Logger, step: Step, databases: Embedde
   const app = buildApp({
     log,
     adminToken: config.adminToken,
-    routes: (a) => services.forEach((s) => s.routes(a)),
+    routes: (a) => {
+      services.forEach((s) => s.routes(a));
+      a.register(deadLetterRoutes(bus.deadLetters));
+    },
     notReady: async () => [],
     audit: async () => Object.assign({}, ...(await Promise.all(services.map((s) => s.audit())))),
   });

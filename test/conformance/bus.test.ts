@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, describe, test, type TestContext } from 'node:test';
 import type { RetryPolicy } from '../../src/adapters/broker/delivery.ts';
 import type { Envelope } from '../../src/core/message.ts';
-import type { Bus, Handler } from '../../src/ports/bus.ts';
+import { Undeliverable, type Bus, type Handler } from '../../src/ports/bus.ts';
 import { inProcessBackend, natsBackend, rabbitBackend, redisBackend, type BusBackend, type Endpoint } from './busBackends.ts';
 import { envelope, eventually, randomName, sleep } from './helpers.ts';
 import { startProxy } from './proxy.ts';
@@ -44,6 +44,7 @@ function busConformance(backend: BusBackend): void {
           const bus = await backend.open(ns, retry, via);
           live.add(bus);
           return {
+            deadLetters: bus.deadLetters,
             publish: (messages) => bus.publish(messages),
             connected: () => bus.connected(),
             declare: (consumer, types) => {
@@ -143,6 +144,81 @@ function busConformance(backend: BusBackend): void {
       // Handled at least once (a broker may hand them again with the failing one; consumers deduplicate).
       assert.ok((calls.get('fine1') ?? 0) >= 1 && (calls.get('fine2') ?? 0) >= 1);
       assert.deepEqual((await backend.deadLetters(space.ns, 'picky')).map((d) => d.id), ['poison']);
+    });
+
+    void test('a dead letter is listed with its reason, shown with its payload, and redriven to its consumer alone', async (t) => {
+      const bus = await namespace(t).open();
+      let broken = true;
+      const picky = recorder();
+      const other = recorder();
+      await bus.subscribe('picky', ['Job'], async (message) => {
+        if (broken) throw new Error(`refused ${message.id}`);
+        await picky.handler('picky')(message);
+      });
+      await bus.subscribe('other', ['Job'], other.handler('other'));
+      const poison = envelope('poison', 'Job', { payload: { lines: [['a', 2]], note: 'kept whole' } });
+      await bus.publish([poison]);
+      await eventually('a dead letter', async () => (await bus.deadLetters.list(100)).length > 0);
+      const [dead, ...more] = await bus.deadLetters.list(100);
+      assert.ok(dead);
+      assert.deepEqual(more, []);
+      assert.equal(dead.consumer, 'picky');
+      assert.match(dead.reason, /refused poison/);
+      assert.match(dead.id, /^picky:/);
+      assert.deepEqual((await bus.deadLetters.get(dead.id))?.messages, [poison], 'shown with the envelope as it was sent, payload included');
+      for (const unknown of ['picky:0', 'picky:1-1', 'nobody:1', 'nonsense']) assert.equal(await bus.deadLetters.get(unknown), undefined, unknown);
+      assert.equal(await bus.deadLetters.redrive('picky:0'), false);
+
+      broken = false; // the fix
+      assert.equal(await bus.deadLetters.redrive(dead.id), true);
+      await eventually('the redriven message consumed', () => picky.ids('picky').length > 0);
+      await eventually('the dead letter gone', async () => (await bus.deadLetters.list(100)).length === 0);
+      await sleep(QUIET_MS);
+      assert.deepEqual(picky.ids('picky'), ['poison'], 'consumed once');
+      assert.deepEqual(other.ids('other'), ['poison'], 'the other consumer of its type does not get it again');
+      assert.equal(await bus.deadLetters.get(dead.id), undefined);
+      assert.equal(await bus.deadLetters.redrive(dead.id), false, 'a dead letter is redriven once');
+    });
+
+    void test('a redriven dead letter that fails again is dead-lettered again', async (t) => {
+      const { bus, calls } = await picky(t);
+      await bus.publish([envelope('poison', 'Job')]);
+      await eventually('a dead letter', async () => (await bus.deadLetters.list(100)).length > 0);
+      const [dead] = await bus.deadLetters.list(100);
+      assert.ok(dead);
+      assert.equal(await bus.deadLetters.redrive(dead.id), true);
+      await eventually('delivered again, to its last try', () => calls.get('poison') === 2 * retry.maxDeliveries);
+      await eventually('a dead letter again', async () => (await bus.deadLetters.list(100)).length === 1);
+      assert.match((await bus.deadLetters.list(100))[0]?.reason ?? '', /refused poison/);
+    });
+
+    void test('a discarded dead letter is gone', async (t) => {
+      const { bus, calls } = await picky(t);
+      await bus.publish([envelope('poison', 'Job')]);
+      await eventually('a dead letter', async () => (await bus.deadLetters.list(100)).length > 0);
+      const [dead] = await bus.deadLetters.list(100);
+      assert.ok(dead);
+      assert.equal(await bus.deadLetters.discard(dead.id), true);
+      assert.equal(await bus.deadLetters.get(dead.id), undefined);
+      assert.deepEqual(await bus.deadLetters.list(100), []);
+      assert.equal(await bus.deadLetters.discard(dead.id), false);
+      assert.equal(await bus.deadLetters.discard('picky:0'), false);
+      await sleep(QUIET_MS);
+      assert.equal(calls.get('poison'), retry.maxDeliveries, 'not delivered again');
+    });
+
+    void test('a message its consumer refuses as Undeliverable is dead-lettered at once, with the reason', async (t) => {
+      const bus = await namespace(t).open();
+      let calls = 0;
+      await bus.subscribe('strict', ['Job'], async () => {
+        calls++;
+        throw new Undeliverable('malformed: lines must be a list');
+      });
+      await bus.publish([envelope('bad', 'Job')]);
+      await eventually('a dead letter', async () => (await bus.deadLetters.list(100)).length > 0);
+      await sleep(QUIET_MS);
+      assert.equal(calls, 1, 'not delivered again');
+      assert.match((await bus.deadLetters.list(100))[0]?.reason ?? '', /malformed: lines must be a list/);
     });
 
     void test('publish resolves once the messages are accepted', async (t) => {

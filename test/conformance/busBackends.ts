@@ -8,6 +8,8 @@ import { natsBus, natsNames } from '../../src/adapters/nats/bus.ts';
 import { rabbitBus, rabbitQueues } from '../../src/adapters/rabbitmq/bus.ts';
 import { BATCH, redisBus, redisNames } from '../../src/adapters/redis/bus.ts';
 import type { Bus } from '../../src/ports/bus.ts';
+import { deadLetterId, type DeadLetter as StoredLetter } from '../../src/ports/deadLetters.ts';
+import type { KeptLetter } from '../../src/ports/store.ts';
 import { createLogger } from '../../src/runtime/log.ts';
 
 const log = createLogger(process.env.ORDERLY_TEST_LOG ?? 'silent');
@@ -33,20 +35,28 @@ export type BusBackend = Readonly<{
 }>;
 
 export function inProcessBackend(): BusBackend {
-  const dead = new Map<string, DeadLetter[]>();
+  // What a store keeps for the in-process bus, by namespace/consumer and message id.
+  const dead = new Map<string, Map<string, KeptLetter>>();
+  const of = (namespace: string, consumer: string) => dead.get(`${namespace}/${consumer}`) ?? dead.set(`${namespace}/${consumer}`, new Map()).get(`${namespace}/${consumer}`)!;
+  const letter = (kept: KeptLetter): StoredLetter => ({ id: deadLetterId(kept.consumer, kept.message.id), consumer: kept.consumer, reason: kept.error, at: kept.at, messages: [kept.message] });
   return {
     name: 'the in-process bus',
     async open(namespace, retry) {
       return inProcessBus({
         ...retry,
-        deadLetter: async (consumer, message, error) => {
-          const key = `${namespace}/${consumer}`;
-          dead.set(key, [...(dead.get(key) ?? []), { id: message.id, error }]);
+        shelf: {
+          keep: async (consumer, message, error) => void of(namespace, consumer).set(message.id, { consumer, message, error, at: Date.now() }),
+          list: async (consumer, max) => [...of(namespace, consumer).values()].slice(0, max).map(letter),
+          get: async (consumer, id) => {
+            const kept = of(namespace, consumer).get(id);
+            return kept && letter(kept);
+          },
+          remove: async (consumer, id) => of(namespace, consumer).delete(id),
         },
       });
     },
     waiting: () => Promise.reject(new Error('The in-process bus holds no messages')),
-    deadLetters: async (namespace, consumer) => dead.get(`${namespace}/${consumer}`) ?? [],
+    deadLetters: async (namespace, consumer) => [...of(namespace, consumer).values()].map((d) => ({ id: d.message.id, error: d.error })),
     async cleanup(namespace) {
       for (const key of dead.keys()) if (key.startsWith(`${namespace}/`)) dead.delete(key);
     },

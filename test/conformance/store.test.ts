@@ -241,6 +241,27 @@ function storeConformance(backend: StoreBackend): void {
       assert.deepEqual(await db.deadLetters(service), [{ consumer: 'stock', error: 'Error: out of luck', envelope: message }]);
     });
 
+    void test('dead letters are listed by consumer, oldest first, kept again with a newer reason, and dropped one by one', async () => {
+      const store = await open();
+      const first = envelope('poison', 'Tested', { payload: { amount: 1250 } });
+      const second = envelope('venom', 'Tested');
+      await store.deadLetter(first, 'stock', 'Error: first');
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      await store.deadLetter(second, 'stock', 'Error: second');
+      await store.deadLetter(first, 'payment', 'Error: elsewhere');
+      const listed = await store.deadLetters('stock', 10);
+      assert.deepEqual(listed.map((d) => [d.consumer, d.message, d.error]), [['stock', first, 'Error: first'], ['stock', second, 'Error: second']]);
+      assert.ok(listed.every((d) => Math.abs(d.at - Date.now()) < 60_000), 'kept with the time');
+      assert.deepEqual((await store.deadLetters('stock', 1)).map((d) => d.message.id), ['poison']);
+      assert.deepEqual((await store.deadLetters('stock', 10, 'venom')).map((d) => d.message.id), ['venom']);
+      await store.deadLetter(first, 'stock', 'Error: again');
+      assert.equal((await store.deadLetters('stock', 10, 'poison'))[0]?.error, 'Error: again');
+      assert.equal(await store.dropDeadLetter('stock', 'poison'), true);
+      assert.equal(await store.dropDeadLetter('stock', 'poison'), false);
+      assert.deepEqual((await store.deadLetters('stock', 10)).map((d) => d.message.id), ['venom']);
+      assert.deepEqual((await store.deadLetters('payment', 10)).map((d) => d.message.id), ['poison']);
+    });
+
     void test('pruneInbox forgets only entries older than asked', async () => {
       const store = await open();
       await store.transact([], [], () => commit({ consumed: ['m1', 'm2'] }));

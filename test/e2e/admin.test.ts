@@ -48,6 +48,16 @@ await test('the gateway asks for the token too, and passes it on to every servic
   const right = await fetch(`${gateway.address}/admin/audit`, { headers: { authorization: `Bearer ${TOKEN}` } });
   assert.equal(right.status, 200);
   assert.ok('payment' in ((await right.json()) as object));
+  // The dead letters too: merged over the services, one asked after the other for an id.
+  assert.equal((await fetch(`${gateway.address}/admin/dead-letters`)).status, 401);
+  assert.equal((await fetch(`${gateway.address}/admin/dead-letters/stock:x`, { method: 'DELETE' })).status, 401);
+  const listed = await fetch(`${gateway.address}/admin/dead-letters?limit=10`, { headers: { authorization: `Bearer ${TOKEN}` } });
+  assert.deepEqual(await listed.json(), { total: 0, groups: [], dead_letters: [], next: null });
+  const badQuery = await fetch(`${gateway.address}/admin/dead-letters?limit=zero`, { headers: { authorization: `Bearer ${TOKEN}` } });
+  assert.equal(badQuery.status, 400);
+  const unknown = await fetch(`${gateway.address}/admin/dead-letters/stock:unknown/redrive`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` } });
+  assert.equal(unknown.status, 404);
+  assert.equal(((await unknown.json()) as { code: string }).code, 'dead-letter-not-found');
 });
 
 await gateway.close();

@@ -18,7 +18,8 @@ await test('/openapi.json describes every route of the course, saga, admin and o
     ['/orders/create/{userId}', 'post'], ['/orders/find/{orderId}', 'get'], ['/orders/addItem/{orderId}/{itemId}/{quantity}', 'post'],
     ['/orders/checkout/{orderId}', 'post'], ['/orders/batch_init/{n}/{nItems}/{nUsers}/{itemPrice}', 'post'],
     ['/sagas/', 'get'], ['/sagas/{sagaId}', 'get'], ['/sagas/statistics', 'get'], ['/sagas/definitions', 'get'],
-    ['/admin/audit', 'get'], ['/healthz', 'get'], ['/readyz', 'get'], ['/metrics', 'get'], ['/events', 'get'],
+    ['/admin/audit', 'get'], ['/admin/dead-letters', 'get'], ['/admin/dead-letters/{id}', 'get'], ['/admin/dead-letters/{id}', 'delete'],
+    ['/admin/dead-letters/{id}/redrive', 'post'], ['/healthz', 'get'], ['/readyz', 'get'], ['/metrics', 'get'], ['/events', 'get'],
   ];
   for (const [path, method] of expected) {
     const op = doc.paths[path]?.[method];
@@ -29,6 +30,8 @@ await test('/openapi.json describes every route of the course, saga, admin and o
   assert.ok(checkout?.responses['409'] && checkout.responses['404'] && checkout.responses['504'], 'the checkout documents its failures');
   assert.ok(checkout.parameters?.some((p) => p.in === 'header' && p.name === 'idempotency-key'), 'and its Idempotency-Key');
   assert.deepEqual(doc.paths['/admin/audit']?.get?.security, [{ adminToken: [] }]);
+  assert.deepEqual(doc.paths['/admin/dead-letters/{id}/redrive']?.post?.security, [{ adminToken: [] }]);
+  assert.ok(doc.paths['/admin/dead-letters/{id}']?.get?.responses['404'], 'an unknown dead letter is documented');
   assert.equal(doc.paths['/'], undefined, 'the console is not an API');
 });
 

@@ -13,6 +13,7 @@ import { envelopesFrom, type Envelope } from '../../src/core/message.ts';
 import { SAGA_TIMER } from '../../src/core/saga.ts';
 import { paymentDecider } from '../../src/domain/payment/businessLogic.ts';
 import { stockDecider } from '../../src/domain/stock/businessLogic.ts';
+import { deadLetterId, type DeadLetter, type DeadLetterShelf } from '../../src/ports/deadLetters.ts';
 
 const NOW = 1_700_000_000_000;
 const SAGA = 'o1.1';
@@ -53,6 +54,19 @@ const message = (type: string, payload: unknown, step = '', id = `m:${type}`): E
 const reserve = message('ReserveStock', { lines: [['i1', 2]] }, 'reserveStock');
 const authorize = message('AuthorizePayment', { userId: 'u1', amount: 30 }, 'authorizePayment');
 const timer = { ...message(SAGA_TIMER, { seq: 0 }, '', `${SAGA}/timer/0`), deliverAt: NOW + 10_000 };
+
+/** A dead-letter shelf in memory: what was parked, as [participant, command id, reason]. */
+function shelf() {
+  const kept = new Map<string, DeadLetter>();
+  const parked = () => [...kept.values()].map((d) => [d.consumer, d.messages[0]?.id ?? '', d.reason] as [string, string, string]);
+  const on: DeadLetterShelf = {
+    keep: async (consumer, message, reason) => void kept.set(deadLetterId(consumer, message.id), { id: deadLetterId(consumer, message.id), consumer, reason, at: NOW, messages: [message] }),
+    list: async (consumer) => [...kept.values()].filter((d) => d.consumer === consumer),
+    get: async (consumer, local) => kept.get(deadLetterId(consumer, local)),
+    remove: async (consumer, local) => kept.delete(deadLetterId(consumer, local)),
+  };
+  return { shelf: on, parked };
+}
 
 /** A local consumer that records what it got only after a tick, so `publish` must wait for it. */
 function consumer() {
@@ -156,38 +170,58 @@ void describe('callingBus: failures', () => {
   });
 
   void it('a command its participant keeps failing is parked after the last try, and not called again', async () => {
-    const parked: [string, string, string][] = [];
+    const { shelf: on, parked } = shelf();
     let calls = 0;
     const failing: Call = async (participant, commands) => {
       calls++;
       throw new Error(`${participant} failed on ${commands.map((c) => c.type).join()}`);
     };
-    const bus = callingBus(owners, failing, { maxFailures: 3, park: async (participant, command, error) => void parked.push([participant, command.id, error]) });
+    const bus = callingBus(owners, failing, { maxFailures: 3, shelf: on });
     await assert.rejects(bus.publish([reserve]), /stock failed/);
     await assert.rejects(bus.publish([reserve]), /stock failed/);
-    assert.equal(parked.length, 0, 'tried again until the last try');
+    assert.equal(parked().length, 0, 'tried again until the last try');
     await bus.publish([reserve]); // the third failure parks it: publish resolves, the relay drops it
-    assert.deepEqual(parked.map(([participant, id]) => [participant, id]), [['stock', reserve.id]]);
-    assert.match(parked[0]?.[2] ?? '', /stock failed it 3 times; last: stock failed on ReserveStock/);
+    assert.deepEqual(parked().map(([participant, id]) => [participant, id]), [['stock', reserve.id]]);
+    assert.match(parked()[0]?.[2] ?? '', /stock failed it 3 times; last: stock failed on ReserveStock/);
     await bus.publish([reserve]); // as after a crash before the outbox dropped it
     assert.equal(calls, 3, 'a parked command is not called again');
+    assert.deepEqual((await bus.deadLetters.list(10)).map((d) => d.id), [deadLetterId('stock', reserve.id)], 'listed as a dead letter of stock');
+  });
+
+  void it('a parked command redriven is called again, its answer delivered, and its dead letter forgotten', async () => {
+    const { shelf: on, parked } = shelf();
+    let broken = true;
+    const { call, calls } = inMemory(() => broken);
+    const bus = callingBus(owners, call, { maxFailures: 1, shelf: on });
+    const orders = consumer();
+    await bus.subscribe('orders', ['StockReserved'], orders.handler);
+    await bus.publish([reserve]);
+    assert.equal(parked().length, 1);
+    assert.equal(await bus.deadLetters.redrive('stock:no-such-id'), false);
+    assert.equal(await bus.deadLetters.redrive(`payment:${reserve.id}`), false, 'the id names the participant it failed on');
+    broken = false;
+    assert.equal(await bus.deadLetters.redrive(deadLetterId('stock', reserve.id)), true);
+    for (let i = 0; i < 50 && parked().length > 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    assert.deepEqual(parked(), [], 'forgotten once answered');
+    assert.deepEqual(orders.got.map((m) => m.type), ['StockReserved']);
+    assert.equal(calls.length, 2);
   });
 
   void it('a participant that cannot be reached is tried for as long as it takes, never parked', async () => {
-    const parked: string[] = [];
+    const { shelf: on, parked } = shelf();
     let reachable = false;
     const { call } = inMemory();
     const sometimes: Call = async (participant, commands) => {
       if (!reachable) throw new Unreachable(`${participant} refused the connection`);
       return call(participant, commands);
     };
-    const bus = callingBus(owners, sometimes, { maxFailures: 2, park: async (_p, command) => void parked.push(command.id) });
+    const bus = callingBus(owners, sometimes, { maxFailures: 2, shelf: on });
     const orders = consumer();
     await bus.subscribe('orders', ['StockReserved'], orders.handler);
     for (let i = 0; i < 5; i++) await assert.rejects(bus.publish([reserve]), /refused the connection/);
     reachable = true;
     await bus.publish([reserve]);
-    assert.deepEqual(parked, []);
+    assert.deepEqual(parked(), []);
     assert.deepEqual(orders.got.map((m) => m.type), ['StockReserved']);
   });
 

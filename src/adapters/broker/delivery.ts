@@ -1,5 +1,7 @@
 import type { Envelope } from '../../core/message.ts';
 import type { Logger } from '../../ports/log.ts';
+import { Undeliverable } from '../../ports/bus.ts';
+import type { DeadLetter } from '../../ports/deadLetters.ts';
 
 /** Options every broker bus takes. */
 export type BrokerBusOptions = Readonly<{
@@ -96,10 +98,22 @@ export function batchesByType(messages: readonly Envelope[]): Envelope[][] {
   return [...byType.values()];
 }
 
-/** Handles every envelope of a batch; resolves with those whose handler failed, and the first error. */
-export async function handleBatch(batch: readonly Envelope[], handler: (message: Envelope) => Promise<void>): Promise<Readonly<{ failed: Envelope[]; error: unknown }>> {
+/**
+ * Handles every envelope of a batch; resolves with those whose handler failed, the first error,
+ * and whether every failure was `Undeliverable` (then no redelivery can help: dead-letter at once).
+ */
+export async function handleBatch(batch: readonly Envelope[], handler: (message: Envelope) => Promise<void>): Promise<Readonly<{ failed: Envelope[]; error: unknown; permanent: boolean }>> {
   const results = await Promise.allSettled(batch.map((m) => handler(m)));
   const failed = batch.filter((_, i) => results[i]!.status === 'rejected');
-  const error = results.find((r): r is PromiseRejectedResult => r.status === 'rejected')?.reason;
-  return { failed, error };
+  const rejected = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+  return { failed, error: rejected[0]?.reason, permanent: rejected.length > 0 && rejected.every((r) => r.reason instanceof Undeliverable) };
+}
+
+/** A dead letter of a broker bus from the bytes it keeps: its envelopes, or the bytes as text when they are none. */
+export function brokerLetter(id: string, consumer: string, reason: string, at: number, bytes: Uint8Array): DeadLetter {
+  try {
+    return { id, consumer, reason, at, messages: decodeBatch(bytes) };
+  } catch {
+    return { id, consumer, reason, at, messages: [], undecodable: new TextDecoder().decode(bytes) };
+  }
 }

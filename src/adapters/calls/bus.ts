@@ -1,6 +1,7 @@
 import type { Envelope } from '../../core/message.ts';
 import type { Bus, Handler } from '../../ports/bus.ts';
 import type { Call } from '../../ports/calls.ts';
+import { splitDeadLetterId, type DeadLetterShelf, type DeadLetters } from '../../ports/deadLetters.ts';
 
 export type { Call };
 
@@ -14,9 +15,12 @@ export class Unreachable extends Error {}
 export type CallingBusOptions = Readonly<{
   /** Failed calls of one command, answered by its participant, before it is parked. */
   maxFailures: number;
-  /** Keeps a command its participant kept failing, with why; it is then not called again. */
-  park: (participant: string, command: Envelope, error: string) => Promise<void>;
+  /** Keeps a command its participant kept failing, with why (it is then not called again), until redriven or discarded. */
+  shelf: DeadLetterShelf;
 }>;
+
+/** Pause between the calls of a redriven command that did not reach its participant or failed (before it is parked again). */
+const REDRIVE_RETRY_MS = 1000;
 
 /**
  * The synchronous saga style's transport: no broker. A command is called on its participant
@@ -31,6 +35,8 @@ export type CallingBusOptions = Readonly<{
  * subscribed to them (timers, answers), or nowhere when none is. A command its
  * participant fails `maxFailures` times (counted in this process) is parked as a dead letter
  * instead of being called for ever; one that cannot reach its participant is never parked.
+ * A parked command redriven is called again (its failures counted afresh) until its participant
+ * answers, and its answers go to the local consumer as any call's.
  */
 export function callingBus(owners: ReadonlyMap<string, readonly string[]>, call: Call, options?: CallingBusOptions): Bus {
   const local = new Map<string, Handler[]>();
@@ -54,7 +60,7 @@ export function callingBus(owners: ReadonlyMap<string, readonly string[]>, call:
         return n >= options.maxFailures;
       });
       for (const c of spent) {
-        await options.park(participant, c, `${participant} failed it ${options.maxFailures} times; last: ${reason}`);
+        await options.shelf.keep(participant, c, `${participant} failed it ${options.maxFailures} times; last: ${reason}`);
         parked.add(`${participant} ${c.id}`);
         failures.delete(`${participant} ${c.id}`);
       }
@@ -66,7 +72,49 @@ export function callingBus(owners: ReadonlyMap<string, readonly string[]>, call:
     await Promise.all(messages.flatMap((m) => (local.get(m.type) ?? []).map((handler) => handler(m))));
   };
 
+  const participants = new Set([...owners.values()].flat());
+  const mine = (id: string) => {
+    const split = splitDeadLetterId(id);
+    return split && options && participants.has(split.consumer) ? { ...split, shelf: options.shelf } : undefined;
+  };
+
+  /** Calls a redriven command until its participant answers or it is parked again; then forgets the old dead letter if answered. */
+  const again = async (participant: string, command: Envelope, forget: () => Promise<unknown>) => {
+    const key = `${participant} ${command.id}`;
+    parked.delete(key);
+    failures.delete(key);
+    while (!closed) {
+      try {
+        await callOn(participant, [command]);
+        if (!parked.has(key)) await forget();
+        return;
+      } catch {
+        await new Promise((resolve) => setTimeout(resolve, REDRIVE_RETRY_MS));
+      }
+    }
+  };
+
+  const deadLetters: DeadLetters = {
+    list: async (max) => (options ? (await Promise.all([...participants].map((p) => options.shelf.list(p, max)))).flat() : []),
+    get: async (id) => {
+      const at = mine(id);
+      return at && at.shelf.get(at.consumer, at.local);
+    },
+    async redrive(id) {
+      const at = mine(id);
+      const letter = at && (await at.shelf.get(at.consumer, at.local));
+      if (!at || !letter) return false;
+      for (const command of letter.messages) void again(at.consumer, command, () => at.shelf.remove(at.consumer, at.local));
+      return true;
+    },
+    discard: async (id) => {
+      const at = mine(id);
+      return at !== undefined && at.shelf.remove(at.consumer, at.local);
+    },
+  };
+
   return {
+    deadLetters,
     async publish(messages) {
       if (closed) throw new Error('The bus is closed');
       const byParticipant = new Map<string, Envelope[]>();

@@ -5,8 +5,9 @@ import { createHash } from 'node:crypto';
 import type { Envelope } from '../../core/message.ts';
 import { aboutMessages } from '../../observability/tracing.ts';
 import type { Bus, Handler } from '../../ports/bus.ts';
+import { deadLetterId, splitDeadLetterId, type DeadLetter, type DeadLetters } from '../../ports/deadLetters.ts';
 import {
-  DEFAULT_PREFETCH, backoffAfter, batchesByType, type BrokerBusOptions, checkName, decodeBatch, encodeBatch, errorText, handleBatch, retryPolicy,
+  DEFAULT_PREFETCH, backoffAfter, batchesByType, type BrokerBusOptions, brokerLetter, checkName, decodeBatch, encodeBatch, errorText, handleBatch, retryPolicy,
 } from '../broker/delivery.ts';
 
 export type NatsBusOptions = BrokerBusOptions & Readonly<{
@@ -24,6 +25,9 @@ export function natsNames(namespace: string) {
     // One durable per consumer and type: servers before 2.10 have no multi-subject filters.
     // Neither part may contain '-', so no two pairs share a name.
     durable: (consumer: string, type: string) => `${consumer}-${type}`,
+    // Redriven dead letters, for one consumer only: a subject and a durable no type can have (types start with a letter).
+    redriveSubject: (consumer: string) => `${namespace}._redrive.${consumer}`,
+    redriveDurable: (consumer: string) => `${consumer}-_redrive`,
   };
 }
 
@@ -68,11 +72,10 @@ export async function natsBus(options: NatsBusOptions): Promise<Bus> {
   }
 
   async function declareConsumers({ consumer, types }: Pick<Subscription, 'consumer' | 'types'>): Promise<void> {
-    for (const type of types) {
-      const durable = names.durable(consumer, type);
+    for (const [durable, subject] of durablesOf(consumer, types)) {
       const config = {
         durable_name: durable,
-        filter_subject: names.subject(type),
+        filter_subject: subject,
         ack_policy: AckPolicy.Explicit,
         // Like a new queue: what was published before the consumer existed is not for it.
         deliver_policy: DeliverPolicy.New,
@@ -95,8 +98,13 @@ export async function natsBus(options: NatsBusOptions): Promise<Bus> {
     }
   }
 
-  async function pull(subscription: Subscription, type: string): Promise<void> {
-    const consumer = await js.consumers.get(names.stream, names.durable(subscription.consumer, type));
+  /** Each durable of a consumer, with its subject: one per type, and one for its redriven dead letters. */
+  function durablesOf(consumer: string, types: readonly string[]): [durable: string, subject: string][] {
+    return [...types.map((type): [string, string] => [names.durable(consumer, type), names.subject(type)]), [names.redriveDurable(consumer), names.redriveSubject(consumer)]];
+  }
+
+  async function pull(subscription: Subscription, durable: string): Promise<void> {
+    const consumer = await js.consumers.get(names.stream, durable);
     const messages = await consumer.consume({ max_messages: prefetch });
     loops.add(messages);
     for await (const m of messages) {
@@ -123,14 +131,14 @@ export async function natsBus(options: NatsBusOptions): Promise<Bus> {
     const delivery = m.info.deliveryCount;
     const context = { consumer, subject: m.subject, seq: m.seq, delivery };
     // What failed: the envelopes whose handler rejected, or (bytes that are no batch) none to retry.
-    let failure: { envelopes: Envelope[] | undefined; error: unknown } | undefined;
+    let failure: { envelopes: Envelope[] | undefined; error: unknown; permanent?: boolean } | undefined;
     // A slow handler (a busy database) must not have its message redelivered to another replica meanwhile.
     // Once closed, the message was handed back: a handler that never ends no longer holds it.
     const keepAlive = setInterval(() => (closed ? clearInterval(keepAlive) : settle(() => m.working())), ACK_WAIT_MS / 3);
     keepAlive.unref();
     try {
-      const { failed, error } = await handleBatch(decodeBatch(m.data), handler);
-      if (failed.length > 0) failure = { envelopes: failed, error };
+      const { failed, error, permanent } = await handleBatch(decodeBatch(m.data), handler);
+      if (failed.length > 0) failure = { envelopes: failed, error, permanent };
     } catch (error) {
       failure = { envelopes: undefined, error };
     } finally {
@@ -142,7 +150,7 @@ export async function natsBus(options: NatsBusOptions): Promise<Bus> {
     }
     if (closed) return; // nak'ed by close()
     const { envelopes, error } = failure;
-    if (envelopes !== undefined && delivery < policy.maxDeliveries) {
+    if (envelopes !== undefined && delivery < policy.maxDeliveries && !failure.permanent) {
       log.warn({ ...context, messageId: envelopes[0]?.id, ...aboutMessages(envelopes), err: error }, 'nats: handler failed; will retry');
       settle(() => m.nak(backoffAfter(policy, delivery)));
       return;
@@ -164,11 +172,52 @@ export async function natsBus(options: NatsBusOptions): Promise<Bus> {
     }
   }
 
-  function start(subscription: Subscription, type: string): void {
-    pull(subscription, type).catch((err: unknown) => {
-      if (!closed) log.error({ err, consumer: subscription.consumer, type }, 'nats: consumer stopped');
+  function start(subscription: Subscription, durable: string): void {
+    pull(subscription, durable).catch((err: unknown) => {
+      if (!closed) log.error({ err, consumer: subscription.consumer, durable }, 'nats: consumer stopped');
     });
   }
+
+  /** The dead letters of `consumer` from stream sequence `from` on, at most `max` (the server finds the next one of its subject). */
+  async function deadOf(consumer: string, max: number, from = 1, only = false): Promise<DeadLetter[]> {
+    const letters: DeadLetter[] = [];
+    for (let seq = from; letters.length < max;) {
+      // next_by_subj (NATS 2.9): the first message of the subject at or after seq.
+      const query = only ? { seq } : ({ seq, next_by_subj: names.deadSubject(consumer) } as unknown as { seq: number });
+      const m = await jsm.streams.getMessage(names.deadStream, query);
+      if (!m || m.subject !== names.deadSubject(consumer)) break;
+      letters.push(brokerLetter(deadLetterId(consumer, String(m.seq)), consumer, m.header?.get('Orderly-Error') ?? '', m.time.getTime(), m.data));
+      if (only) break;
+      seq = m.seq + 1;
+    }
+    return letters;
+  }
+
+  /** A dead letter of a consumer subscribed here, with its stream sequence. */
+  async function find(id: string): Promise<{ letter: DeadLetter; seq: number } | undefined> {
+    const split = splitDeadLetterId(id);
+    const seq = Number(split?.local);
+    if (!split || !subscriptions.some((s) => s.consumer === split.consumer) || !Number.isSafeInteger(seq) || seq < 1 || String(seq) !== split.local) return undefined;
+    const [letter] = await deadOf(split.consumer, 1, seq, true);
+    return letter && { letter, seq };
+  }
+
+  const deadLetters: DeadLetters = {
+    list: async (max) => (await Promise.all(subscriptions.map((s) => deadOf(s.consumer, max)))).flat(),
+    get: async (id) => (await find(id))?.letter,
+    async redrive(id) {
+      const found = await find(id);
+      if (!found) return false;
+      // To this consumer's own subject (no other consumer of the type gets it); then gone from the dead letters.
+      await js.publish(names.redriveSubject(found.letter.consumer), found.letter.undecodable !== undefined ? Buffer.from(found.letter.undecodable) : encodeBatch(found.letter.messages));
+      await jsm.streams.deleteMessage(names.deadStream, found.seq, false);
+      return true;
+    },
+    async discard(id) {
+      const found = await find(id);
+      return found !== undefined && (await jsm.streams.deleteMessage(names.deadStream, found.seq, false));
+    },
+  };
 
   async function watch(): Promise<void> {
     for await (const status of nc.status()) {
@@ -193,6 +242,7 @@ export async function natsBus(options: NatsBusOptions): Promise<Bus> {
   void watch();
 
   return {
+    deadLetters,
     connected: () => !closed && !nc.isClosed() && online,
     async publish(messages) {
       for (const message of messages) checkName('message type', message.type);
@@ -209,7 +259,7 @@ export async function natsBus(options: NatsBusOptions): Promise<Bus> {
       const subscription = { consumer, types: [...types], handler, slots: new Slots(prefetch) };
       await declareConsumers(subscription);
       subscriptions.push(subscription);
-      for (const type of types) start(subscription, type);
+      for (const [durable] of durablesOf(consumer, types)) start(subscription, durable);
     },
 
     async declare(consumer, types) {

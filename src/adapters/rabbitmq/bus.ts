@@ -1,10 +1,12 @@
 import { countDeadLetters } from '../../observability/metrics.ts';
-import { connect, type Channel, type ChannelModel, type ConfirmChannel, type ConsumeMessage, type Options } from 'amqplib';
+import { connect, type Channel, type ChannelModel, type ConfirmChannel, type ConsumeMessage, type GetMessage, type Options } from 'amqplib';
+import { randomUUID } from 'node:crypto';
 import type { Envelope } from '../../core/message.ts';
 import { aboutMessages } from '../../observability/tracing.ts';
 import type { Bus, Handler } from '../../ports/bus.ts';
+import { deadLetterId, splitDeadLetterId, type DeadLetter, type DeadLetters } from '../../ports/deadLetters.ts';
 import {
-  DEFAULT_PREFETCH, backoffAfter, type BrokerBusOptions, batchesByType, checkName, decodeBatch, encodeBatch, errorText, handleBatch, retryPolicy,
+  DEFAULT_PREFETCH, backoffAfter, type BrokerBusOptions, batchesByType, brokerLetter, checkName, decodeBatch, encodeBatch, errorText, handleBatch, retryPolicy,
 } from '../broker/delivery.ts';
 
 export type RabbitBusOptions = BrokerBusOptions & Readonly<{ url: string }>;
@@ -12,6 +14,9 @@ export type RabbitBusOptions = BrokerBusOptions & Readonly<{ url: string }>;
 const DELIVERY = 'x-orderly-delivery';
 const ERROR = 'x-orderly-error';
 const CONSUMER = 'x-orderly-consumer';
+/** A dead letter's own id and when it was kept (a broker message id may repeat). */
+const DEAD_ID = 'x-orderly-dead-id';
+const DEAD_AT = 'x-orderly-dead-at';
 
 /**
  * The queues of one consumer: its work queue, its dead letters, and one delay queue per
@@ -101,24 +106,26 @@ export async function rabbitBus(options: RabbitBusOptions): Promise<Bus> {
     const delivery = Number(msg.properties.headers?.[DELIVERY] ?? 1);
     const context = { consumer, messageId: msg.properties.messageId as unknown, delivery };
     let batch: Envelope[] | undefined;
-    let failed: { content: Buffer; error: unknown; messages?: readonly Envelope[] } | undefined;
+    let failed: { content: Buffer; error: unknown; messages?: readonly Envelope[]; permanent?: boolean } | undefined;
     try {
       batch = decodeBatch(msg.content);
       const result = await handleBatch(batch, handler);
-      if (result.failed.length > 0) failed = { content: result.failed.length === batch.length ? msg.content : encodeBatch(result.failed), error: result.error, messages: result.failed };
+      if (result.failed.length > 0) failed = { content: result.failed.length === batch.length ? msg.content : encodeBatch(result.failed), error: result.error, messages: result.failed, permanent: result.permanent };
     } catch (error) {
       failed = { content: msg.content, error };
     }
     if (failed) {
       const text = errorText(failed.error);
       try {
-        if (batch !== undefined && delivery < policy.maxDeliveries) {
+        if (batch !== undefined && delivery < policy.maxDeliveries && !failed.permanent) {
           log.warn({ ...context, ...aboutMessages(failed.messages), err: failed.error }, 'rabbitmq: handler failed; will retry');
           await forward(s.publisher, retryQueue(consumer, delivery), msg, failed.content, { [DELIVERY]: delivery + 1 });
         } else {
           log.error({ ...context, ...aboutMessages(failed.messages ?? batch), error: text }, 'rabbitmq: message dead-lettered');
           countDeadLetters(consumer, (failed.messages ?? batch)?.[0]?.type, (failed.messages ?? batch)?.length);
-          await forward(s.publisher, rabbitQueues(ns, consumer, []).dead, msg, failed.content, { [DELIVERY]: delivery, [ERROR]: text, [CONSUMER]: consumer });
+          await forward(s.publisher, rabbitQueues(ns, consumer, []).dead, msg, failed.content, {
+            [DELIVERY]: delivery, [ERROR]: text, [CONSUMER]: consumer, [DEAD_ID]: randomUUID(), [DEAD_AT]: Date.now(),
+          });
         }
       } catch (sendError) {
         // Not moved aside, so it must not be lost: back to the queue, without a delay.
@@ -154,7 +161,73 @@ export async function rabbitBus(options: RabbitBusOptions): Promise<Bus> {
   });
   connection.on('connect', () => log.info({ namespace: ns }, 'rabbitmq: connected'));
 
+  /**
+   * Looks through `consumer`'s dead-letter queue on a channel of its own, taking its messages
+   * unacknowledged one by one until `stop` says so; closing the channel puts back every one
+   * not acknowledged, in its place. A queue is no store: showing one dead letter reads those before it.
+   */
+  async function throughDead(consumer: string, stop: (msg: GetMessage, channel: Channel) => Promise<boolean>): Promise<void> {
+    const s = session;
+    if (s === undefined) throw new Error('RabbitMQ: not connected');
+    const channel = await s.model.createChannel();
+    channel.on('error', (err: Error) => log.warn({ err, consumer }, 'rabbitmq: dead-letter channel error'));
+    try {
+      const queue = rabbitQueues(ns, consumer, []).dead;
+      for (let seen = 0, msg = await channel.get(queue); msg !== false && seen < MAX_LOOKED_AT; seen++, msg = await channel.get(queue)) {
+        if (await stop(msg, channel)) return;
+      }
+    } finally {
+      await channel.close().catch(() => {});
+    }
+  }
+
+  const letterOf = (consumer: string, msg: GetMessage): DeadLetter => {
+    const h = msg.properties.headers ?? {};
+    return brokerLetter(deadLetterId(consumer, String(h[DEAD_ID] ?? msg.properties.messageId)), consumer, String(h[ERROR] ?? ''), Number(h[DEAD_AT] ?? 0), msg.content);
+  };
+
+  /** Finds a dead letter of a consumer subscribed here and, when `act` is given, acts on it and acknowledges it (gone from the queue). */
+  async function find(id: string, act?: (msg: GetMessage, s: Session, consumer: string) => Promise<void>): Promise<DeadLetter | undefined> {
+    const split = splitDeadLetterId(id);
+    if (!split || !subscriptions.has(split.consumer)) return undefined;
+    let found: DeadLetter | undefined;
+    await throughDead(split.consumer, async (msg, channel) => {
+      const letter = letterOf(split.consumer, msg);
+      if (letter.id !== id) return false;
+      if (act) {
+        const s = session;
+        if (s === undefined) throw new Error('RabbitMQ: not connected');
+        await act(msg, s, split.consumer);
+        channel.ack(msg);
+      }
+      found = letter;
+      return true;
+    });
+    return found;
+  }
+
+  const deadLetters: DeadLetters = {
+    async list(max) {
+      const letters: DeadLetter[] = [];
+      for (const consumer of subscriptions.keys()) {
+        let n = 0;
+        await throughDead(consumer, async (msg) => {
+          letters.push(letterOf(consumer, msg));
+          return ++n >= max;
+        });
+      }
+      return letters;
+    },
+    get: (id) => find(id),
+    // Straight into the consumer's own queue (no other consumer of the type gets it), as a first delivery.
+    redrive: async (id) => (await find(id, (msg, s, consumer) => send(s.publisher, '', rabbitQueues(ns, consumer, []).main, msg.content, {
+      messageId: msg.properties.messageId as string, type: msg.properties.type as string, headers: { [DELIVERY]: 1 },
+    }))) !== undefined,
+    discard: async (id) => (await find(id, async () => {})) !== undefined,
+  };
+
   return {
+    deadLetters,
     connected: () => session !== undefined && !closed,
     async publish(messages) {
       for (const message of messages) checkName('message type', message.type);
@@ -207,6 +280,9 @@ export async function rabbitBus(options: RabbitBusOptions): Promise<Bus> {
     },
   };
 }
+
+/** Dead letters looked at per consumer and look. */
+const MAX_LOOKED_AT = 10_000;
 
 /** Publishes persistently and resolves on the broker's confirm. */
 function send(channel: ConfirmChannel, exchange: string, key: string, content: Buffer, props: Options.Publish): Promise<void> {

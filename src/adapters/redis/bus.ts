@@ -4,10 +4,11 @@ import { Redis } from 'ioredis';
 import type { Envelope } from '../../core/message.ts';
 import { aboutMessages } from '../../observability/tracing.ts';
 import type { Bus, Handler } from '../../ports/bus.ts';
+import { deadLetterId, splitDeadLetterId, type DeadLetter, type DeadLetters } from '../../ports/deadLetters.ts';
 import {
-  DEFAULT_PREFETCH, backoffAfter, batchesByType, checkName, type BrokerBusOptions, decodeBatch, encodeBatch, errorText, handleBatch, retryPolicy,
+  DEFAULT_PREFETCH, backoffAfter, batchesByType, brokerLetter, checkName, type BrokerBusOptions, decodeBatch, encodeBatch, errorText, handleBatch, retryPolicy,
 } from '../broker/delivery.ts';
-import { autoclaimScript, claimOwnScript, deadLetterScript, handBackScript, trimScript } from './busScripts.ts';
+import { autoclaimScript, claimOwnScript, deadLetterScript, handBackScript, redriveScript, trimScript } from './busScripts.ts';
 import { checkDurability } from './durability.ts';
 import { Slots } from './slots.ts';
 
@@ -26,6 +27,8 @@ export function redisNames(namespace: string) {
   return {
     stream: (type: string) => `${namespace}:${type}`,
     dead: (consumer: string) => `${namespace}:dead:${consumer}`,
+    /** Redriven dead letters, for this consumer only (a group of its own reads it with its types). */
+    redrive: (consumer: string) => `${namespace}:redrive:${consumer}`,
   };
 }
 
@@ -92,11 +95,14 @@ export async function redisBus(options: RedisBusOptions): Promise<Bus> {
   const retries = new Set<NodeJS.Timeout>();
   let closed = false;
 
+  /** The streams a consumer reads: one per type, and its redriven dead letters. */
+  const streamsOf = (consumer: string, types: readonly string[]) => [...types.map(names.stream), names.redrive(consumer)];
+
   async function declareGroups(consumer: string, types: readonly string[]): Promise<void> {
-    for (const type of types) {
-      streams.add(names.stream(type));
+    for (const stream of streamsOf(consumer, types)) {
+      streams.add(stream);
       try {
-        await commands.xgroup('CREATE', names.stream(type), consumer, '$', 'MKSTREAM');
+        await commands.xgroup('CREATE', stream, consumer, '$', 'MKSTREAM');
       } catch (error) {
         if (!(error instanceof Error && error.message.startsWith('BUSYGROUP'))) throw error;
       }
@@ -173,7 +179,7 @@ export async function redisBus(options: RedisBusOptions): Promise<Bus> {
   async function deliver(sub: Subscription, stream: string, [id, fields, delivery]: Entry): Promise<number | undefined> {
     const context = { consumer: sub.consumer, stream, entry: id, delivery };
     let batch: Envelope[] | undefined;
-    let failed: { batch: string; error: unknown; messages?: readonly Envelope[] } | undefined;
+    let failed: { batch: string; error: unknown; messages?: readonly Envelope[]; permanent?: boolean } | undefined;
     // A slow handler (a busy database) must not have its message taken by another process meanwhile.
     const keepAlive = setInterval(() => void claimOwn(stream, sub.consumer, [id], true).catch(() => {}), claimIdleMs / 3);
     keepAlive.unref();
@@ -182,7 +188,7 @@ export async function redisBus(options: RedisBusOptions): Promise<Bus> {
       if (delivery > policy.maxDeliveries) throw new Error(`Delivered ${delivery} times without an outcome`);
       batch = decodeBatch(Buffer.from(field(fields, BATCH) ?? ''));
       const result = await handleBatch(batch, sub.handler);
-      if (result.failed.length > 0) failed = { batch: encodeBatch(result.failed).toString(), error: result.error, messages: result.failed };
+      if (result.failed.length > 0) failed = { batch: encodeBatch(result.failed).toString(), error: result.error, messages: result.failed, permanent: result.permanent };
     } catch (error) {
       failed = { batch: field(fields, BATCH) ?? '', error };
     } finally {
@@ -190,7 +196,7 @@ export async function redisBus(options: RedisBusOptions): Promise<Bus> {
     }
     if (failed) {
       if (closed) return undefined; // handed back by close()
-      if (batch !== undefined && delivery < policy.maxDeliveries) {
+      if (batch !== undefined && delivery < policy.maxDeliveries && !failed.permanent) {
         log.warn({ ...context, ...aboutMessages(failed.messages), err: failed.error }, 'redis: handler failed; will retry');
         return backoffAfter(policy, delivery);
       }
@@ -255,7 +261,38 @@ export async function redisBus(options: RedisBusOptions): Promise<Bus> {
   const maintenance = setInterval(tick, options.maintenanceMs ?? 5000);
   maintenance.unref();
 
+  /** Dead letters of `consumer` from entry `start` to `end`, at most `max`; ids are entry ids (their time is when they were kept). */
+  async function deadOf(consumer: string, max: number, start = '-', end = '+'): Promise<DeadLetter[]> {
+    const entries = await commands.xrange(names.dead(consumer), start, end, 'COUNT', max);
+    return entries.map(([id, fields]) =>
+      brokerLetter(deadLetterId(consumer, id), consumer, field(fields, 'error') ?? '', Number(id.split('-')[0]), Buffer.from(field(fields, BATCH) ?? '')));
+  }
+
+  /** The consumer and entry id of a dead letter of a consumer subscribed here. */
+  const mine = (id: string) => {
+    const split = splitDeadLetterId(id);
+    return split && subscriptions.has(split.consumer) && /^\d+-\d+$/.test(split.local) ? split : undefined;
+  };
+
+  const deadLetters: DeadLetters = {
+    list: async (max) => (await Promise.all([...subscriptions.keys()].map((consumer) => deadOf(consumer, max)))).flat(),
+    async get(id) {
+      const at = mine(id);
+      return at && (await deadOf(at.consumer, 1, at.local, at.local))[0];
+    },
+    // Moved, in one script, to the consumer's own redrive stream: no other consumer of the type gets it.
+    redrive: async (id) => {
+      const at = mine(id);
+      return at !== undefined && (await redriveScript.run(commands, [names.dead(at.consumer), names.redrive(at.consumer)], [at.local])) === 1;
+    },
+    discard: async (id) => {
+      const at = mine(id);
+      return at !== undefined && (await commands.xdel(names.dead(at.consumer), at.local)) === 1;
+    },
+  };
+
   const bus = {
+    deadLetters,
     connected: () => !closed && commands.status === 'ready',
 
     async publish(messages: readonly Envelope[]) {
@@ -285,7 +322,7 @@ export async function redisBus(options: RedisBusOptions): Promise<Bus> {
       const reader = commands.duplicate();
       reader.on('error', (err: Error) => log.warn({ err, consumer, namespace: ns }, 'redis: reader connection error'));
       const sub: Subscription = {
-        consumer, types: [...types], streams: types.map(names.stream), handler, reader, slots: new Slots(prefetch),
+        consumer, types: [...types], streams: streamsOf(consumer, types), handler, reader, slots: new Slots(prefetch),
         held: new Set(), cursors: new Map(), recover: true,
       };
       subscriptions.set(consumer, sub);

@@ -83,6 +83,20 @@ return 1
 `);
 
 /**
+ * Redrives a dead letter: moves entry ARGV[1] of the dead-letter stream KEYS[1] (its batch) to
+ * the consumer's redrive stream KEYS[2], both or neither. Returns 0 when there is no such entry.
+ */
+export const redriveScript = script(`#!lua
+local entry = redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1])[1]
+if entry == nil then return 0 end
+local batch = ''
+for k = 1, #entry[2], 2 do if entry[2][k] == 'batch' then batch = entry[2][k + 1] end end
+redis.call('XDEL', KEYS[1], ARGV[1])
+redis.call('XADD', KEYS[2], '*', 'batch', batch)
+return 1
+`);
+
+/**
  * Trims a stream to what some group may still need: entries from the oldest one pending in any
  * group, or not yet delivered to it (MINID keeps the entry at the bound, one more than needed).
  * A stream without groups keeps its last entry only: a group created later starts after it.

@@ -15,7 +15,7 @@
  */
 import type { Redis } from 'ioredis';
 import type { Envelope } from '../../core/message.ts';
-import type { Commit, Snapshot, Store } from '../../ports/store.ts';
+import type { Commit, KeptLetter, Snapshot, Store } from '../../ports/store.ts';
 import { batchesByType } from '../broker/delivery.ts';
 import { deliveredBatcher, untilCommitted, type Attempt } from '../storeKit.ts';
 import type { Logger } from '../../ports/log.ts';
@@ -143,9 +143,24 @@ export async function openRedisStore(redis: Redis, service: string, options: Red
     delivered: (ids) => delivered.add(ids),
 
     async deadLetter(message, consumer, error) {
-      // One per message and consumer, the first kept (as the SQL store's primary key does).
+      // One per message and consumer (as the SQL store's primary key), kept again with the newer reason.
       const entry = JSON.stringify({ consumer, error, envelope: message, at: Date.now() });
-      await redis.hsetnx(k.dead, JSON.stringify([consumer, message.id]), entry);
+      await redis.hset(k.dead, JSON.stringify([consumer, message.id]), entry);
+    },
+
+    async deadLetters(consumer, max, id) {
+      const kept: KeptLetter[] = [];
+      for (const [field, value] of Object.entries(await redis.hgetall(k.dead))) {
+        const [who, messageId] = JSON.parse(field) as [string, string];
+        if (who !== consumer || (id !== undefined && messageId !== id)) continue;
+        const { error, envelope, at } = JSON.parse(value) as { error: string; envelope: Envelope; at: number };
+        kept.push({ consumer, message: envelope, error, at });
+      }
+      return kept.sort((a, b) => a.at - b.at || (a.message.id < b.message.id ? -1 : 1)).slice(0, max);
+    },
+
+    async dropDeadLetter(consumer, id) {
+      return (await redis.hdel(k.dead, JSON.stringify([consumer, id]))) > 0;
     },
 
     async pruneInbox(olderThanMs) {

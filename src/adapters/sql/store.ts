@@ -84,10 +84,25 @@ export async function openSqlStore(client: SqlClient, service: string): Promise<
     async deadLetter(message, consumer, error) {
       await client.transaction(async (tx) => {
         await tx.query(
-          `insert into ${s}.dead_letters (id, consumer, envelope, error) values ($1, $2, $3::jsonb, $4) on conflict do nothing`,
+          `insert into ${s}.dead_letters (id, consumer, envelope, error) values ($1, $2, $3::jsonb, $4)
+             on conflict (id, consumer) do update set error = excluded.error, at = now()`,
           [message.id, consumer, JSON.stringify(message), error],
         );
       });
+    },
+
+    async deadLetters(consumer, max, id) {
+      const { rows } = await client.query<{ consumer: string; envelope: Envelope; error: string; at: number }>(
+        `select consumer, envelope, error, (extract(epoch from at) * 1000)::float8 as at from ${s}.dead_letters
+          where consumer = $1 and ($2::text is null or id = $2) order by at, id limit $3`,
+        [consumer, id ?? null, max],
+      );
+      return rows.map((r) => ({ consumer: r.consumer, message: r.envelope, error: r.error, at: Math.round(Number(r.at)) }));
+    },
+
+    async dropDeadLetter(consumer, id) {
+      const { rowCount } = await client.query(`delete from ${s}.dead_letters where consumer = $1 and id = $2`, [consumer, id]);
+      return rowCount > 0;
     },
 
     async pruneInbox(olderThanMs) {

@@ -56,7 +56,9 @@ export function openSqliteStore(file: string, service: string): SqliteStore {
     // From `from` on in key order; the caller stops at the first key without the prefix.
     scan: db.prepare('select key, doc from docs where key >= ? and key > ? order by key'),
     outbox: db.prepare('select envelope from outbox order by seq'),
-    deadLetter: db.prepare('insert into dead_letters (id, consumer, envelope, error, at) values (?, ?, ?, ?, ?) on conflict do nothing'),
+    deadLetter: db.prepare('insert into dead_letters (id, consumer, envelope, error, at) values (?, ?, ?, ?, ?) on conflict (id, consumer) do update set error = excluded.error, at = excluded.at'),
+    deadLetters: db.prepare('select consumer, envelope, error, at from dead_letters where consumer = ? and (? is null or id = ?) order by at, id limit ?'),
+    dropDeadLetter: db.prepare('delete from dead_letters where consumer = ? and id = ?'),
     prune: db.prepare(`delete from inbox where id in (select id from inbox where at < ? limit ${SLICE})`),
   };
 
@@ -138,6 +140,15 @@ export function openSqliteStore(file: string, service: string): SqliteStore {
 
     async deadLetter(message, consumer, error) {
       q.deadLetter.run(message.id, consumer, JSON.stringify(message), error, Date.now());
+    },
+
+    async deadLetters(consumer, max, id) {
+      const rows = q.deadLetters.all(consumer, id ?? null, id ?? null, max) as { consumer: string; envelope: string; error: string; at: number }[];
+      return rows.map((r) => ({ consumer: r.consumer, message: JSON.parse(r.envelope) as Envelope, error: r.error, at: r.at }));
+    },
+
+    async dropDeadLetter(consumer, id) {
+      return Number(q.dropDeadLetter.run(consumer, id).changes) > 0;
     },
 
     async pruneInbox(olderThanMs) {
