@@ -173,7 +173,7 @@ function scrapeConfigFor(port: number): string {
     .replace(/scrape_interval: \S+/, 'scrape_interval: 1s')
     .replace(/evaluation_interval: \S+/, 'evaluation_interval: 1s')
     .replace(/^(\s+)- alerts\.yml$/m, `$1- ${JSON.stringify(RULES)}`);
-  assert.equal(moved, 1 + 3 * REPLICAS, 'the committed scrape config names the gateway and 2 replicas of orders, stock and payment');
+  assert.equal(moved, 1 + 5 * REPLICAS, 'the committed scrape config names the gateway and 2 replicas of orders, stock, payment, fulfillment and notification');
   assert.ok(config.includes('scrape_interval: 1s') && config.includes('evaluation_interval: 1s') && config.includes(JSON.stringify(RULES)), config);
   return config;
 }
