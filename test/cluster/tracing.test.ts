@@ -13,7 +13,7 @@ import { startOtlpSink, type SinkSpan } from '../support/otlpSink.ts';
 const CALLER_TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
 const CALLER_SPAN = '00f067aa0ba902b7';
 
-test('one checkout through the gateway is one trace over the gateway, orders, stock and payment (PostgreSQL + RabbitMQ)', async () => {
+test('one checkout through the gateway is one trace over the gateway and the five services (PostgreSQL + RabbitMQ)', async () => {
   const sink = await startOtlpSink();
   const database = await freshDatabase(SHARED.postgres);
   const namespace = randomName('ct');
@@ -31,7 +31,8 @@ test('one checkout through the gateway is one trace over the gateway, orders, st
     assert.equal(res.status, 200, await res.text());
     assert.equal(res.headers.get('x-request-id'), 'checkout-42', 'the request id is echoed through the gateway');
 
-    const expected = ['orderly-gateway', 'orderly-orders', 'orderly-stock', 'orderly-payment'];
+    // The lifecycle goes on after the answer: the shipment and the customer's messages are in the same trace.
+    const expected = ['orderly-gateway', 'orderly-orders', 'orderly-stock', 'orderly-payment', 'orderly-fulfillment', 'orderly-notification'];
     const inTrace = () => sink.spans.filter((s) => s.traceId === CALLER_TRACE);
     const names = (service: string) => inTrace().filter((s) => s.service === service).map((s) => s.name);
     // Spans leave each process in batches, every second.
