@@ -54,7 +54,7 @@ try {
     if ('outcomes' in result) console.log(`outcomes    ${JSON.stringify(result.outcomes)}`);
     console.log(`latency ms  p50 ${result.p50ms}  p95 ${result.p95ms}  p99 ${result.p99ms}`);
     console.log(`answers     ${JSON.stringify(result.statuses)}${result.errors ? `  connection errors ${result.errors}` : ''}`);
-    if (cpu) console.log(`machine CPU ${cpu.busyPercent}% busy of ${cpu.cores} cores, steal ${cpu.stealPercent}%, ${cpu.msPerCheckout} ms per checkout (everything on this machine, the bench too)`);
+    if (cpu) console.log(`machine CPU ${cpu.busyPercent}% busy of ${cpu.cores} cores, steal ${cpu.stealPercent}%, ${cpu.msPerCheckout} ms per ${lifecycle ? 'order' : 'checkout'} (everything on this machine, the bench too)`);
     console.log(`conserved   money ${conserved.money}  stock ${conserved.stock}  nothing held ${conserved.nothingHeld}  paid = 2xx ${conserved.paidMatches2xx}`);
   }
   if (!Object.values(conserved).every(Boolean)) process.exitCode = 1;

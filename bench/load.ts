@@ -4,9 +4,9 @@
  * connections for a set time, and the audit that says whether money and stock were conserved.
  */
 import { readFileSync } from 'node:fs';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Audit } from '../src/domain/audit.ts';
 import type { CourseClient } from '../src/tools/client.ts';
+import { settled as settledWithin } from '../src/tools/lifecycle.ts';
 import { percentile } from './latency.ts';
 
 export type Population = Readonly<{ n: number; credit: number; stock: number; price: number }>;
@@ -18,14 +18,8 @@ export async function batchInit(client: CourseClient, { n, credit, stock, price 
   await client.post(`/orders/batch_init/${n}/${n}/${n}/${price}`);
 }
 
-/** The audit once no saga is under way. */
-export async function settled(client: CourseClient): Promise<Audit> {
-  for (;;) {
-    const audit = await client.get<Audit>('/admin/audit');
-    if (audit.orders.active_sagas === 0) return audit;
-    await sleep(250);
-  }
-}
+/** The audit once no saga is under way (a long run's backlog may take minutes to drain). */
+export const settled = (client: CourseClient): Promise<Audit> => settledWithin(client, 60 * 60_000);
 
 export type LoadResult = Readonly<{
   checkouts: number;
@@ -50,6 +44,19 @@ export async function checkoutLoad(
   options: Readonly<{ seconds: number; connections: number; n: number; progressMs?: number; onProgress?: (elapsedS: number, checkouts: number) => void }>,
 ): Promise<LoadResult> {
   const before = await settled(client);
+  const run = await drive(options, async (orderId) => (await client.call('POST', `/orders/checkout/${orderId}`)).status);
+  const after = await settled(client);
+  return { ...run.result, conserved: conserved(before, after, run.statuses.get(200) ?? 0) };
+}
+
+/**
+ * Runs `request(0)`, `request(1)`… (each once) over `connections` for `seconds` (or until `n`),
+ * timing each and counting its status; `onProgress` hears every `progressMs` how many ended.
+ */
+async function drive(
+  options: Readonly<{ seconds: number; connections: number; n: number; progressMs?: number; onProgress?: (elapsedS: number, done: number) => void }>,
+  request: (i: number) => Promise<number>,
+) {
   const latencies: number[] = [];
   const statuses = new Map<number, number>();
   let next = 0;
@@ -60,10 +67,10 @@ export async function checkoutLoad(
   const progress = setInterval(() => options.onProgress?.((performance.now() - t) / 1000, latencies.length), options.progressMs ?? 5000);
   await Promise.all(Array.from({ length: options.connections }, async () => {
     while (performance.now() < deadline && next < options.n) {
-      const orderId = next++;
+      const i = next++;
       const start = performance.now();
       try {
-        const { status } = await client.call('POST', `/orders/checkout/${orderId}`);
+        const status = await request(i);
         latencies.push(performance.now() - start);
         statuses.set(status, (statuses.get(status) ?? 0) + 1);
       } catch {
@@ -74,9 +81,8 @@ export async function checkoutLoad(
   clearInterval(progress);
   const elapsed = (performance.now() - t) / 1000;
   const cpu = cpuUse(cpuBefore, machineCpu(), latencies.length, elapsed * 1000);
-  const after = await settled(client);
   latencies.sort((a, b) => a - b);
-  return {
+  const result = {
     checkouts: latencies.length,
     seconds: Number(elapsed.toFixed(1)),
     perSecond: Math.round(latencies.length / elapsed),
@@ -85,13 +91,18 @@ export async function checkoutLoad(
     p99ms: percentile(latencies, 99),
     statuses: Object.fromEntries(statuses),
     errors,
-    conserved: {
-      money: after.payment.credit + after.orders.paid_amount === before.payment.credit + before.orders.paid_amount,
-      stock: after.stock.available + after.orders.paid_units === before.stock.available + before.orders.paid_units,
-      nothingHeld: after.payment.held === 0 && after.stock.reserved === 0,
-      paidMatches2xx: after.orders.paid - before.orders.paid === (statuses.get(200) ?? 0),
-    },
     ...(cpu && { machineCpu: cpu }),
+  };
+  return { result, statuses };
+}
+
+/** Whether money and stock were conserved between two audits, and the orders paid are `paid`. */
+function conserved(before: Audit, after: Audit, paid: number): LoadResult['conserved'] {
+  return {
+    money: after.payment.credit + after.orders.paid_amount === before.payment.credit + before.orders.paid_amount,
+    stock: after.stock.available + after.orders.paid_units === before.stock.available + before.orders.paid_units,
+    nothingHeld: after.payment.held === 0 && after.stock.reserved === 0,
+    paidMatches2xx: after.orders.paid - before.orders.paid === paid,
   };
 }
 
@@ -140,64 +151,25 @@ export async function lifecycleLoad(
   options: Readonly<{ seconds: number; connections: number; n: number; price: number; cancelShare: number; fraudShare: number; fraudAbove: number; progressMs?: number; onProgress?: (elapsedS: number, orders: number) => void }>,
 ): Promise<LifecycleLoadResult> {
   const before = await settled(client);
-  const latencies: number[] = [];
-  const statuses = new Map<number, number>();
   const outcomes = new Map<string, number>();
   const count = (outcome: string) => outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
-  let next = 0;
-  let errors = 0;
-  const t = performance.now();
-  const deadline = t + options.seconds * 1000;
-  const cpuBefore = machineCpu();
   const share = (i: number, s: number, offset: number) => ((i * 0.618033 + offset) % 1) < s;
-  const progress = setInterval(() => options.onProgress?.((performance.now() - t) / 1000, latencies.length), options.progressMs ?? 5000);
-  await Promise.all(Array.from({ length: options.connections }, async () => {
-    while (performance.now() < deadline && next < options.n) {
-      const i = next++;
-      const fraud = share(i, options.fraudShare, 0.5);
-      const quantity = fraud ? Math.floor(options.fraudAbove / options.price) + 1 : 1;
-      const start = performance.now();
-      try {
-        const created = await client.call('POST', '/api/orders', {}, { user_id: String(i), items: [{ item_id: String(i), quantity }] });
-        if (created.status !== 201) throw new Error(`create answered ${created.status}`);
-        const orderId = (created.body as { order_id: string }).order_id;
-        let status: number;
-        if (share(i, options.cancelShare, 0)) {
-          await client.call('POST', `/api/orders/${orderId}/checkout`, { prefer: 'respond-async' });
-          status = (await client.call('POST', `/api/orders/${orderId}/cancel`, {}, {})).status;
-          count(status === 200 ? 'cancelled' : 'cancel came too late');
-        } else {
-          status = (await client.call('POST', `/api/orders/${orderId}/checkout`)).status;
-          count(status === 200 ? 'confirmed' : status === 409 ? 'failed' : `answered ${status}`);
-        }
-        latencies.push(performance.now() - start);
-        statuses.set(status, (statuses.get(status) ?? 0) + 1);
-      } catch {
-        errors++;
-      }
+  const run = await drive(options, async (i) => {
+    const quantity = share(i, options.fraudShare, 0.5) ? Math.floor(options.fraudAbove / options.price) + 1 : 1;
+    const created = await client.call('POST', '/api/orders', {}, { user_id: String(i), items: [{ item_id: String(i), quantity }] });
+    if (created.status !== 201) throw new Error(`create answered ${created.status}`);
+    const orderId = (created.body as { order_id: string }).order_id;
+    if (share(i, options.cancelShare, 0)) {
+      await client.call('POST', `/api/orders/${orderId}/checkout`, { prefer: 'respond-async' });
+      const { status } = await client.call('POST', `/api/orders/${orderId}/cancel`, {}, {});
+      count(status === 200 ? 'cancelled' : 'cancel came too late');
+      return status;
     }
-  }));
-  clearInterval(progress);
-  const elapsed = (performance.now() - t) / 1000;
-  const cpu = cpuUse(cpuBefore, machineCpu(), latencies.length, elapsed * 1000);
+    const { status } = await client.call('POST', `/api/orders/${orderId}/checkout`);
+    count(status === 200 ? 'confirmed' : status === 409 ? 'failed' : `answered ${status}`);
+    return status;
+  });
   const after = await settled(client);
-  latencies.sort((a, b) => a - b);
-  return {
-    checkouts: latencies.length,
-    seconds: Number(elapsed.toFixed(1)),
-    perSecond: Math.round(latencies.length / elapsed),
-    p50ms: percentile(latencies, 50),
-    p95ms: percentile(latencies, 95),
-    p99ms: percentile(latencies, 99),
-    statuses: Object.fromEntries(statuses),
-    errors,
-    outcomes: Object.fromEntries(outcomes),
-    conserved: {
-      money: after.payment.credit + after.orders.paid_amount === before.payment.credit + before.orders.paid_amount,
-      stock: after.stock.available + after.orders.paid_units === before.stock.available + before.orders.paid_units,
-      nothingHeld: after.payment.held === 0 && after.stock.reserved === 0,
-      paidMatches2xx: after.orders.paid - before.orders.paid === (outcomes.get('confirmed') ?? 0) + (outcomes.get('cancel came too late') ?? 0),
-    },
-    ...(cpu && { machineCpu: cpu }),
-  };
+  const paid = (outcomes.get('confirmed') ?? 0) + (outcomes.get('cancel came too late') ?? 0);
+  return { ...run.result, outcomes: Object.fromEntries(outcomes), conserved: conserved(before, after, paid) };
 }

@@ -1,26 +1,14 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync } from 'node:fs';
 import { test } from 'node:test';
-import { chromium, type Page } from 'playwright-core';
+import { openBrowser, SHOTS } from './browser.ts';
 import { createItem, createUser, ok, startTestSystem } from './helpers.ts';
 
 // The console's order page as an operator meets it, in real headless Chromium: find an order,
 // follow it through shipping with carrier scans, cancel another. Screenshots under tmp/screenshots/.
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const SHOTS = 'tmp/screenshots';
-if (!existsSync(CHROMIUM)) throw new Error(`The console tests need Chromium at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM_PATH).`);
-mkdirSync(SHOTS, { recursive: true });
-
 const sys = await startTestSystem();
 const base = await sys.system.app.listen({ host: '127.0.0.1', port: 0 });
-const browser = await chromium.launch({
-  executablePath: CHROMIUM,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
-const page: Page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
-const errors: string[] = [];
-page.on('pageerror', (error) => errors.push(error.message));
+const { browser, page, errors } = await openBrowser({ width: 1280, height: 1000 });
 
 const item = await createItem(sys, 4, 10);
 const user = await createUser(sys, 100);

@@ -1,29 +1,14 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync } from 'node:fs';
 import { test } from 'node:test';
-import { chromium, type Page } from 'playwright-core';
+import { openBrowser, SHOTS } from './browser.ts';
 import { createItem, createOrder, createUser, startTestSystem } from './helpers.ts';
 
 // The console as a person meets it: real headless Chromium (Debian's), a real server. Each step
 // saves a screenshot under tmp/screenshots/ to look at.
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const SHOTS = 'tmp/screenshots';
-if (!existsSync(CHROMIUM)) throw new Error(`The console tests need Chromium at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM_PATH).`);
-mkdirSync(SHOTS, { recursive: true });
-
 const sys = await startTestSystem();
 const base = await sys.system.app.listen({ host: '127.0.0.1', port: 0 });
-const browser = await chromium.launch({
-  executablePath: CHROMIUM,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
-const page: Page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-const errors: string[] = [];
-page.on('pageerror', (error) => errors.push(error.message));
-page.on('console', (message) => {
-  if (message.type() === 'error') errors.push(message.text());
-});
+const { browser, page, errors } = await openBrowser({ width: 1280, height: 900 }, { consoleErrors: true });
 
 // One checkout that succeeds, one that fails for lack of credit (and is compensated).
 const item = await createItem(sys, 3, 10);

@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
-import { chromium, type Page } from 'playwright-core';
+import { openBrowser, SHOTS } from './browser.ts';
 import type { Commit, Snapshot } from '../../src/ports/store.ts';
 import { assertProblem, createItem, createOrder, createUser, findOrder, ok, startTestSystem } from './helpers.ts';
 
@@ -13,11 +12,6 @@ import { assertProblem, createItem, createOrder, createUser, findOrder, ok, star
 // the database works again, one is redriven from the console (real headless Chromium) and its
 // saga finishes; the other is discarded with the CLI. Admin routes need the admin token here.
 // Each step saves a screenshot under tmp/screenshots/.
-
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const SHOTS = 'tmp/screenshots';
-if (!existsSync(CHROMIUM)) throw new Error(`The console tests need Chromium at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM_PATH).`);
-mkdirSync(SHOTS, { recursive: true });
 
 const TOKEN = 'dead-letter-test-token-0123456789';
 const auth = { authorization: `Bearer ${TOKEN}` };
@@ -104,13 +98,7 @@ await test('the CLI lists and shows them', async () => {
   await assert.rejects(promisify(execFile)(process.execPath, ['src/cli.ts', 'dead-letters', 'list', '--url', base], { env: { ...process.env, ORDERLY_ADMIN_TOKEN: '' } }), /401 unauthorized/);
 });
 
-const browser = await chromium.launch({
-  executablePath: CHROMIUM,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
-const page: Page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-const errors: string[] = [];
-page.on('pageerror', (error) => errors.push(error.message));
+const { browser, page, errors } = await openBrowser({ width: 1280, height: 900 });
 
 await test('the console asks for the admin token, then shows the dead letters grouped by reason', async () => {
   await page.goto(`${base}/`);

@@ -2,12 +2,12 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { InjectOptions, LightMyRequestResponse } from 'fastify';
 import { loadConfig } from '../../src/config.ts';
 import type { Audit } from '../../src/domain/audit.ts';
 import { createLogger } from '../../src/runtime/log.ts';
 import type { CourseClient } from '../../src/tools/client.ts';
+import { settled } from '../../src/tools/lifecycle.ts';
 import { startEmbedded, type System } from '../../src/wiring/embedded.ts';
 
 export type TestSystem = Readonly<{
@@ -116,11 +116,4 @@ export async function findOrder(t: TestSystem, orderId: string): Promise<OrderVi
 }
 
 /** Waits until no saga is under way (recovery done) and returns the audit. */
-export async function settle(client: CourseClient): Promise<Audit> {
-  for (let i = 0; i < 120; i++) {
-    const audit = await client.get<Audit>('/admin/audit');
-    if (audit.orders.active_sagas === 0) return audit;
-    await sleep(250);
-  }
-  throw new Error('sagas still active after 30 s');
-}
+export const settle = (client: CourseClient): Promise<Audit> => settled(client, 30_000);

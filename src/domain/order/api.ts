@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { Idempotency } from '../../core/decider.ts';
+import type { SagaOutcome } from '../../core/saga.ts';
 import { execute, newId } from '../../http/commands.ts';
 import { route, schemas } from '../../http/openapi.ts';
 import { Problem } from '../../http/problems.ts';
@@ -66,25 +67,9 @@ export function orderApi(deps: OrderApiDeps) {
 
     app.post<{ Params: Params }>('/checkout/:orderId', { schema: route({ summary: 'Check an order out: answers once the stock and the money are taken, or nothing is', tags: ['orders'], params: { orderId: 'the order' }, ok: schemas.object({ order_id: schemas.string, paid: schemas.boolean }), errors: ['invalid-id', 'order-not-found', 'order-cancelled', 'checkout-failed', 'checkout-pending', 'idempotency-key-reused'], idempotent: true }) }, async (req, reply) => {
       const orderId = id(req.params.orderId, 'order_id');
-      const key = idempotency(req);
-      const waiter = outcomes.expect(orderId);
-      let answer: CheckoutAnswer;
-      try {
-        answer = (await run({ type: 'Checkout', orderId, sagaId: checkoutSagaId(orderId, newId()) }, key)) as CheckoutAnswer;
-      } catch (error) {
-        waiter.cancel();
-        throw error;
-      }
-      if (answer.paid) {
-        waiter.cancel();
-        return { order_id: orderId, paid: true };
-      }
-      // A replayed first answer may name a saga that has ended since: its outcome is in the order.
-      const ended = key === undefined ? undefined : endedCheckout(await findOrder(orders, orderId), answer.sagaId);
-      if (ended) waiter.cancel();
-      const outcome = ended ?? (await waiter.wait(answer.sagaId, deps.checkoutWaitMs));
+      const { sagaId, outcome } = await checkOut(orders, outcomes, orderId, idempotency(req), deps.checkoutWaitMs);
       if (outcome === 'timeout') {
-        throw new Problem('checkout-pending', `Checkout ${answer.sagaId} is still running; GET /orders/find/${orderId} shows when it ends.`);
+        throw new Problem('checkout-pending', `Checkout ${sagaId ?? ''} is still running; GET /orders/find/${orderId} shows when it ends.`);
       }
       if (outcome.status === 'failed') throw new Problem('checkout-failed', `Checkout of order ${orderId} failed: ${outcome.reason}. Nothing was charged or taken.`);
       return reply.send({ order_id: orderId, paid: true });
@@ -107,7 +92,40 @@ export function orderApi(deps: OrderApiDeps) {
   };
 }
 
-async function findOrder(orders: Service<OrderApiCommand>, orderId: string): Promise<Order> {
+/**
+ * Starts a checkout attempt of `orderId` (or joins the one under way) and waits up to `waitMs`
+ * (0: not at all) for its end, the way both checkout routes do: the outcome, or 'timeout' with
+ * the saga still running. An order paid already has completed.
+ */
+export async function checkOut(
+  orders: Service<OrderApiCommand>,
+  outcomes: SagaOutcomes,
+  orderId: string,
+  key: Idempotency | undefined,
+  waitMs: number,
+): Promise<Readonly<{ sagaId?: string; outcome: SagaOutcome | 'timeout' }>> {
+  const waiter = outcomes.expect(orderId);
+  let answer: CheckoutAnswer;
+  try {
+    answer = (await execute(orders, { type: 'Checkout', orderId, sagaId: checkoutSagaId(orderId, newId()) }, { idempotency: key, correlationId: orderId })) as CheckoutAnswer;
+  } catch (error) {
+    waiter.cancel();
+    throw error;
+  }
+  if (answer.paid) {
+    waiter.cancel();
+    return { outcome: { status: 'completed' } };
+  }
+  // A replayed first answer may name a saga that has ended since: its outcome is in the order.
+  const ended = key === undefined ? undefined : endedCheckout(await findOrder(orders, orderId), answer.sagaId);
+  if (ended || waitMs === 0) {
+    waiter.cancel();
+    return { sagaId: answer.sagaId, outcome: ended ?? 'timeout' };
+  }
+  return { sagaId: answer.sagaId, outcome: await waiter.wait(answer.sagaId, waitMs) };
+}
+
+export async function findOrder(orders: Service<OrderApiCommand>, orderId: string): Promise<Order> {
   const order = await readDoc<Order>(orders.store, orderKey(orderId));
   if (!order) throw new Problem('order-not-found', `Order ${orderId} does not exist.`);
   return order;

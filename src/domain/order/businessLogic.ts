@@ -9,7 +9,7 @@ import { FulfillmentEvents, FulfillmentReplies, statusRank } from '../fulfillmen
 import { MAX_AMOUNT } from '../limits.ts';
 import type { Line } from '../stock/stock.ts';
 import {
-  CheckoutSteps, isPaid, OrderEvents, orderKey, orderMessageChecks, orderStatus, RESERVATION_EXPIRED, succeeded,
+  CheckoutSteps, isPaid, OrderEvents, orderKey, orderMessageChecks, orderStatus, PAID, RESERVATION_EXPIRED, SHIPPED, succeeded,
   type CheckoutContext, type LifecycleEvent, type Order, type OrderApiCommand, type OrderMessage,
 } from './order.ts';
 
@@ -155,8 +155,9 @@ export function lifecycleEvents(before: Order, after: Order): Outgoing[] {
     return { type, payload };
   };
   const out: Outgoing[] = [];
-  if (!isPaid(before) && isPaid(after)) out.push(event(OrderEvents.confirmed));
-  if (!SHIPPED.has(orderStatus(before)) && SHIPPED.has(orderStatus(after))) out.push(event(OrderEvents.shipped, { trackingNumber: after.shipment?.trackingNumber ?? '' }));
+  const [was, is] = [orderStatus(before), orderStatus(after)];
+  if (!PAID.has(was) && PAID.has(is)) out.push(event(OrderEvents.confirmed));
+  if (!SHIPPED.has(was) && SHIPPED.has(is)) out.push(event(OrderEvents.shipped, { trackingNumber: after.shipment?.trackingNumber ?? '' }));
   const same = before.checkout?.id === saga.id ? before.checkout : undefined;
   if (saga.status === 'failed' && same?.status !== 'failed') {
     const cancelled = after.cancelled?.sagaId === saga.id ? after.cancelled : undefined;
@@ -166,8 +167,6 @@ export function lifecycleEvents(before: Order, after: Order): Outgoing[] {
   if (saga.status === 'completed' && same?.status !== 'completed') out.push({ type: OrderEvents.completed, payload: {} });
   return out;
 }
-
-const SHIPPED: ReadonlySet<string> = new Set(['SHIPPED', 'IN_TRANSIT', 'DELIVERED']);
 
 function create(command: Extract<OrderApiCommand, { type: 'CreateOrder' }>): Decision {
   const items = command.items ?? [];
@@ -248,7 +247,7 @@ function cancel(versions: SagaVersions<CheckoutContext>, style: Style, command: 
   const def = definitionFor(versions, saga);
   const aborted = abortSaga(def, saga, reason, now);
   if (!aborted) {
-    return refused(status === 'SHIPPED' || status === 'IN_TRANSIT' || status === 'DELIVERED'
+    return refused(SHIPPED.has(status)
       ? `it has shipped (tracking number ${order.shipment?.trackingNumber ?? 'unknown'}); it can no longer be cancelled.`
       : `its checkout (version ${def.version}) is past the point where it can be cancelled.`);
   }

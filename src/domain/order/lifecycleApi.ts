@@ -1,18 +1,15 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Idempotency } from '../../core/decider.ts';
-import type { SagaOutcome } from '../../core/saga.ts';
 import { execute, newId } from '../../http/commands.ts';
 import { route, schemas } from '../../http/openapi.ts';
 import { Problem } from '../../http/problems.ts';
 import { countField, id, idempotency, idField, jsonObject, onlyFields, textField } from '../../http/validate.ts';
 import { MAX_LINES } from '../limits.ts';
-import { readDoc } from '../../ports/store.ts';
 import type { Service } from '../../ports/service.ts';
-import type { Lookups } from './api.ts';
-import type { CheckoutAnswer } from './businessLogic.ts';
-import { endedCheckout, type SagaOutcomes } from './checkoutOutcomes.ts';
+import { checkOut, findOrder, type Lookups } from './api.ts';
+import type { SagaOutcomes } from './checkoutOutcomes.ts';
 import {
-  amountsOf, checkoutSagaId, checkoutsOf, ORDER_STATUSES, orderKey, orderStatus,
+  amountsOf, checkoutsOf, ORDER_STATUSES, orderStatus,
   type Order, type OrderApiCommand, type PricedLine,
 } from './order.ts';
 
@@ -90,22 +87,7 @@ export function lifecycleApi(deps: LifecycleApiDeps) {
     }, async (req, reply) => {
       const orderId = id(req.params.orderId, 'order_id');
       onlyFields(jsonObject(req.body), []);
-      const key = idempotency(req);
-      const waiter = outcomes.expect(orderId);
-      let answer: CheckoutAnswer;
-      try {
-        answer = (await run({ type: 'Checkout', orderId, sagaId: checkoutSagaId(orderId, newId()) }, key)) as CheckoutAnswer;
-      } catch (error) {
-        waiter.cancel();
-        throw error;
-      }
-      if (answer.paid) {
-        waiter.cancel();
-        return view(orderId, await findOrder(orders, orderId));
-      }
-      const ended = endedCheckout(await findOrder(orders, orderId), answer.sagaId);
-      if (ended || respondAsync(req)) waiter.cancel();
-      const outcome: SagaOutcome | 'timeout' = ended ?? (respondAsync(req) ? 'timeout' : await waiter.wait(answer.sagaId, deps.checkoutWaitMs));
+      const { outcome } = await checkOut(orders, outcomes, orderId, idempotency(req), respondAsync(req) ? 0 : deps.checkoutWaitMs);
       const order = await findOrder(orders, orderId);
       if (outcome === 'timeout') return accepted(reply, orderId, order);
       if (outcome.status === 'failed') {
@@ -155,12 +137,6 @@ function itemsOf(value: unknown): { itemId: string; quantity: number }[] {
 function jsonObjectAt(item: unknown, i: number): Readonly<Record<string, unknown>> {
   if (typeof item !== 'object' || item === null || Array.isArray(item)) throw new Problem('invalid-body', `items[${i}] must be an object { "item_id": …, "quantity": … }.`);
   return item as Record<string, unknown>;
-}
-
-async function findOrder(orders: Service<OrderApiCommand>, orderId: string): Promise<Order> {
-  const order = await readDoc<Order>(orders.store, orderKey(orderId));
-  if (!order) throw new Problem('order-not-found', `Order ${orderId} does not exist.`);
-  return order;
 }
 
 const iso = (ms: number) => new Date(ms).toISOString();

@@ -183,8 +183,10 @@ export function orderStatus(order: Order): OrderStatus {
 }
 
 /** Paid and confirmed: the money and the stock are taken (a course checkout answers 2xx from here on). */
-export const isPaid = (order: Order) => PAID_STATUSES.has(orderStatus(order));
-const PAID_STATUSES: ReadonlySet<OrderStatus> = new Set(['CONFIRMED', 'SHIPPED', 'IN_TRANSIT', 'DELIVERED']);
+export const isPaid = (order: Order) => PAID.has(orderStatus(order));
+/** The states of an order paid and confirmed, and of one shipped. */
+export const PAID: ReadonlySet<OrderStatus> = new Set(['CONFIRMED', 'SHIPPED', 'IN_TRANSIT', 'DELIVERED']);
+export const SHIPPED: ReadonlySet<OrderStatus> = new Set(['SHIPPED', 'IN_TRANSIT', 'DELIVERED']);
 
 /** Whether a step of the saga succeeded. */
 export const succeeded = (saga: SagaState<CheckoutContext>, step: CheckoutStep) => saga.history.some((e) => e.step === step && e.event === 'succeeded');
