@@ -26,7 +26,7 @@ export class Relay {
   readonly #options: RelayOptions;
   /** Delayed messages by outbox id, until due or cancelled; the heap orders them by due time. */
   readonly #delayed = new Map<string, Envelope>();
-  readonly #heap = new MinHeap<Envelope>((m) => m.deliverAt ?? 0);
+  #heap = new MinHeap<Envelope>((m) => m.deliverAt ?? 0);
   readonly #inFlight = new Set<Promise<void>>();
   /** Messages published by this relay and not yet dropped from the outbox, by id, with when they became due. */
   readonly #sending = new Map<string, number>();
@@ -62,6 +62,9 @@ export class Relay {
 
   #schedule(messages: readonly Envelope[], cancelled: readonly string[]): void {
     for (const id of cancelled) this.#delayed.delete(id);
+    // A cancelled timer stays in the heap until due; when those outnumber the live ones, the
+    // heap is made again from the live ones (each checkout cancels a 15-minute timer).
+    if (cancelled.length > 0 && this.#heap.size > 2 * this.#delayed.size + 1024) this.#heap = MinHeap.of(this.#delayed.values(), this.#heap.score);
     const now = this.#options.now();
     const due: Envelope[] = [];
     for (const message of messages) {
@@ -140,10 +143,20 @@ export class Relay {
 /** A binary min-heap. */
 class MinHeap<T> {
   readonly #items: T[] = [];
-  readonly #score: (item: T) => number;
+  readonly score: (item: T) => number;
 
   constructor(score: (item: T) => number) {
-    this.#score = score;
+    this.score = score;
+  }
+
+  static of<T>(items: Iterable<T>, score: (item: T) => number): MinHeap<T> {
+    const heap = new MinHeap(score);
+    for (const item of items) heap.push(item);
+    return heap;
+  }
+
+  get size(): number {
+    return this.#items.length;
   }
 
   peek(): T | undefined {
@@ -156,7 +169,7 @@ class MinHeap<T> {
     let i = items.length - 1;
     while (i > 0) {
       const parent = (i - 1) >> 1;
-      if (this.#score(items[parent]!) <= this.#score(item)) break;
+      if (this.score(items[parent]!) <= this.score(item)) break;
       items[i] = items[parent]!;
       i = parent;
     }
@@ -173,8 +186,8 @@ class MinHeap<T> {
       const left = 2 * i + 1;
       if (left >= items.length) break;
       const right = left + 1;
-      const child = right < items.length && this.#score(items[right]!) < this.#score(items[left]!) ? right : left;
-      if (this.#score(items[child]!) >= this.#score(last)) break;
+      const child = right < items.length && this.score(items[right]!) < this.score(items[left]!) ? right : left;
+      if (this.score(items[child]!) >= this.score(last)) break;
       items[i] = items[child]!;
       i = child;
     }
