@@ -4,6 +4,8 @@
  * 100,000-entity batch_init and while checkouts run, and checkouts/s. Prints a table.
  *
  *   npm run bench:embedded -- --seconds 30 --connections 64 --stores sqlite,pglite
+ *   npm run bench:embedded -- --seconds 600 --stores sqlite --orders 400000   (a 10-minute run
+ *     needs more orders than the 100,000 users and items: each order is checked out once)
  *
  * Memory is the process's (the PGlite worker threads are in it): VmRSS and its peak VmHWM from
  * /proc/<pid>/status, so Linux only.
@@ -25,6 +27,7 @@ const { values: args } = parseArgs({
     seconds: { type: 'string', default: '30' },
     connections: { type: 'string', default: '64' },
     n: { type: 'string', default: '100000' },
+    orders: { type: 'string' },
     'idle-seconds': { type: 'string', default: '3' },
     'sample-seconds': { type: 'string', default: '5' },
   },
@@ -34,6 +37,7 @@ for (const store of stores) if (!EMBEDDED_STORES.includes(store)) throw new Erro
 const seconds = Number(args.seconds);
 const connections = Number(args.connections);
 const n = Number(args.n);
+const orders = Number(args.orders ?? args.n);
 const idleSeconds = Number(args['idle-seconds']);
 const sampleMs = Number(args['sample-seconds']) * 1000;
 const log = (line: string) => process.stderr.write(`${line}\n`);
@@ -77,22 +81,22 @@ async function measure(store: EmbeddedStore): Promise<Row> {
     await sleep(idleSeconds * 1000);
     const idle = memory(child);
     let t = performance.now();
-    await batchInit(client, { n, credit: 100_000, stock: 100_000, price: 10 });
+    await batchInit(client, { n, orders, credit: 100_000, stock: 100_000, price: 10 });
     const batchInitS = (performance.now() - t) / 1000;
     const afterInit = memory(child);
-    log(`${store}: batch_init of ${n} in ${batchInitS.toFixed(1)} s; checkouts for ${seconds} s`);
+    log(`${store}: batch_init of ${n} users and items and ${orders} orders in ${batchInitS.toFixed(1)} s; checkouts for ${seconds} s`);
     const duringMb: number[] = [];
     const load = await checkoutLoad(client, {
       seconds,
       connections,
-      n,
+      n: orders,
       progressMs: sampleMs,
       onProgress: (elapsed, checkouts) => {
         duringMb.push(memory(child).rssMb);
         log(`  ${elapsed.toFixed(0)} s: ${checkouts} checkouts, ${Math.round(checkouts / elapsed)}/s, RSS ${duringMb.at(-1)} MB`);
       },
     });
-    if (load.checkouts >= n) log(`${store}: every one of the ${n} orders was checked out after ${load.seconds} s, before the ${seconds} s were up; a longer run needs a larger --n`);
+    if (load.checkouts >= orders) log(`${store}: every one of the ${orders} orders was checked out after ${load.seconds} s, before the ${seconds} s were up; a longer run needs a larger --orders`);
     const afterLoad = memory(child);
     t = performance.now();
     await client.close();
@@ -134,14 +138,14 @@ function printTable(results: readonly Row[]): void {
     const [first, last] = [mb[0], mb.at(-1)];
     return first === undefined || last === undefined ? '–' : `${last >= first ? '+' : ''}${Math.round(((last - first) / first) * 100)}%`;
   };
-  console.log(`\nUp to ${seconds} s of checkouts at ${connections} connections (until the ${n} orders of the batch_init are checked out)\n`);
+  console.log(`\nUp to ${seconds} s of checkouts at ${connections} connections (until the ${orders} orders of the batch_init are checked out)\n`);
   console.log(`| | ${results.map((r) => (r.store === 'sqlite' ? 'SQLite' : 'PGlite')).join(' | ')} |`);
   console.log(`|---|${results.map(() => '---:').join('|')}|`);
   for (const line of [
     row('first answer', (r) => `${r.firstAnswerS.toFixed(2)} s`),
     row('peak RSS until then', (r) => `${r.atFirstAnswer.peakMb} MB`),
     row('idle RSS', (r) => `${r.idle.rssMb} MB`),
-    row(`batch_init of ${n}`, (r) => `${r.batchInitS.toFixed(1)} s`),
+    row(`batch_init of ${n} users and items${orders === n ? '' : `, ${orders} orders`}`, (r) => `${r.batchInitS.toFixed(1)} s`),
     row('RSS after batch_init', (r) => `${r.afterInit.rssMb} MB`),
     row('seconds of checkouts', (r) => r.load.seconds),
     row(`checkouts/s, ${connections} connections`, (r) => r.load.perSecond),

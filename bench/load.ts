@@ -9,13 +9,14 @@ import type { CourseClient } from '../src/tools/client.ts';
 import { settled as settledWithin } from '../src/tools/lifecycle.ts';
 import { percentile } from './latency.ts';
 
-export type Population = Readonly<{ n: number; credit: number; stock: number; price: number }>;
+/** `n` users and items, and `orders` orders of theirs (`n` unless given). */
+export type Population = Readonly<{ n: number; orders?: number; credit: number; stock: number; price: number }>;
 
-/** `n` users, items and orders through the course's batch_init routes. */
-export async function batchInit(client: CourseClient, { n, credit, stock, price }: Population): Promise<void> {
+/** Users, items and orders through the course's batch_init routes. */
+export async function batchInit(client: CourseClient, { n, orders = n, credit, stock, price }: Population): Promise<void> {
   await client.post(`/payment/batch_init/${n}/${credit}`);
   await client.post(`/stock/batch_init/${n}/${stock}/${price}`);
-  await client.post(`/orders/batch_init/${n}/${n}/${n}/${price}`);
+  await client.post(`/orders/batch_init/${orders}/${n}/${n}/${price}`);
 }
 
 /** The audit once no saga is under way (a long run's backlog may take minutes to drain). */

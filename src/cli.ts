@@ -75,7 +75,7 @@ async function main(): Promise<void> {
     case 'service': {
       if (!service || !isServiceName(service)) throw new ConfigError(`Name a service: ${SERVICES.join(', ')}.\n${USAGE}`);
       if (!servicesOf(config.sagaStyle).includes(service)) throw new ConfigError(`The ${service} service runs only with SAGA_STYLE=choreography.`);
-      const tracing = await startTracing({ serviceName: `orderly-${service}`, endpoint: config.otlpEndpoint, sampleRatio: config.traceSampleRatio });
+      const tracing = await startTracing({ serviceName: `orderly-${service}`, endpoint: config.otlpEndpoint, sampling: config.traceSampling });
       const running = await startServiceProcess({
         service,
         storeUrl: need(storeUrl, '--store (or ORDERLY_STORE_URL)'),
@@ -91,7 +91,7 @@ async function main(): Promise<void> {
       return;
     }
     case 'gateway': {
-      const tracing = await startTracing({ serviceName: 'orderly-gateway', endpoint: config.otlpEndpoint, sampleRatio: config.traceSampleRatio });
+      const tracing = await startTracing({ serviceName: 'orderly-gateway', endpoint: config.otlpEndpoint, sampling: config.traceSampling });
       const list = (value: string | undefined) => (value ?? '').split(',').map((u) => u.trim()).filter(Boolean);
       const gateway = await startGateway({
         orders: list(need(flags.orders, '--orders')), stock: list(need(flags.stock, '--stock')), payment: list(need(flags.payment, '--payment')),

@@ -1,4 +1,5 @@
 import { resolve } from 'node:path';
+import type { TraceSampling } from './observability/tracing.ts';
 
 export const SAGA_STYLES = ['orchestration', 'choreography', 'synchronous'] as const;
 /** How checkouts are coordinated (docs/saga-styles.md): one setting for a whole deployment. */
@@ -26,8 +27,11 @@ export type Config = Readonly<{
    * Unset, tracing is off: no SDK is started and no spans are made.
    */
   otlpEndpoint: string | undefined;
-  /** ORDERLY_TRACE_SAMPLE_RATIO: the share of checkouts (of traces begun here) that are traced, 0 to 1. */
-  traceSampleRatio: number;
+  /**
+   * Which traces begun here are recorded: every one up to ORDERLY_TRACES_PER_SECOND a second
+   * (default 20), or, when ORDERLY_TRACE_SAMPLE_RATIO is set, that share of them (0 to 1).
+   */
+  traceSampling: TraceSampling;
   /** How long a checkout request waits for its saga before answering 504. */
   checkoutWaitMs: number;
   /** Saga step time-out before a retry or compensation. */
@@ -63,7 +67,7 @@ export function loadConfig(env: Env = process.env): Config {
     logLevel: oneOf(env, 'LOG_LEVEL', 'info', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
     logFormat: oneOf(env, 'LOG_FORMAT', 'auto', LOG_FORMATS),
     otlpEndpoint: httpUrl(env, 'OTEL_EXPORTER_OTLP_ENDPOINT'),
-    traceSampleRatio: ratio(env, 'ORDERLY_TRACE_SAMPLE_RATIO', 1),
+    traceSampling: traceSampling(env),
     checkoutWaitMs: int(env, 'ORDERLY_CHECKOUT_WAIT_MS', 60_000, 1, 3_600_000),
     sagaStepTimeoutMs: int(env, 'ORDERLY_SAGA_STEP_TIMEOUT_MS', 10_000, 10, 3_600_000),
     maxBatch: int(env, 'ORDERLY_MAX_BATCH', 256, 1, 100_000),
@@ -87,6 +91,15 @@ function int(env: Env, name: string, fallback: number, min: number, max: number)
     throw new ConfigError(`${name}=${raw} is not valid: use a whole number from ${min} to ${max} (default ${fallback}).`);
   }
   return n;
+}
+
+function traceSampling(env: Env): TraceSampling {
+  const set = (name: string) => env[name] !== undefined && env[name] !== '';
+  if (set('ORDERLY_TRACE_SAMPLE_RATIO') && set('ORDERLY_TRACES_PER_SECOND')) {
+    throw new ConfigError('ORDERLY_TRACE_SAMPLE_RATIO and ORDERLY_TRACES_PER_SECOND are both set: set one (a share of the traces, or at most so many a second).');
+  }
+  if (set('ORDERLY_TRACE_SAMPLE_RATIO')) return { ratio: ratio(env, 'ORDERLY_TRACE_SAMPLE_RATIO', 1) };
+  return { perSecond: int(env, 'ORDERLY_TRACES_PER_SECOND', 20, 1, 1_000_000) };
 }
 
 function ratio(env: Env, name: string, fallback: number): number {

@@ -10,7 +10,7 @@ async function main(): Promise<void> {
   const log = createLogger(config.logLevel, config.logFormat);
   // Before anything is created: a taken port leaves no data directory behind.
   await portIsFree(config);
-  const tracing = await startTracing({ serviceName: 'orderly', endpoint: config.otlpEndpoint, sampleRatio: config.traceSampleRatio });
+  const tracing = await startTracing({ serviceName: 'orderly', endpoint: config.otlpEndpoint, sampling: config.traceSampling });
   const system = await startEmbedded(config, log, slowStep);
   const address = await system.app.listen({ host: config.host, port: config.port }).catch(async (error: unknown) => {
     await system.close();

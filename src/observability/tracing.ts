@@ -10,7 +10,7 @@
  */
 import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, TraceFlags, type Attributes, type Context, type Span, type Tracer } from '@opentelemetry/api';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
-import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
+import type { Sampler, SamplingResult, SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { sagasOf, type Envelope } from '../core/message.ts';
 
 export type TracingSettings = Readonly<{
@@ -20,12 +20,16 @@ export type TracingSettings = Readonly<{
   endpoint?: string | undefined;
   /** An exporter of the test's own (the SDK's InMemorySpanExporter), which gets every span as it ends. */
   exporter?: SpanExporter;
-  /**
-   * The share of traces begun here (a request without a sampled traceparent) that are recorded,
-   * 0 to 1 (default 1): the others cost only their trace context. A caller's decision is kept.
-   */
-  sampleRatio?: number;
+  /** Which traces begun here are recorded (default: every one, up to 20 a second). */
+  sampling?: TraceSampling;
 }>;
+
+/**
+ * Which traces begun here (a request without a sampled traceparent) are recorded: every one up
+ * to `perSecond` a second, or a share of them (`ratio`, 0 to 1). The others cost only their trace
+ * context; a caller's decision is kept.
+ */
+export type TraceSampling = Readonly<{ perSecond: number } | { ratio: number }>;
 
 /** A span that is under way, its context, and its traceparent (what a message it causes carries). */
 export type Traced = Readonly<{ span: Span; context: Context; traceparent: string }>;
@@ -42,7 +46,7 @@ let tracer: Tracer | undefined;
 export async function startTracing(settings: TracingSettings): Promise<{ shutdown(): Promise<void> } | undefined> {
   if (settings.endpoint === undefined && settings.exporter === undefined) return undefined;
   // Loaded only now: a process without tracing never loads the SDK.
-  const [{ NodeTracerProvider }, { BatchSpanProcessor, SimpleSpanProcessor, ParentBasedSampler, TraceIdRatioBasedSampler }, { resourceFromAttributes }, { ATTR_SERVICE_NAME }] = await Promise.all([
+  const [{ NodeTracerProvider }, { BatchSpanProcessor, SimpleSpanProcessor, ParentBasedSampler, SamplingDecision, TraceIdRatioBasedSampler }, { resourceFromAttributes }, { ATTR_SERVICE_NAME }] = await Promise.all([
     import('@opentelemetry/sdk-trace-node'), import('@opentelemetry/sdk-trace-base'), import('@opentelemetry/resources'), import('@opentelemetry/semantic-conventions'),
   ]);
   let processor;
@@ -54,10 +58,11 @@ export async function startTracing(settings: TracingSettings): Promise<{ shutdow
       maxQueueSize: 32_768, maxExportBatchSize: 4_096, scheduledDelayMillis: 1_000,
     });
   }
+  const sampling = settings.sampling ?? { perSecond: 20 };
   const provider = new NodeTracerProvider({
     resource: resourceFromAttributes({ [ATTR_SERVICE_NAME]: settings.serviceName }),
     spanProcessors: [processor],
-    sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(settings.sampleRatio ?? 1) }),
+    sampler: new ParentBasedSampler({ root: 'ratio' in sampling ? new TraceIdRatioBasedSampler(sampling.ratio) : rateLimited(sampling.perSecond, SamplingDecision) }),
   });
   // AsyncLocalStorage carries an HTTP request's span to the commands its route runs.
   provider.register({ propagator: w3c });
@@ -67,6 +72,28 @@ export async function startTracing(settings: TracingSettings): Promise<{ shutdow
       tracer = undefined;
       await provider.shutdown();
     },
+  };
+}
+
+/**
+ * Records every trace begun here up to `perSecond` a second, then none until the budget refills
+ * (a token bucket), as AWS X-Ray's and Jaeger's rate-limiting samplers do: someone trying a few
+ * checkouts sees every one, and a load test pays for a bounded number of traces (each recorded
+ * checkout costs about 0.8 ms of CPU: docs/observability.md).
+ */
+function rateLimited(perSecond: number, decisions: { NOT_RECORD: SamplingResult['decision']; RECORD_AND_SAMPLED: SamplingResult['decision'] }): Sampler {
+  let tokens = perSecond;
+  let last = performance.now();
+  return {
+    shouldSample() {
+      const now = performance.now();
+      tokens = Math.min(perSecond, tokens + ((now - last) / 1000) * perSecond);
+      last = now;
+      if (tokens < 1) return { decision: decisions.NOT_RECORD };
+      tokens -= 1;
+      return { decision: decisions.RECORD_AND_SAMPLED };
+    },
+    toString: () => `RateLimited{${perSecond}/s}`,
   };
 }
 
@@ -86,6 +113,13 @@ const traceparentOf = (ctx: Context): string => {
 const contextOf = (traceparent: string): Context => w3c.extract(ROOT_CONTEXT, { traceparent }, getter);
 
 /**
+ * Whether a traceparent's flags say its trace is recorded (sampled), read off its last two hex
+ * digits without parsing the rest: a message of a trace not recorded (most of them, under
+ * sampling) then costs nothing more here.
+ */
+const recorded = (traceparent: string): boolean => (Number.parseInt(traceparent.slice(-2), 16) & TraceFlags.SAMPLED) !== 0;
+
+/**
  * A child span of `parent`; when `parent` is a trace that is not recorded (not sampled), no span
  * at all: the context goes on as it came (`traceparent`, when the caller has it as a string).
  */
@@ -101,12 +135,15 @@ function started(t: Tracer, name: string, kind: SpanKind, attributes: Attributes
 
 /** Ends a span; an error marks it failed. */
 export function endSpan(traced: Traced | undefined, error?: unknown): void {
-  if (traced === undefined) return;
+  if (traced !== undefined) finish(traced.span, error);
+}
+
+function finish(span: Span, error: unknown): void {
   if (error !== undefined) {
-    traced.span.recordException(error instanceof Error ? error : String(error));
-    traced.span.setStatus({ code: SpanStatusCode.ERROR, message: error instanceof Error ? error.message : String(error) });
+    span.recordException(error instanceof Error ? error : String(error));
+    span.setStatus({ code: SpanStatusCode.ERROR, message: error instanceof Error ? error.message : String(error) });
   }
-  traced.span.end();
+  span.end();
 }
 
 /** A command of a service's API, as a child of the active span (the HTTP request that runs it). */
@@ -117,10 +154,11 @@ export function commandSpan(service: string, type: string, correlationId: string
 
 /**
  * A message handled by a service (`consume`: from the bus; `call`: a synchronous saga call), as
- * a child of the span that sent it. Undefined for a message without a traceparent.
+ * a child of the span that sent it. Undefined for a message without a traceparent or of a trace not recorded.
  */
 export function messageSpan(service: string, message: Envelope, how: 'consume' | 'call'): Traced | undefined {
-  if (tracer === undefined || message.traceparent === undefined) return undefined;
+  // Not recorded: no span, and what it causes carries its traceparent as it came.
+  if (tracer === undefined || message.traceparent === undefined || !recorded(message.traceparent)) return undefined;
   // Few attributes: each costs on every span made and sent (the name says the message type).
   return started(tracer, `${service} ${how} ${message.type}`, how === 'consume' ? SpanKind.CONSUMER : SpanKind.SERVER, {
     'orderly.service': service, 'orderly.saga_id': message.sagaId, 'messaging.message.id': message.id,
@@ -146,23 +184,28 @@ export function storeSpan(service: string, work: readonly (Traced | undefined)[]
 }
 
 /**
- * The outbox relay handing messages to the bus: a producer span per traced message, as a child
- * of the span that committed it; the messages to publish carry it as their traceparent. The
- * spans end when the bus has the messages (`end`). Undefined when none of them is traced.
+ * The outbox relay handing a batch of messages to the bus: one producer span for the batch, as
+ * OpenTelemetry's messaging conventions do for a batch send, in the trace of its first recorded
+ * message and linked to the others (a span per message was a third of all spans, and their cost).
+ * The messages keep the traceparent of the span that committed them, so each consumer continues
+ * its own checkout's trace. Returns what ends the span when the bus has the messages; undefined
+ * when none of them is in a recorded trace.
  */
-export function publishSpans(service: string, messages: readonly Envelope[]): { messages: Envelope[]; end(error?: unknown): void } | undefined {
-  const t = tracer;
-  if (t === undefined || !messages.some((m) => m.traceparent !== undefined)) return undefined;
-  const spans: Traced[] = [];
-  const traced = messages.map((m) => {
-    if (m.traceparent === undefined) return m;
-    const span = started(t, `${service} publish ${m.type}`, SpanKind.PRODUCER, {
-      'orderly.service': service, 'orderly.saga_id': m.sagaId, 'messaging.message.id': m.id,
-    }, contextOf(m.traceparent), m.traceparent);
-    spans.push(span);
-    return span.traceparent === m.traceparent ? m : { ...m, traceparent: span.traceparent };
+export function publishSpan(service: string, messages: readonly Envelope[]): ((error?: unknown) => void) | undefined {
+  if (tracer === undefined) return undefined;
+  const contexts = messages.flatMap((m) => {
+    const span = m.traceparent === undefined || !recorded(m.traceparent) ? undefined : trace.getSpanContext(contextOf(m.traceparent));
+    return span !== undefined && (span.traceFlags & TraceFlags.SAMPLED) !== 0 ? [span] : [];
   });
-  return { messages: traced, end: (error) => spans.forEach((span) => endSpan(span, error)) };
+  const [first, ...others] = contexts;
+  if (first === undefined) return undefined;
+  const types = new Set(messages.map((m) => m.type));
+  const span = tracer.startSpan(`${service} publish ${types.size === 1 ? messages[0]?.type : `${messages.length} messages`}`, {
+    kind: SpanKind.PRODUCER,
+    attributes: { 'orderly.service': service, 'messaging.operation.type': 'send', 'messaging.batch.message_count': messages.length },
+    links: others.map((context) => ({ context })),
+  }, trace.setSpanContext(ROOT_CONTEXT, first));
+  return (error) => finish(span, error);
 }
 
 /**

@@ -2,7 +2,7 @@ import type { Envelope } from '../core/message.ts';
 import type { Bus } from '../ports/bus.ts';
 import type { Store } from '../ports/store.ts';
 import { metrics, type OutboxState } from '../observability/metrics.ts';
-import { aboutMessages, publishSpans } from '../observability/tracing.ts';
+import { aboutMessages, publishSpan } from '../observability/tracing.ts';
 import type { Logger } from '../ports/log.ts';
 
 export type RelayOptions = Readonly<{
@@ -115,11 +115,10 @@ export class Relay {
     const done = () => {
       for (const m of messages) this.#sending.delete(m.id);
     };
-    // A producer span per traced message, which the published copy carries as its traceparent.
-    const traced = publishSpans(this.#store.service, messages);
-    const run = this.#bus.publish(traced?.messages ?? messages).then(
+    const span = publishSpan(this.#store.service, messages);
+    const run = this.#bus.publish(messages).then(
       () => {
-        traced?.end();
+        span?.();
         for (const m of messages) metrics.published.inc({ service: this.#store.service, type: m.type });
         return this.#store.delivered(messages.map((m) => m.id)).finally(done).catch((error: unknown) => {
           // Still in the outbox: sent again at the next start, and consumers deduplicate.
@@ -127,7 +126,7 @@ export class Relay {
         });
       },
       (error: unknown) => {
-        traced?.end(error);
+        span?.(error);
         done();
         if (this.#stopped) return;
         // Still in the outbox, so nothing is lost; try again shortly.

@@ -5,7 +5,7 @@ import { SpanKind } from '@opentelemetry/api';
 import { InMemorySpanExporter, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { SAGA_STYLES } from '../../src/config.ts';
 import type { Envelope } from '../../src/core/message.ts';
-import { startTracing } from '../../src/observability/tracing.ts';
+import { publishSpan, startTracing } from '../../src/observability/tracing.ts';
 import { createItem, createOrder, createUser, startTestSystem } from './helpers.ts';
 
 // The embedded system (npm start) with tracing on, its spans in the SDK's in-memory exporter:
@@ -115,6 +115,24 @@ await test('a caller\'s trace that is not sampled is passed on, and nothing is r
   } finally {
     await sys.close();
   }
+});
+
+await test('the relay sends a batch in one span: in its first recorded message\'s trace, linked to the others\'', async () => {
+  exporter.reset();
+  const message = (id: string, traceparent?: string): Envelope => ({ id, type: 'ReserveStock', sagaId: 's', step: 'reserve', correlationId: 'c', causationId: 'x', at: 0, payload: {}, ...(traceparent === undefined ? {} : { traceparent }) });
+  const other = '1bf7651916cd43dd8448eb211c80319d';
+  const unsampled = '2cf7651916cd43dd8448eb211c80319e';
+  assert.equal(publishSpan('orders', [message('a'), message('b', `00-${unsampled}-${CALLER_SPAN}-00`)]), undefined, 'nothing recorded, no span');
+  const end = publishSpan('orders', [message('a'), message('b', `00-${unsampled}-${CALLER_SPAN}-00`), message('c', `00-${CALLER_TRACE}-${CALLER_SPAN}-01`), message('d', `00-${other}-${CALLER_SPAN}-01`)]);
+  end?.();
+  const [span, ...more] = exporter.getFinishedSpans();
+  assert.equal(more.length, 0, 'one span for the batch');
+  assert.equal(span?.name, 'orders publish ReserveStock');
+  assert.equal(span.kind, SpanKind.PRODUCER);
+  assert.equal(span.attributes['messaging.batch.message_count'], 4);
+  assert.equal(span.spanContext().traceId, CALLER_TRACE, 'in the first recorded message\'s trace');
+  assert.equal(span.parentSpanContext?.spanId, CALLER_SPAN, 'a child of the span that committed it');
+  assert.deepEqual(span.links.map((l) => l.context.traceId), [other], 'linked to the other recorded trace');
 });
 
 await tracing?.shutdown();

@@ -24,9 +24,13 @@ test('LOG_FORMAT: auto by default, json or pretty when asked', () => {
   assert.throws(() => loadConfig({ LOG_FORMAT: 'xml' }), ConfigError);
 });
 
-test('ORDERLY_TRACE_SAMPLE_RATIO: every trace by default, a share from 0 to 1 when asked', () => {
-  assert.equal(loadConfig({}).traceSampleRatio, 1);
-  assert.equal(loadConfig({ ORDERLY_TRACE_SAMPLE_RATIO: '0.1' }).traceSampleRatio, 0.1);
-  assert.equal(loadConfig({ ORDERLY_TRACE_SAMPLE_RATIO: '0' }).traceSampleRatio, 0);
+test('trace sampling: every trace up to 20 a second by default; so many a second, or a share from 0 to 1, when asked', () => {
+  assert.deepEqual(loadConfig({}).traceSampling, { perSecond: 20 });
+  assert.deepEqual(loadConfig({ ORDERLY_TRACES_PER_SECOND: '500' }).traceSampling, { perSecond: 500 });
+  assert.deepEqual(loadConfig({ ORDERLY_TRACE_SAMPLE_RATIO: '0.1' }).traceSampling, { ratio: 0.1 });
+  assert.deepEqual(loadConfig({ ORDERLY_TRACE_SAMPLE_RATIO: '0' }).traceSampling, { ratio: 0 });
+  assert.deepEqual(loadConfig({ ORDERLY_TRACE_SAMPLE_RATIO: '1' }).traceSampling, { ratio: 1 });
   for (const bad of ['1.5', '-0.1', 'half', '1e-2']) assert.throws(() => loadConfig({ ORDERLY_TRACE_SAMPLE_RATIO: bad }), ConfigError, bad);
+  for (const bad of ['0', '2.5', 'many']) assert.throws(() => loadConfig({ ORDERLY_TRACES_PER_SECOND: bad }), ConfigError, bad);
+  assert.throws(() => loadConfig({ ORDERLY_TRACE_SAMPLE_RATIO: '1', ORDERLY_TRACES_PER_SECOND: '5' }), /both set: set one/);
 });
