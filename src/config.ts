@@ -1,5 +1,5 @@
 import { resolve } from 'node:path';
-import type { TraceSampling } from './observability/tracing.ts';
+import { DEFAULT_TRACES_PER_SECOND, type TraceSampling } from './observability/tracing.ts';
 
 export const SAGA_STYLES = ['orchestration', 'choreography', 'synchronous'] as const;
 /** How checkouts are coordinated (docs/saga-styles.md): one setting for a whole deployment. */
@@ -99,7 +99,7 @@ function traceSampling(env: Env): TraceSampling {
     throw new ConfigError('ORDERLY_TRACE_SAMPLE_RATIO and ORDERLY_TRACES_PER_SECOND are both set: set one (a share of the traces, or at most so many a second).');
   }
   if (set('ORDERLY_TRACE_SAMPLE_RATIO')) return { ratio: ratio(env, 'ORDERLY_TRACE_SAMPLE_RATIO', 1) };
-  return { perSecond: int(env, 'ORDERLY_TRACES_PER_SECOND', 20, 1, 1_000_000) };
+  return { perSecond: int(env, 'ORDERLY_TRACES_PER_SECOND', DEFAULT_TRACES_PER_SECOND, 1, 1_000_000) };
 }
 
 function ratio(env: Env, name: string, fallback: number): number {

@@ -31,6 +31,9 @@ export type TracingSettings = Readonly<{
  */
 export type TraceSampling = Readonly<{ perSecond: number } | { ratio: number }>;
 
+/** The default: every trace, up to 20 a second (ORDERLY_TRACES_PER_SECOND). */
+export const DEFAULT_TRACES_PER_SECOND = 20;
+
 /** A span that is under way, its context, and its traceparent (what a message it causes carries). */
 export type Traced = Readonly<{ span: Span; context: Context; traceparent: string }>;
 
@@ -58,7 +61,7 @@ export async function startTracing(settings: TracingSettings): Promise<{ shutdow
       maxQueueSize: 32_768, maxExportBatchSize: 4_096, scheduledDelayMillis: 1_000,
     });
   }
-  const sampling = settings.sampling ?? { perSecond: 20 };
+  const sampling = settings.sampling ?? { perSecond: DEFAULT_TRACES_PER_SECOND };
   const provider = new NodeTracerProvider({
     resource: resourceFromAttributes({ [ATTR_SERVICE_NAME]: settings.serviceName }),
     spanProcessors: [processor],
@@ -193,10 +196,7 @@ export function storeSpan(service: string, work: readonly (Traced | undefined)[]
  */
 export function publishSpan(service: string, messages: readonly Envelope[]): ((error?: unknown) => void) | undefined {
   if (tracer === undefined) return undefined;
-  const contexts = messages.flatMap((m) => {
-    const span = m.traceparent === undefined || !recorded(m.traceparent) ? undefined : trace.getSpanContext(contextOf(m.traceparent));
-    return span !== undefined && (span.traceFlags & TraceFlags.SAMPLED) !== 0 ? [span] : [];
-  });
+  const contexts = messages.flatMap((m) => (m.traceparent !== undefined && recorded(m.traceparent) ? trace.getSpanContext(contextOf(m.traceparent)) ?? [] : []));
   const [first, ...others] = contexts;
   if (first === undefined) return undefined;
   const types = new Set(messages.map((m) => m.type));

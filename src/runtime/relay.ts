@@ -26,7 +26,7 @@ export class Relay {
   readonly #options: RelayOptions;
   /** Delayed messages by outbox id, until due or cancelled; the heap orders them by due time. */
   readonly #delayed = new Map<string, Envelope>();
-  #heap = new MinHeap<Envelope>((m) => m.deliverAt ?? 0);
+  #heap = new MinHeap<Envelope>(byDue);
   readonly #inFlight = new Set<Promise<void>>();
   /** Messages published by this relay and not yet dropped from the outbox, by id, with when they became due. */
   readonly #sending = new Map<string, number>();
@@ -64,7 +64,7 @@ export class Relay {
     for (const id of cancelled) this.#delayed.delete(id);
     // A cancelled timer stays in the heap until due; when those outnumber the live ones, the
     // heap is made again from the live ones (each checkout cancels a 15-minute timer).
-    if (cancelled.length > 0 && this.#heap.size > 2 * this.#delayed.size + 1024) this.#heap = MinHeap.of(this.#delayed.values(), this.#heap.score);
+    if (cancelled.length > 0 && this.#heap.size > 2 * this.#delayed.size + 1024) this.#heap = MinHeap.of(this.#delayed.values(), byDue);
     const now = this.#options.now();
     const due: Envelope[] = [];
     for (const message of messages) {
@@ -139,13 +139,16 @@ export class Relay {
   }
 }
 
+/** Delayed messages come out of the heap in the order they are due. */
+const byDue = (m: Envelope): number => m.deliverAt ?? 0;
+
 /** A binary min-heap. */
 class MinHeap<T> {
   readonly #items: T[] = [];
-  readonly score: (item: T) => number;
+  readonly #score: (item: T) => number;
 
   constructor(score: (item: T) => number) {
-    this.score = score;
+    this.#score = score;
   }
 
   static of<T>(items: Iterable<T>, score: (item: T) => number): MinHeap<T> {
@@ -168,7 +171,7 @@ class MinHeap<T> {
     let i = items.length - 1;
     while (i > 0) {
       const parent = (i - 1) >> 1;
-      if (this.score(items[parent]!) <= this.score(item)) break;
+      if (this.#score(items[parent]!) <= this.#score(item)) break;
       items[i] = items[parent]!;
       i = parent;
     }
@@ -185,8 +188,8 @@ class MinHeap<T> {
       const left = 2 * i + 1;
       if (left >= items.length) break;
       const right = left + 1;
-      const child = right < items.length && this.score(items[right]!) < this.score(items[left]!) ? right : left;
-      if (this.score(items[child]!) >= this.score(last)) break;
+      const child = right < items.length && this.#score(items[right]!) < this.#score(items[left]!) ? right : left;
+      if (this.#score(items[child]!) >= this.#score(last)) break;
       items[i] = items[child]!;
       i = child;
     }
