@@ -22,7 +22,14 @@ import { cancellableUntil, type ActiveSaga, type Command, type SagaDefinition, t
  * Payload of every choreography event: the saga's context, plus the outcome's details, and the
  * version of the definition the saga runs under (absent: version 1, from before versions).
  */
-export type EventPayload<C> = Readonly<{ ctx: C; detail?: string; reason?: string; version?: number }>;
+export type EventPayload<C> = Readonly<{
+  ctx: C;
+  detail?: string;
+  reason?: string;
+  version?: number;
+  /** On an abort: the step its owner's saga was at when it aborted it. */
+  abortedAt?: string;
+}>;
 export type ChoreographyEvent<C> = Message<string, EventPayload<C>>;
 
 /**
@@ -47,6 +54,7 @@ function eventProblem(payload: unknown, ctxCheck: Check): string | undefined {
   if (payload.detail !== undefined && typeof payload.detail !== 'string') return 'detail must be a string';
   if (payload.reason !== undefined && typeof payload.reason !== 'string') return 'reason must be a string';
   if (payload.version !== undefined && (!Number.isSafeInteger(payload.version) || Number(payload.version) < 1)) return 'version must be a whole number from 1';
+  if (payload.abortedAt !== undefined && typeof payload.abortedAt !== 'string') return 'abortedAt must be a string';
   return undefined;
 }
 

@@ -63,7 +63,7 @@ void describe('tracker: the start', () => {
 
   void it('CheckoutRequested creates the saga: running, reserveStock started at the time it was published', () => {
     const seen = after(undefined, requested(50));
-    assert.deepEqual(seen, { state: startSaga(saga, SAGA, ctx, 50).state, early: [] });
+    assert.deepEqual(seen, { state: startSaga(saga, SAGA, ctx, 50).state, early: [], events: [] });
     assert.equal(seen.state?.status, 'running');
     assert.deepEqual(seen.state?.history, [{ step: 'reserveStock', event: 'started', at: 50 }]);
   });
@@ -82,7 +82,8 @@ void describe('tracker: events', () => {
     for (const m of [reserved(10), authorized(20), captured(30), committed(40)]) {
       expected = { state: observe(saga, expected, { type: m.type, step: m.step }, m.at).state, early: [] };
     }
-    assert.deepEqual(seen, expected);
+    assert.deepEqual({ state: seen?.state, early: seen?.early }, expected);
+    assert.deepEqual(seen?.events?.map((e) => e.type), ['StockReserved', 'PaymentAuthorized', 'PaymentCaptured', 'StockCommitted'], 'every event kept, in the order they came');
     assert.ok(seen?.state?.status === 'completed');
     assert.deepEqual([seen.state.endedAt, seen.state.history.filter((e) => e.event === 'succeeded').map((e) => e.at)], [40, [10, 20, 30, 40]]);
   });
@@ -113,7 +114,8 @@ void describe('tracker: events', () => {
 
   void it('an event after the start that comes before its predecessor is kept until it applies', () => {
     const early = track([requested(), authorized()]);
-    assert.deepEqual(early, { state: startSaga(saga, SAGA, ctx, 0).state, early: [{ type: 'PaymentAuthorized', step: 'authorizePayment', at: 2 }] });
+    const ahead = { type: 'PaymentAuthorized', step: 'authorizePayment', at: 2 };
+    assert.deepEqual(early, { state: startSaga(saga, SAGA, ctx, 0).state, early: [ahead], events: [ahead] });
     const applied = after(early, reserved());
     assert.deepEqual(applied?.early, []);
     assert.deepEqual(applied?.state?.history.map((e) => `${e.step} ${e.event}`).slice(-3), [
@@ -121,19 +123,64 @@ void describe('tracker: events', () => {
     ]);
   });
 
-  void it('a duplicate or late event changes nothing; after the end nothing is kept', () => {
+  void it('a duplicate changes nothing; a late event changes no state, and only its event is kept (an abort may still come)', () => {
     const running = track([requested(), reserved()]);
     assert.deepEqual(after(running, reserved(5))?.state, running?.state);
     const ended = track([requested(), reserved(), authorized(), captured(), committed()]);
-    for (const late of [reserved(9), committed(9), declined(9), released(9)]) assert.deepEqual(after(ended, late), ended);
+    for (const again of [reserved(9), committed(9)]) assert.deepEqual(after(ended, again), ended);
+    for (const late of [declined(9), released(9)]) {
+      const seen = after(ended, late);
+      assert.deepEqual({ state: seen.state, early: seen.early }, { state: ended?.state, early: [] });
+      assert.deepEqual(seen.events?.at(-1)?.type, late.type);
+    }
+  });
+});
+
+void describe('tracker: the owner\'s abort', () => {
+  /** The order's abort of the saga, published at `at`, when its own saga was at step `abortedAt`. */
+  const cancelled = (at: number, abortedAt: string): Envelope => ({
+    id: `${SAGA}:CheckoutCancelled`, type: 'CheckoutCancelled', sagaId: SAGA, step: '', correlationId: 'o1', causationId: 'x', at,
+    payload: { ctx, reason: 'by customer', detail: 'by customer', abortedAt },
+  });
+  const voided = (at = 7) => event('PaymentVoided', 'authorizePayment', at);
+  const steps = (seen: TrackedSaga | undefined) => seen?.state?.history.map((e) => `${e.step} ${e.event}`);
+
+  void it('aborts the saga where it runs, and ends it failed once every step is undone', () => {
+    const seen = track([requested(0), reserved(1), cancelled(2, 'authorizePayment'), voided(3), released(4)]);
+    assert.ok(seen?.state?.status === 'failed');
+    assert.equal(seen.state.reason, 'by customer');
+  });
+
+  void it('an abort that comes after the saga ended here is applied where the order aborted it: the same end as the order\'s', () => {
+    // The order aborted while it had seen only the stock reserved; the payment went on meanwhile.
+    const completed = track([requested(0), reserved(1), authorized(2), captured(3), committed(4)]);
+    assert.equal(completed?.state?.status, 'completed');
+    const aborted = after(completed, cancelled(5, 'authorizePayment'));
+    assert.equal(aborted.state?.status, 'compensating');
+    assert.deepEqual(steps(aborted)?.slice(0, 4), ['reserveStock started', 'reserveStock succeeded', 'authorizePayment started', 'authorizePayment aborted']);
+    const undone = track([requested(0), reserved(1), authorized(2), captured(3), committed(4), cancelled(5, 'authorizePayment'), voided(6), released(7)]);
+    assert.ok(undone?.state?.status === 'failed');
+    assert.equal(undone.state.reason, 'by customer');
+  });
+
+  void it('…even when the undo events came before the abort', () => {
+    const seen = track([requested(0), reserved(1), authorized(2), captured(3), committed(4), voided(6), released(7), cancelled(5, 'authorizePayment')]);
+    assert.ok(seen?.state?.status === 'failed');
+    assert.equal(seen.state.reason, 'by customer');
+  });
+
+  void it('an abort without where it was (an older order service) past the point of no return changes nothing', () => {
+    const completed = track([requested(0), reserved(1), authorized(2), captured(3), committed(4)]);
+    const { abortedAt: _, ...payload } = cancelled(5, 'authorizePayment').payload as Record<string, unknown>;
+    assert.deepEqual(after(completed, { ...cancelled(5, 'authorizePayment'), payload }).state, completed?.state);
   });
 });
 
 void describe('tracker: events that came first', () => {
-  void it('stores only state and early, even when the start ends a saga whose events all came first', () => {
+  void it('stores only state, early and events, even when the start ends a saga whose events all came first', () => {
     const seen = track([reserved(), authorized(), captured(), committed(), requested()]);
     assert.equal(seen?.state?.status, 'completed');
-    assert.deepEqual(Object.keys(seen ?? {}).sort(), ['early', 'state']);
+    assert.deepEqual(Object.keys(seen ?? {}).sort(), ['early', 'events', 'state']);
   });
 
   void it('records an early event at the time it was published, not when its predecessor came', () => {

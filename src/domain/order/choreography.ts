@@ -50,7 +50,14 @@ export function choreographedOrders(versions: SagaVersions<CheckoutContext>, opt
 
 /** What aborts a saga in choreography: the event the latest undoable step reacts to (the saga's timer stays as it is). */
 function abortEvent(aborted: Transition<CheckoutContext>, ctx: CheckoutContext, reason: string): Outgoing[] {
-  return [{ type: OrderEvents.aborted, payload: { ctx, reason, detail: reason, version: versionOf(aborted.state) } satisfies EventPayload<CheckoutContext>, sagaId: aborted.state.id, step: '' }];
+  const payload = { ctx, reason, detail: reason, version: versionOf(aborted.state), ...abortedAt(aborted.state) } satisfies EventPayload<CheckoutContext>;
+  return [{ type: OrderEvents.aborted, payload, sagaId: aborted.state.id, step: '' }];
+}
+
+/** Where the saga was when it was aborted (the tracker orders the events it saw by it). */
+function abortedAt(state: SagaState<CheckoutContext>): { abortedAt?: string } {
+  const step = state.history.findLast((e) => e.event === 'aborted')?.step;
+  return step === undefined ? {} : { abortedAt: step };
 }
 
 /** The version a saga runs under, which its events carry (so each participant reacts as that version says). */
@@ -80,7 +87,12 @@ function nudge(saga: SagaDefinition<CheckoutContext>, order: Order, state: SagaS
   const again = (stalled ? retrigger(saga, OrderEvents.requested, stalled, OrderEvents.aborted) : []).map((event): Outgoing => ({
     type: event.type,
     step: event.step,
-    payload: { ctx: state.ctx, version: versionOf(state), ...(event.detail === undefined ? {} : { detail: event.detail }) } satisfies EventPayload<CheckoutContext>,
+    payload: {
+      ctx: state.ctx,
+      version: versionOf(state),
+      ...(event.detail === undefined ? {} : { detail: event.detail }),
+      ...(event.type === OrderEvents.aborted ? abortedAt(state) : {}),
+    } satisfies EventPayload<CheckoutContext>,
   }));
   return { order: { ...order, checkout: transition.state }, send: [...again, ...timers], cancel: [] };
 }

@@ -36,16 +36,44 @@ function track(versions: SagaVersions<CheckoutContext>, types: Readonly<{ starte
     // The request says which version of the definition the saga runs under.
     const version = message.payload.version ?? 1;
     const state = startSaga(versions.all.find((d) => d.version === version) ?? versions.current, message.sagaId, message.payload.ctx, message.at).state;
-    return replay(versions, types.aborted, { state, early: [] }, seen.early, message.at);
+    const events = seen.early.filter((e) => e.type !== types.aborted);
+    return { ...replay(versions, types.aborted, { state, early: [] }, seen.early, message.at), events };
   }
   const reply: SagaReply = { ...replyOf(message), at: message.at };
   if (!seen.state) return { early: [...seen.early, reply] };
-  return replay(versions, types.aborted, { state: seen.state, early: seen.early }, [reply], message.at);
+  const started = { state: seen.state, early: seen.early };
+  const events = seen.events ?? [];
+  if (reply.type === types.aborted) return { ...abort(versions, types.aborted, started, events, reply, message.payload.abortedAt, message.at), events };
+  // Kept even after the end: an abort may still come (a repeat of one kept changes nothing).
+  const kept = events.some((e) => e.type === reply.type && e.step === reply.step) ? events : [...events, reply];
+  return { ...replay(versions, types.aborted, started, [reply], message.at), events: kept };
+}
+
+type Followed = Required<Omit<TrackedSaga, 'events'>>;
+
+/**
+ * The owner's abort. In a choreography each service goes on alone, so the owner may have
+ * aborted the saga at a step (`abortedAt`) that the events seen here are already past (even
+ * to its end). The saga is then followed again from its start as the owner saw it: the events
+ * of the steps before `abortedAt`, the abort, then the rest — the same end as the order's.
+ */
+function abort(versions: SagaVersions<CheckoutContext>, aborted: string, seen: Followed, events: readonly SagaReply[], reply: SagaReply, abortedAt: string | undefined, now: number): Followed {
+  const stopped = replay(versions, aborted, seen, [reply], now);
+  if (stopped.state !== seen.state || abortedAt === undefined || seen.state.history.some((e) => e.event === 'aborted')) return stopped;
+  const saga = definitionFor(versions, seen.state);
+  const at = saga.steps.findIndex((s) => s.name === abortedAt);
+  if (at < 0) return stopped;
+  const seenByOwner = (e: SagaReply) => {
+    const i = saga.steps.findIndex((s) => s.name === e.step);
+    return i >= 0 && i < at && e.type === saga.steps[i]?.success;
+  };
+  const start = startSaga(saga, seen.state.id, seen.state.ctx, seen.state.startedAt).state;
+  return replay(versions, aborted, { state: start, early: [] }, [...events.filter(seenByOwner), reply, ...events.filter((e) => !seenByOwner(e))], now);
 }
 
 /** Applies events to a saga in order; an abort (kept like any event that came early) stops it where it is. */
-function replay(versions: SagaVersions<CheckoutContext>, aborted: string, from: Required<TrackedSaga>, replies: readonly SagaReply[], now: number): TrackedSaga {
-  let seen: Required<TrackedSaga> = from;
+function replay(versions: SagaVersions<CheckoutContext>, aborted: string, from: Followed, replies: readonly SagaReply[], now: number): Followed {
+  let seen: Followed = from;
   for (const reply of replies) {
     const saga = definitionFor(versions, seen.state);
     if (reply.type === aborted) {
@@ -60,4 +88,4 @@ function replay(versions: SagaVersions<CheckoutContext>, aborted: string, from: 
   return seen;
 }
 
-const settle = (seen: TrackedSaga & { state: NonNullable<TrackedSaga['state']> }): Required<TrackedSaga> => ({ state: seen.state, early: seen.early });
+const settle = (seen: TrackedSaga & { state: NonNullable<TrackedSaga['state']> }): Followed => ({ state: seen.state, early: seen.early });

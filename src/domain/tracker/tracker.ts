@@ -7,6 +7,8 @@ import type { CheckoutContext } from '../order/order.ts';
 export type TrackedSaga = Readonly<{
   state?: SagaState<CheckoutContext>;
   early: readonly SagaReply[];
+  /** Once started: every event of the saga (its owner's aborts aside), in the order they came. */
+  events?: readonly SagaReply[];
 }>;
 
 /** Where the saga API reads the sagas: the tracker's store (choreography) or the orders (the other styles). */
