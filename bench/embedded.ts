@@ -51,6 +51,8 @@ type Row = Readonly<{
   batchInitS: number;
   afterInit: Memory;
   load: LoadResult;
+  /** CPU time of the whole embedded process per checkout (all its threads). */
+  cpuMsPerCheckout: number;
   /** RSS every `sample-seconds` while the checkouts ran. */
   duringMb: readonly number[];
   afterLoad: Memory;
@@ -86,6 +88,7 @@ async function measure(store: EmbeddedStore): Promise<Row> {
     const afterInit = memory(child);
     log(`${store}: batch_init of ${n} users and items and ${orders} orders in ${batchInitS.toFixed(1)} s; checkouts for ${seconds} s`);
     const duringMb: number[] = [];
+    const cpuBefore = cpuMs(child);
     const load = await checkoutLoad(client, {
       seconds,
       connections,
@@ -96,13 +99,14 @@ async function measure(store: EmbeddedStore): Promise<Row> {
         log(`  ${elapsed.toFixed(0)} s: ${checkouts} checkouts, ${Math.round(checkouts / elapsed)}/s, RSS ${duringMb.at(-1)} MB`);
       },
     });
+    const cpuMsPerCheckout = (cpuMs(child) - cpuBefore) / load.checkouts;
     if (load.checkouts >= orders) log(`${store}: every one of the ${orders} orders was checked out after ${load.seconds} s, before the ${seconds} s were up; a longer run needs a larger --orders`);
     const afterLoad = memory(child);
     t = performance.now();
     await client.close();
     await stop(child, 'SIGTERM');
     const stopS = (performance.now() - t) / 1000;
-    return { store, firstAnswerS, atFirstAnswer, idle, batchInitS, afterInit, load, duringMb, afterLoad, stopS };
+    return { store, firstAnswerS, atFirstAnswer, idle, batchInitS, afterInit, load, cpuMsPerCheckout, duringMb, afterLoad, stopS };
   } finally {
     await client.close().catch(() => undefined);
     await stop(child, 'SIGKILL');
@@ -131,6 +135,12 @@ function memory(child: ChildProcess): Memory {
   return { rssMb: Math.round(kb('VmRSS') / 1024), peakMb: Math.round(kb('VmHWM') / 1024) };
 }
 
+/** User and system CPU time of the process so far, from /proc/<pid>/stat (clock ticks of 10 ms). */
+function cpuMs(child: ChildProcess): number {
+  const fields = readFileSync(`/proc/${child.pid}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
 function printTable(results: readonly Row[]): void {
   // Stores as columns, measures as rows: it reads as a side-by-side comparison.
   const row = (title: string, cell: (r: Row) => string | number) => `| ${title} | ${results.map((r) => String(cell(r))).join(' | ')} |`;
@@ -149,6 +159,7 @@ function printTable(results: readonly Row[]): void {
     row('RSS after batch_init', (r) => `${r.afterInit.rssMb} MB`),
     row('seconds of checkouts', (r) => r.load.seconds),
     row(`checkouts/s, ${connections} connections`, (r) => r.load.perSecond),
+    row('CPU per checkout (the whole process)', (r) => `${r.cpuMsPerCheckout.toFixed(2)} ms`),
     row('latency p50 / p99', (r) => `${r.load.p50ms} / ${r.load.p99ms} ms`),
     row(`RSS during checkouts (every ${sampleMs / 1000} s)`, (r) => `${Math.min(...r.duringMb)}–${Math.max(...r.duringMb)} MB`),
     row('RSS first to last sample', (r) => drift(r.duringMb)),

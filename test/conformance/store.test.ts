@@ -108,6 +108,26 @@ function storeConformance(backend: StoreBackend): void {
       assert.deepEqual(await store.transact([], ['m1'], (s) => commit({ result: s.seen.size })), 0);
     });
 
+    void test('of many transactions asked for at once, one that throws is rolled back alone', async () => {
+      const store = await open();
+      const boom = new Error('boom');
+      const runs = Array.from({ length: 10 }, (_, i) =>
+        store.transact(['n'], [`m${i}`], (snapshot) => {
+          if (i === 4) throw boom;
+          const n = ((snapshot.docs.get('n') as number | undefined) ?? 0) + 1;
+          return commit({ writes: new Map<string, unknown>([['n', n], [`d${i}`, i]]), consumed: [`m${i}`], outbox: [envelope(`e${i}`)], result: n });
+        }),
+      );
+      const results = await Promise.allSettled(runs);
+      assert.deepEqual(results.map((r) => r.status), results.map((_, i) => (i === 4 ? 'rejected' : 'fulfilled')));
+      const counts = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : [])).sort((x, y) => x - y);
+      assert.deepEqual(counts, [1, 2, 3, 4, 5, 6, 7, 8, 9], 'each saw the ones committed before it');
+      assert.equal(await counter(store, 'n'), 9);
+      assert.equal((await store.read(['d4'])).size, 0);
+      assert.deepEqual(ids(await store.outbox()).sort(), ['e0', 'e1', 'e2', 'e3', 'e5', 'e6', 'e7', 'e8', 'e9']);
+      assert.deepEqual(await store.transact([], ['m3', 'm4'], (s) => commit({ result: [...s.seen] })), ['m3']);
+    });
+
     void test('a commit failing part-way rolls back the writes before it', async () => {
       const service = randomName('s');
       const store = await open(service);
