@@ -1,7 +1,7 @@
 import { eventParser, type ChoreographyEvent } from '../../core/choreography.ts';
 import type { Decider, Decision } from '../../core/decider.ts';
 import type { Envelope } from '../../core/message.ts';
-import { abortSaga, definitionFor, observe, replyOf, startSaga, type SagaReply, type SagaVersions } from '../../core/saga.ts';
+import { abortSaga, canAbort, definitionFor, observe, replyOf, startSaga, type SagaReply, type SagaVersions } from '../../core/saga.ts';
 import { sagaReplyTypes } from '../order/checkoutSaga.ts';
 import { checkoutContextCheck, type CheckoutContext } from '../order/order.ts';
 import { trackedKey, type TrackedSaga } from './tracker.ts';
@@ -58,11 +58,10 @@ type Followed = Required<Omit<TrackedSaga, 'events'>>;
  * of the steps before `abortedAt`, the abort, then the rest — the same end as the order's.
  */
 function abort(versions: SagaVersions<CheckoutContext>, aborted: string, seen: Followed, events: readonly SagaReply[], reply: SagaReply, abortedAt: string | undefined, now: number): Followed {
-  const stopped = replay(versions, aborted, seen, [reply], now);
-  if (stopped.state !== seen.state || abortedAt === undefined || seen.state.history.some((e) => e.event === 'aborted')) return stopped;
   const saga = definitionFor(versions, seen.state);
   const at = saga.steps.findIndex((s) => s.name === abortedAt);
-  if (at < 0) return stopped;
+  // Still abortable here, or no word of where the owner aborted it, or aborted already: as it comes.
+  if (canAbort(saga, seen.state) || at < 0 || seen.state.history.some((e) => e.event === 'aborted')) return replay(versions, aborted, seen, [reply], now);
   const seenByOwner = (e: SagaReply) => {
     const i = saga.steps.findIndex((s) => s.name === e.step);
     return i >= 0 && i < at && e.type === saga.steps[i]?.success;
