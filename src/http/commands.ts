@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { uuidV7 } from '../core/ids.ts';
 import type { ApiCommand } from '../core/decider.ts';
 import type { CommandOptions, Service } from '../ports/service.ts';
 import { isProblemCode, Problem } from './problems.ts';
@@ -11,4 +12,5 @@ export async function execute<C extends ApiCommand>(service: Service<C>, command
   throw new Problem(isProblemCode(reply.code) ? reply.code : 'internal', reply.detail);
 }
 
-export const newId = (): string => randomUUID();
+/** A new entity's id (an order, item or user): a UUID whose first part is the time, so that new rows are written together. */
+export const newId = (): string => uuidV7(Date.now(), randomUUID());

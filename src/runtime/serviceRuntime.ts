@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { setImmediate } from 'node:timers/promises';
 import type { ApiCommand, Decider, Decision, Idempotency, Reply } from '../core/decider.ts';
+import { uuidV7 } from '../core/ids.ts';
 import { envelopesFrom, type Cause, type Envelope, type Message, type Parsed } from '../core/message.ts';
 import type { CommandOptions } from '../ports/service.ts';
 import { Undeliverable } from '../ports/bus.ts';
@@ -88,7 +89,7 @@ export class ServiceRuntime<M extends Message = Message, C extends ApiCommand = 
     const correlationId = options.correlationId ?? '';
     // A child of the HTTP request's span; the messages the command sends carry it.
     const span = commandSpan(this.name, command.type, correlationId);
-    const cause: Cause = { id: `cmd:${randomUUID()}`, correlationId, traceparent: span?.traceparent };
+    const cause: Cause = { id: `cmd:${uuidV7(Date.now(), randomUUID())}`, correlationId, traceparent: span?.traceparent };
     const input: Input<M, C> = { kind: 'command', command, cause };
     const idempotency = options.idempotency;
     return new Promise((resolve, reject) => {

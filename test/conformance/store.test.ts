@@ -301,6 +301,19 @@ function storeConformance(backend: StoreBackend): void {
       assert.deepEqual(await store.scan('c:', 10), []);
     });
 
+    void test('messages delivered before a close are gone from the outbox when the store is reopened; the others stay', async () => {
+      const service = randomName('s');
+      const first = await open(service);
+      await first.transact([], [], () => commit({ outbox: [envelope('e1'), envelope('e2'), envelope('e3')] }));
+      await first.delivered(['e2']);
+      await first.transact([], [], () => commit({ writes: new Map([['a', 1]]) }));
+      await first.delivered(['e1']);
+      await first.close();
+      await db.restart();
+      const again = await open(service);
+      assert.deepEqual(ids(await again.outbox()), ['e3']);
+    });
+
     void test('a store reopened on the same data keeps everything; migrations run once', async () => {
       const service = randomName('s');
       const first = await open(service);

@@ -1,7 +1,6 @@
 import { DatabaseSync } from 'node:sqlite';
 import type { Envelope } from '../../core/message.ts';
 import type { Commit, Snapshot, Store } from '../../ports/store.ts';
-import { deliveredBatcher } from '../storeKit.ts';
 
 /**
  * Versioned migrations of a service's database, applied in order at start-up; each runs once,
@@ -17,6 +16,9 @@ const migrations: readonly string[] = [
     create table dead_letters (id text not null, consumer text not null, envelope text not null, error text not null, at integer not null, primary key (id, consumer)) without rowid;
   `,
 ];
+
+/** How long delivered messages wait for a transaction to leave the outbox with, before one of their own. */
+const DROP_IDLE_MS = 100;
 
 /** Most rows one statement loop touches before the store lets other work run (pruning). */
 const SLICE = 10_000;
@@ -64,24 +66,40 @@ export function openSqliteStore(file: string, service: string): SqliteStore {
     prune: db.prepare(`delete from inbox where id in (select id from inbox where at < ? limit ${SLICE})`),
   };
 
-  /** Runs `fn` in one write transaction: all of it commits, or none of it. */
+  // Delivered messages leave the outbox in the store's next transaction rather than in one of
+  // their own (every commit is an fsync, and a third of them were these): under load that is
+  // milliseconds later, and an idle store drops them after DROP_IDLE_MS. Until then `outbox()`
+  // leaves them out; a crash before only means they are sent again (consumers deduplicate).
+  let toDrop = new Set<string>();
+  let dropTimer: NodeJS.Timeout | undefined;
+
+  /** Runs `fn` in one write transaction, with the drops of delivered messages: all of it commits, or none of it. */
   function inTransaction<T>(fn: () => T): T {
+    const dropping = toDrop;
+    toDrop = new Set();
+    clearTimeout(dropTimer);
+    dropTimer = undefined;
     db.exec('begin immediate');
     try {
+      for (const id of dropping) q.unsend.run(id);
       const result = fn();
       db.exec('commit');
       return result;
     } catch (error) {
       if (db.isTransaction) db.exec('rollback');
+      for (const id of dropping) toDrop.add(id);
       throw error;
     }
   }
 
-  const delivered = deliveredBatcher(async (ids) => {
-    inTransaction(() => {
-      for (const id of ids) q.unsend.run(id);
-    });
-  });
+  const dropDelivered = () => {
+    if (toDrop.size === 0) return;
+    try {
+      inTransaction(() => undefined);
+    } catch {
+      // Still to drop (inTransaction put them back): the next transaction takes them along.
+    }
+  };
 
   function transact<T>(keys: readonly string[], messageIds: readonly string[], decide: (snapshot: Snapshot) => Commit<T>): T {
     return inTransaction(() => {
@@ -135,10 +153,13 @@ export function openSqliteStore(file: string, service: string): SqliteStore {
     },
 
     async outbox() {
-      return (q.outbox.all() as { envelope: string }[]).map((row) => JSON.parse(row.envelope) as Envelope);
+      return (q.outbox.all() as { envelope: string }[]).map((row) => JSON.parse(row.envelope) as Envelope).filter((m) => !toDrop.has(m.id));
     },
 
-    delivered: (ids) => delivered.add(ids),
+    async delivered(ids) {
+      for (const id of ids) toDrop.add(id);
+      dropTimer ??= setTimeout(dropDelivered, DROP_IDLE_MS).unref();
+    },
 
     async deadLetter(message, consumer, error) {
       q.deadLetter.run(message.id, consumer, JSON.stringify(message), error, Date.now());
@@ -168,7 +189,8 @@ export function openSqliteStore(file: string, service: string): SqliteStore {
     async close() {
       if (closed) return;
       closed = true;
-      await delivered.drain();
+      dropDelivered();
+      clearTimeout(dropTimer);
       db.close();
     },
   };
