@@ -6,14 +6,16 @@
  *   npm run bench:embedded -- --seconds 30 --connections 64 --stores sqlite,pglite
  *   npm run bench:embedded -- --seconds 600 --stores sqlite --orders 400000   (a 10-minute run
  *     needs more orders than the 100,000 users and items: each order is checked out once)
+ *   npm run bench:embedded -- --baseline ../orderly-83a8a27   (also an earlier version, checked out
+ *     and installed there, on its own default store: what a change gained, in the same run)
  *
  * Memory is the process's (the PGlite worker threads are in it): VmRSS and its peak VmHWM from
  * /proc/<pid>/status, so Linux only.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { EMBEDDED_STORES, type EmbeddedStore } from '../src/config.ts';
@@ -28,6 +30,7 @@ const { values: args } = parseArgs({
     connections: { type: 'string', default: '64' },
     n: { type: 'string', default: '100000' },
     orders: { type: 'string' },
+    baseline: { type: 'string' },
     'idle-seconds': { type: 'string', default: '3' },
     'sample-seconds': { type: 'string', default: '5' },
   },
@@ -43,8 +46,11 @@ const sampleMs = Number(args['sample-seconds']) * 1000;
 const log = (line: string) => process.stderr.write(`${line}\n`);
 
 type Memory = Readonly<{ rssMb: number; peakMb: number }>;
+/** What is measured: this checkout on one of its stores, or an earlier version in another directory on its default. */
+type Subject = Readonly<{ label: string; cwd: string; store?: EmbeddedStore }>;
+
 type Row = Readonly<{
-  store: EmbeddedStore;
+  label: string;
   firstAnswerS: number;
   atFirstAnswer: Memory;
   idle: Memory;
@@ -61,19 +67,22 @@ type Row = Readonly<{
   stopS: number;
 }>;
 
+const subjects: Subject[] = stores.map((store) => ({ label: store === 'sqlite' ? 'SQLite' : 'PGlite', cwd: process.cwd(), store }));
+if (args.baseline) subjects.push({ label: `${baselineName(args.baseline)} (its default)`, cwd: resolve(args.baseline) });
 const rows: Row[] = [];
-for (const store of stores) rows.push(await measure(store));
+for (const subject of subjects) rows.push(await measure(subject));
 printTable(rows);
 if (!rows.every((row) => Object.values(row.load.conserved).every(Boolean))) process.exitCode = 1;
 
-async function measure(store: EmbeddedStore): Promise<Row> {
-  const dir = mkdtempSync(join(tmpdir(), `orderly-bench-${store}-`));
+async function measure({ label, cwd, store }: Subject): Promise<Row> {
+  const dir = mkdtempSync(join(tmpdir(), 'orderly-bench-'));
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  log(`${store}: starting on ${url}, data in ${dir}`);
+  log(`${label}: starting on ${url}, data in ${dir}`);
   const started = performance.now();
   const child = spawn(process.execPath, ['src/main.ts'], {
-    env: { ...process.env, ORDERLY_DATA_DIR: dir, ORDERLY_EMBEDDED_STORE: store, PORT: String(port), LOG_LEVEL: 'warn' },
+    cwd,
+    env: { ...process.env, ORDERLY_DATA_DIR: dir, ...(store && { ORDERLY_EMBEDDED_STORE: store }), PORT: String(port), LOG_LEVEL: 'warn' },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   const client = new CourseClient(url, connections);
@@ -81,14 +90,14 @@ async function measure(store: EmbeddedStore): Promise<Row> {
     await firstAnswer(child, url);
     const firstAnswerS = (performance.now() - started) / 1000;
     const atFirstAnswer = memory(child);
-    log(`${store}: first answer after ${firstAnswerS.toFixed(2)} s`);
+    log(`${label}: first answer after ${firstAnswerS.toFixed(2)} s`);
     await sleep(idleSeconds * 1000);
     const idle = memory(child);
     let t = performance.now();
     await batchInit(client, { n, orders, credit: 100_000, stock: 100_000, price: 10 });
     const batchInitS = (performance.now() - t) / 1000;
     const afterInit = memory(child);
-    log(`${store}: batch_init of ${n} users and items and ${orders} orders in ${batchInitS.toFixed(1)} s; checkouts for ${seconds} s`);
+    log(`${label}: batch_init of ${n} users and items and ${orders} orders in ${batchInitS.toFixed(1)} s; checkouts for ${seconds} s`);
     const duringMb: number[] = [];
     const cpuBefore = cpuMs(child);
     const load = await checkoutLoad(client, {
@@ -102,7 +111,7 @@ async function measure(store: EmbeddedStore): Promise<Row> {
       },
     });
     const cpuMsPerCheckout = (cpuMs(child) - cpuBefore) / load.checkouts;
-    if (load.checkouts >= orders) log(`${store}: every one of the ${orders} orders was checked out after ${load.seconds} s, before the ${seconds} s were up; a longer run needs a larger --orders`);
+    if (load.checkouts >= orders) log(`${label}: every one of the ${orders} orders was checked out after ${load.seconds} s, before the ${seconds} s were up; a longer run needs a larger --orders`);
     const afterLoad = memory(child);
     // npm start gives memory back a second after a bulk request (the audits just made).
     await sleep(3000);
@@ -111,7 +120,7 @@ async function measure(store: EmbeddedStore): Promise<Row> {
     await client.close();
     await stop(child, 'SIGTERM');
     const stopS = (performance.now() - t) / 1000;
-    return { store, firstAnswerS, atFirstAnswer, idle, batchInitS, afterInit, load, cpuMsPerCheckout, duringMb, afterLoad, settled, stopS };
+    return { label, firstAnswerS, atFirstAnswer, idle, batchInitS, afterInit, load, cpuMsPerCheckout, duringMb, afterLoad, settled, stopS };
   } finally {
     await client.close().catch(() => undefined);
     await stop(child, 'SIGKILL');
@@ -131,6 +140,15 @@ async function firstAnswer(child: ChildProcess, url: string): Promise<void> {
       // not listening yet
     }
     await sleep(20);
+  }
+}
+
+/** The baseline's commit, from its checkout (`git -C dir describe --always`), or the directory's name. */
+function baselineName(dir: string): string {
+  try {
+    return `Orderly at ${execFileSync('git', ['-C', dir, 'describe', '--always'], { encoding: 'utf8' }).trim()}`;
+  } catch {
+    return basename(resolve(dir));
   }
 }
 
@@ -154,7 +172,7 @@ function printTable(results: readonly Row[]): void {
     return first === undefined || last === undefined ? '–' : `${last >= first ? '+' : ''}${Math.round(((last - first) / first) * 100)}%`;
   };
   console.log(`\nUp to ${seconds} s of checkouts at ${connections} connections (until the ${orders} orders of the batch_init are checked out)\n`);
-  console.log(`| | ${results.map((r) => (r.store === 'sqlite' ? 'SQLite' : 'PGlite')).join(' | ')} |`);
+  console.log(`| | ${results.map((r) => r.label).join(' | ')} |`);
   console.log(`|---|${results.map(() => '---:').join('|')}|`);
   for (const line of [
     row('first answer', (r) => `${r.firstAnswerS.toFixed(2)} s`),
