@@ -143,10 +143,10 @@ async function firstAnswer(child: ChildProcess, url: string): Promise<void> {
   }
 }
 
-/** The baseline's commit, from its checkout (`git -C dir describe --always`), or the directory's name. */
+/** The baseline's commit, from its checkout (`git -C dir describe --always --dirty`), or the directory's name. */
 function baselineName(dir: string): string {
   try {
-    return `Orderly at ${execFileSync('git', ['-C', dir, 'describe', '--always'], { encoding: 'utf8' }).trim()}`;
+    return `Orderly at ${execFileSync('git', ['-C', dir, 'describe', '--always', '--dirty'], { encoding: 'utf8' }).trim()}`;
   } catch {
     return basename(resolve(dir));
   }
