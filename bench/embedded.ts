@@ -7,7 +7,8 @@
  *   npm run bench:embedded -- --seconds 600 --stores sqlite --orders 400000   (a 10-minute run
  *     needs more orders than the 100,000 users and items: each order is checked out once)
  *   npm run bench:embedded -- --baseline ../orderly-83a8a27   (also an earlier version, checked out
- *     and installed there, on its own default store: what a change gained, in the same run)
+ *     and installed there, on its own default store: what a change gained, in the same run;
+ *     --baseline may be given more than once)
  *
  * Memory is the process's (the PGlite worker threads are in it): VmRSS and its peak VmHWM from
  * /proc/<pid>/status, so Linux only.
@@ -30,7 +31,7 @@ const { values: args } = parseArgs({
     connections: { type: 'string', default: '64' },
     n: { type: 'string', default: '100000' },
     orders: { type: 'string' },
-    baseline: { type: 'string' },
+    baseline: { type: 'string', multiple: true, default: [] },
     'idle-seconds': { type: 'string', default: '3' },
     'sample-seconds': { type: 'string', default: '5' },
   },
@@ -68,7 +69,7 @@ type Row = Readonly<{
 }>;
 
 const subjects: Subject[] = stores.map((store) => ({ label: store === 'sqlite' ? 'SQLite' : 'PGlite', cwd: process.cwd(), store }));
-if (args.baseline) subjects.push({ label: `${baselineName(args.baseline)} (its default)`, cwd: resolve(args.baseline) });
+for (const dir of args.baseline) subjects.push({ label: `${baselineName(dir)} (its default)`, cwd: resolve(dir) });
 const rows: Row[] = [];
 for (const subject of subjects) rows.push(await measure(subject));
 printTable(rows);
