@@ -9,6 +9,9 @@
  *   npm run bench:embedded -- --baseline ../orderly-83a8a27   (also an earlier version, checked out
  *     and installed there, on its own default store: what a change gained, in the same run;
  *     --baseline may be given more than once)
+ *   npm run bench:embedded -- --rounds 3   (each subject three times, the order reversed every
+ *     other round: whoever runs first gets a few percent more; the table shows each subject's
+ *     median round)
  *
  * Memory is the process's (the PGlite worker threads are in it): VmRSS and its peak VmHWM from
  * /proc/<pid>/status, so Linux only.
@@ -32,6 +35,7 @@ const { values: args } = parseArgs({
     n: { type: 'string', default: '100000' },
     orders: { type: 'string' },
     baseline: { type: 'string', multiple: true, default: [] },
+    rounds: { type: 'string', default: '1' },
     'idle-seconds': { type: 'string', default: '3' },
     'sample-seconds': { type: 'string', default: '5' },
   },
@@ -70,10 +74,15 @@ type Row = Readonly<{
 
 const subjects: Subject[] = stores.map((store) => ({ label: store === 'sqlite' ? 'SQLite' : 'PGlite', cwd: process.cwd(), store }));
 for (const dir of args.baseline) subjects.push({ label: `${baselineName(dir)} (its default)`, cwd: resolve(dir) });
-const rows: Row[] = [];
-for (const subject of subjects) rows.push(await measure(subject));
-printTable(rows);
-if (!rows.every((row) => Object.values(row.load.conserved).every(Boolean))) process.exitCode = 1;
+const rounds = Number(args.rounds);
+if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds: ${args.rounds} is not a whole number of at least 1`);
+const runs = new Map<Subject, Row[]>(subjects.map((subject) => [subject, []]));
+for (let round = 0; round < rounds; round++) {
+  if (rounds > 1) log(`round ${round + 1} of ${rounds}`);
+  for (const subject of round % 2 === 0 ? subjects : subjects.toReversed()) runs.get(subject)?.push(await measure(subject));
+}
+printTable([...runs.values()]);
+if (![...runs.values()].flat().every((row) => Object.values(row.load.conserved).every(Boolean))) process.exitCode = 1;
 
 async function measure({ label, cwd, store }: Subject): Promise<Row> {
   const dir = mkdtempSync(join(tmpdir(), 'orderly-bench-'));
@@ -165,14 +174,25 @@ function cpuMs(child: ChildProcess): number {
   return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
-function printTable(results: readonly Row[]): void {
+/** The run with the median checkouts/s (the lower of the two middle ones for an even count). */
+function medianRun(runs: readonly Row[]): Row {
+  const sorted = runs.toSorted((a, b) => a.load.perSecond - b.load.perSecond);
+  const median = sorted[Math.floor((sorted.length - 1) / 2)];
+  if (!median) throw new Error('no run to take the median of');
+  return median;
+}
+
+/** One column per subject: its median round, and every round's checkouts/s when there were several. */
+function printTable(runsBySubject: readonly (readonly Row[])[]): void {
+  const results = runsBySubject.map(medianRun);
   // Stores as columns, measures as rows: it reads as a side-by-side comparison.
-  const row = (title: string, cell: (r: Row) => string | number) => `| ${title} | ${results.map((r) => String(cell(r))).join(' | ')} |`;
+  const row = (title: string, cell: (r: Row, runs: readonly Row[]) => string | number) =>
+    `| ${title} | ${results.map((r, i) => String(cell(r, runsBySubject[i] ?? [r]))).join(' | ')} |`;
   const drift = (mb: readonly number[]) => {
     const [first, last] = [mb[0], mb.at(-1)];
     return first === undefined || last === undefined ? '–' : `${last >= first ? '+' : ''}${Math.round(((last - first) / first) * 100)}%`;
   };
-  console.log(`\nUp to ${seconds} s of checkouts at ${connections} connections (until the ${orders} orders of the batch_init are checked out)\n`);
+  console.log(`\nUp to ${seconds} s of checkouts at ${connections} connections (until the ${orders} orders of the batch_init are checked out)${rounds > 1 ? `; each subject's median of ${rounds} rounds` : ''}\n`);
   console.log(`| | ${results.map((r) => r.label).join(' | ')} |`);
   console.log(`|---|${results.map(() => '---:').join('|')}|`);
   for (const line of [
@@ -183,15 +203,19 @@ function printTable(results: readonly Row[]): void {
     row('RSS after batch_init', (r) => `${r.afterInit.rssMb} MB`),
     row('seconds of checkouts', (r) => r.load.seconds),
     row(`checkouts/s, ${connections} connections`, (r) => r.load.perSecond),
+    ...(rounds > 1 ? [row('checkouts/s in each round', (_, runs) => runs.map((run) => run.load.perSecond).join(', '))] : []),
     row('CPU per checkout: Orderly (all its threads)', (r) => `${r.cpuMsPerCheckout.toFixed(2)} ms`),
     row('CPU per checkout: the machine (the bench too)', (r) => (r.load.machineCpu ? `${r.load.machineCpu.msPerCheckout} ms, ${r.load.machineCpu.busyPercent}% of ${r.load.machineCpu.cores} cores busy` : '–')),
     row('latency p50 / p99', (r) => `${r.load.p50ms} / ${r.load.p99ms} ms`),
-    row(`RSS during checkouts (every ${sampleMs / 1000} s)`, (r) => `${Math.min(...r.duringMb)}–${Math.max(...r.duringMb)} MB`),
+    row(`RSS during checkouts (every ${sampleMs / 1000} s)`, (r) => (r.duringMb.length === 0 ? '– (no sample: a shorter run)' : `${Math.min(...r.duringMb)}–${Math.max(...r.duringMb)} MB`)),
     row('RSS first to last sample', (r) => drift(r.duringMb)),
     row('RSS after checkouts (and the audits)', (r) => `${r.afterLoad.rssMb} MB`),
     row('RSS 3 s later', (r) => `${r.settled.rssMb} MB`),
     row('peak RSS of the run', (r) => `${r.afterLoad.peakMb} MB`),
     row('stop (SIGTERM)', (r) => `${r.stopS.toFixed(1)} s`),
-    row('money and stock conserved', (r) => (Object.values(r.load.conserved).every(Boolean) ? 'yes' : `NO ${JSON.stringify(r.load.conserved)}`)),
+    row(`money and stock conserved${rounds > 1 ? ' (every round)' : ''}`, (_, runs) => {
+      const broken = runs.find((run) => !Object.values(run.load.conserved).every(Boolean));
+      return broken ? `NO ${JSON.stringify(broken.load.conserved)}` : 'yes';
+    }),
   ]) console.log(line);
 }
