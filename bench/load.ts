@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import type { Audit } from '../src/domain/audit.ts';
 import type { CourseClient } from '../src/tools/client.ts';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { settled as settledWithin } from '../src/tools/lifecycle.ts';
 import { percentile } from './latency.ts';
 
 /** `n` users and items, and `orders` orders of theirs (`n` unless given). */
@@ -19,21 +19,17 @@ export async function batchInit(client: CourseClient, { n, orders = n, credit, s
   await client.post(`/orders/batch_init/${orders}/${n}/${n}/${price}`);
 }
 
+/** The audit once no saga is under way (a long run's backlog may take minutes to drain). */
+export const settled = (client: CourseClient): Promise<Audit> => settledWithin(client, 60 * 60_000, readAudit);
+
 /**
- * The audit once no saga is under way (a long run's backlog may take minutes to drain). Orderly
- * before the lifecycle (a `bench:embedded --baseline` of 2026-11) spelled the order totals in
- * camelCase; they are read either way.
+ * The audit, also from Orderly before the lifecycle (a `bench:embedded --baseline` of 2026-11),
+ * which spelled three of the order totals in camelCase.
  */
-export async function settled(client: CourseClient): Promise<Audit> {
-  const until = performance.now() + 60 * 60_000;
-  for (;;) {
-    const audit = await client.get<Audit & { orders: Partial<Record<'activeSagas' | 'paidAmount' | 'paidUnits', number>> }>('/admin/audit');
-    const { activeSagas, paidAmount, paidUnits, ...orders } = audit.orders;
-    const normalized: Audit = activeSagas === undefined ? audit : { ...audit, orders: { ...orders, active_sagas: activeSagas, paid_amount: paidAmount ?? 0, paid_units: paidUnits ?? 0 } };
-    if (normalized.orders.active_sagas === 0) return normalized;
-    if (performance.now() > until) throw new Error(`${normalized.orders.active_sagas} sagas still active after an hour`);
-    await sleep(200);
-  }
+async function readAudit(client: CourseClient): Promise<Audit> {
+  const audit = await client.get<Audit & { orders: Partial<Record<'activeSagas' | 'paidAmount' | 'paidUnits', number>> }>('/admin/audit');
+  const { activeSagas, paidAmount = 0, paidUnits = 0, ...orders } = audit.orders;
+  return activeSagas === undefined ? audit : { ...audit, orders: { ...orders, active_sagas: activeSagas, paid_amount: paidAmount, paid_units: paidUnits } };
 }
 
 export type LoadResult = Readonly<{

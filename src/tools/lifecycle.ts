@@ -167,11 +167,11 @@ async function notificationProblems(client: CourseClient, orders: readonly Order
   return problems;
 }
 
-/** Waits until no saga is under way, and returns the audit. */
-export async function settled(client: CourseClient, timeoutMs = 120_000): Promise<Audit> {
+/** Waits until no saga is under way, and returns the audit (as `readAudit` reads it). */
+export async function settled(client: CourseClient, timeoutMs = 120_000, readAudit = (c: CourseClient) => c.get<Audit>('/admin/audit')): Promise<Audit> {
   const until = performance.now() + timeoutMs;
   for (;;) {
-    const audit = await client.get<Audit>('/admin/audit');
+    const audit = await readAudit(client);
     if (audit.orders.active_sagas === 0) return audit;
     if (performance.now() > until) throw new Error(`${audit.orders.active_sagas} sagas still active after ${timeoutMs / 1000} s`);
     await sleep(200);
