@@ -16,8 +16,8 @@
  * Memory is the process's (the PGlite worker threads are in it): VmRSS and its peak VmHWM from
  * /proc/<pid>/status, so Linux only.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -26,6 +26,7 @@ import { EMBEDDED_STORES, type EmbeddedStore } from '../src/config.ts';
 import { CourseClient } from '../src/tools/client.ts';
 import { freePort, stop } from '../test/support/child.ts';
 import { batchInit, checkoutLoad, type LoadResult } from './load.ts';
+import { cpuMs, firstAnswer, memory, type Memory } from './process.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -50,7 +51,6 @@ const idleSeconds = Number(args['idle-seconds']);
 const sampleMs = Number(args['sample-seconds']) * 1000;
 const log = (line: string) => process.stderr.write(`${line}\n`);
 
-type Memory = Readonly<{ rssMb: number; peakMb: number }>;
 /** What is measured: this checkout on one of its stores, or an earlier version in another directory on its default. */
 type Subject = Readonly<{ label: string; cwd: string; store?: EmbeddedStore }>;
 
@@ -138,21 +138,6 @@ async function measure({ label, cwd, store }: Subject): Promise<Row> {
   }
 }
 
-/** Waits for the first answer of a route that reads a store (an unknown user: 404). */
-async function firstAnswer(child: ChildProcess, url: string): Promise<void> {
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`orderly exited with ${child.exitCode}`);
-    try {
-      const res = await fetch(`${url}/payment/find_user/0`);
-      await res.arrayBuffer();
-      if (res.status < 500) return;
-    } catch {
-      // not listening yet
-    }
-    await sleep(20);
-  }
-}
-
 /** The baseline's commit, from its checkout (`git -C dir describe --always --dirty`), or the directory's name. */
 function baselineName(dir: string): string {
   try {
@@ -160,18 +145,6 @@ function baselineName(dir: string): string {
   } catch {
     return basename(resolve(dir));
   }
-}
-
-function memory(child: ChildProcess): Memory {
-  const status = readFileSync(`/proc/${child.pid}/status`, 'utf8');
-  const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
-  return { rssMb: Math.round(kb('VmRSS') / 1024), peakMb: Math.round(kb('VmHWM') / 1024) };
-}
-
-/** User and system CPU time of the process so far, from /proc/<pid>/stat (clock ticks of 10 ms). */
-function cpuMs(child: ChildProcess): number {
-  const fields = readFileSync(`/proc/${child.pid}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ');
-  return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
 /** The run with the median checkouts/s (the lower of the two middle ones for an even count). */

@@ -16,6 +16,7 @@ import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from './config.ts';
 import { sagaGraph, sagaMermaid } from './core/sagaGraph.ts';
 import { checkoutSagaOf } from './domain/order/checkoutSaga.ts';
+import { policyOf } from './http/access.ts';
 import { startGateway } from './processes/gateway.ts';
 import { runCluster } from './processes/cluster.ts';
 import { startServiceProcess } from './processes/replica.ts';
@@ -97,7 +98,7 @@ async function main(): Promise<void> {
         orders: list(need(flags.orders, '--orders')), stock: list(need(flags.stock, '--stock')), payment: list(need(flags.payment, '--payment')),
         fulfillment: list(need(flags.fulfillment, '--fulfillment')), notification: list(need(flags.notification, '--notification')),
         tracker: list(flags.tracker),
-      }, config.host, config.port, log, config.adminToken);
+      }, { host: config.host, port: config.port, log, access: policyOf(config, false), maxEventStreams: config.maxEventStreams });
       onStop(async () => {
         await gateway.close();
         await tracing?.shutdown();

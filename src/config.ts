@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { DEFAULT_TRACES_PER_SECOND, type TraceSampling } from './observability/tracing.ts';
 
@@ -43,8 +44,27 @@ export type Config = Readonly<{
    * who reaches a participant could release stock or void a payment of a running checkout.
    */
   internalToken: string | undefined;
-  /** What admin routes (/admin/…) need as a bearer token; unset, they answer on loopback only. */
+  /**
+   * What operator routes (the console's data, /sagas, /events, /metrics, /admin/…) need as a
+   * bearer token or a console session; unset, they answer on this machine only (docs/security.md).
+   */
   adminToken: string | undefined;
+  /**
+   * ORDERLY_API_TOKEN: the keys the shop API (course and lifecycle routes) takes as bearer tokens,
+   * comma-separated (one per calling backend; each is its own caller for Idempotency-Keys).
+   * Empty: the shop API is open to whoever reaches the port, as the course's clients expect.
+   */
+  apiTokens: readonly string[];
+  /**
+   * ORDERLY_ALLOWED_HOSTS: the Host names requests may carry, comma-separated (`*`: any). By
+   * default the loopback names while HOST is a loopback address (so a web page that rebinds its
+   * name to 127.0.0.1 is refused), any otherwise.
+   */
+  allowedHosts: readonly string[] | 'any';
+  /** ORDERLY_FIXTURES: whether the course's batch_init fixtures answer (default: on for `npm start` and `npm run cluster`, off for `orderly service`). */
+  fixtures: boolean | undefined;
+  /** Most live event streams (GET /events) one process holds open at once; more are answered 503. */
+  maxEventStreams: number;
   /** A checkout not paid for within this long is cancelled and its stock released (0: never). */
   reservationTtlMs: number;
   /** The fraud check's limits (0: off): the largest payment, and payments per user within `windowMs`. */
@@ -73,6 +93,10 @@ export function loadConfig(env: Env = process.env): Config {
     maxBatch: int(env, 'ORDERLY_MAX_BATCH', 256, 1, 100_000),
     internalToken: token(env, 'ORDERLY_INTERNAL_TOKEN'),
     adminToken: token(env, 'ORDERLY_ADMIN_TOKEN'),
+    apiTokens: tokens(env, 'ORDERLY_API_TOKEN'),
+    allowedHosts: allowedHosts(env, env.HOST ?? '127.0.0.1'),
+    fixtures: onOff(env, 'ORDERLY_FIXTURES'),
+    maxEventStreams: int(env, 'ORDERLY_MAX_EVENT_STREAMS', 1_000, 0, 100_000),
     reservationTtlMs: int(env, 'ORDERLY_RESERVATION_TTL_MS', 15 * 60_000, 0, 7 * 24 * 3_600_000),
     fraud: Object.freeze({
       maxAmount: int(env, 'ORDERLY_FRAUD_MAX_AMOUNT', 0, 0, Number.MAX_SAFE_INTEGER),
@@ -128,6 +152,41 @@ function token(env: Env, name: string): string | undefined {
   if (raw === undefined || raw === '') return undefined;
   if (raw.length < 16 || !/^[\x21-\x7e]+$/.test(raw)) throw new ConfigError(`${name} must be at least 16 visible ASCII characters (for example: openssl rand -hex 16).`);
   return raw;
+}
+
+function tokens(env: Env, name: string): readonly string[] {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return Object.freeze([]);
+  return Object.freeze(raw.split(',').map((one, i) => {
+    try {
+      return token({ [name]: one.trim() }, name) ?? '';
+    } catch {
+      throw new ConfigError(`${name}: key ${i + 1} is not valid: each comma-separated key must be at least 16 visible ASCII characters other than a comma (for example: openssl rand -hex 16).`);
+    }
+  }).filter((one) => one !== ''));
+}
+
+const LOOPBACK_NAMES = ['localhost', '*.localhost', '127.0.0.1', '::1'] as const;
+
+function allowedHosts(env: Env, host: string): readonly string[] | 'any' {
+  const raw = env.ORDERLY_ALLOWED_HOSTS;
+  if (raw === undefined || raw === '') {
+    const loopback = host === 'localhost' || host === '::1' || /^127\.[0-9.]+$/.test(host);
+    return loopback ? Object.freeze([...new Set([...LOOPBACK_NAMES, host])]) : 'any';
+  }
+  if (raw.trim() === '*') return 'any';
+  // Names as a Host header carries them without its port; an IPv6 address without brackets.
+  const names = raw.split(',').map((name) => name.trim().toLowerCase().replace(/^\[(.*)\]$/, '$1')).filter(Boolean);
+  const bad = names.find((name) => !/^(\*\.)?[a-z0-9.-]+$/.test(name) && isIP(name) !== 6);
+  if (bad !== undefined) throw new ConfigError(`ORDERLY_ALLOWED_HOSTS: ${bad} is not a host name; list names without ports, such as shop.example.com,*.internal (or * for any).`);
+  return Object.freeze(names);
+}
+
+function onOff(env: Env, name: string): boolean | undefined {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return undefined;
+  if (raw === 'on' || raw === 'off') return raw === 'on';
+  throw new ConfigError(`${name}=${raw} is not valid: use on or off.`);
 }
 
 function oneOf<T extends string>(env: Env, name: string, fallback: T, allowed: readonly T[]): T {

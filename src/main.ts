@@ -1,4 +1,4 @@
-import { createServer } from 'node:net';
+import { createServer, type AddressInfo } from 'node:net';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import type { FastifyInstance } from 'fastify';
@@ -16,18 +16,19 @@ async function main(): Promise<void> {
   const tracing = await startTracing({ serviceName: 'orderly', endpoint: config.otlpEndpoint, sampling: config.traceSampling });
   const system = await startEmbedded(config, log, slowStep);
   givesMemoryBackAfterBulkRequests(system.app);
-  const address = await system.app.listen({ host: config.host, port: config.port }).catch(async (error: unknown) => {
+  await system.app.listen({ host: config.host, port: config.port }).catch(async (error: unknown) => {
     await system.close();
     if ((error as { code?: string }).code === 'EADDRINUSE') throw portTaken(config);
     throw error;
   });
+  const { address, everywhere } = boundAddress(system.app);
   // On a terminal the line below says it; a log collector gets it as JSON.
   if (!process.stderr.isTTY) log.info({ address, dataDir: config.dataDir, store: config.embeddedStore, recovered: system.recovered }, 'orderly is running');
   const resuming = system.recovered ? `; resuming ${system.recovered} unfinished messages` : '';
-  console.log(`Orderly is running on ${address} (${config.sagaStyle}, ${config.embeddedStore === 'sqlite' ? 'SQLite' : 'PGlite'} data in ${config.dataDir}${resuming}). Ctrl-C stops it.`);
+  console.log(`Orderly is running on ${everywhere ? `every address of this machine, port ${config.port} (${config.host}); from here ` : ''}${address} (${config.sagaStyle}, ${config.embeddedStore === 'sqlite' ? 'SQLite' : 'PGlite'} data in ${config.dataDir}${resuming}). Ctrl-C stops it.`);
   console.log(`Console ${address}/   API docs ${address}/docs   Metrics ${address}/metrics`);
   if (tracing) console.log(`Traces go to ${config.otlpEndpoint}/v1/traces (OTLP/HTTP).`);
-  if (config.adminToken === undefined) console.log('Admin routes (/admin/…) answer on this machine only; set ORDERLY_ADMIN_TOKEN to reach them from elsewhere with a bearer token.');
+  for (const line of accessLines(config)) console.log(line);
 
   let stopping = false;
   const stop = (signal: string) => {
@@ -72,6 +73,28 @@ function givesMemoryBackAfterBulkRequests(app: FastifyInstance): void {
     clearTimeout(pending);
     pending = setTimeout(() => gc({ type: 'major', execution: 'sync', flavor: 'last-resort' }), 1000).unref();
   });
+}
+
+/** The address the server really bound: on 0.0.0.0 or ::, every address (reached from here on loopback). */
+function boundAddress(app: FastifyInstance): { address: string; everywhere: boolean } {
+  const bound = app.server.address() as AddressInfo;
+  const everywhere = bound.address === '0.0.0.0' || bound.address === '::';
+  const host = everywhere ? '127.0.0.1' : bound.family === 'IPv6' ? `[${bound.address}]` : bound.address;
+  return { address: `http://${host}:${bound.port}`, everywhere };
+}
+
+/** Who may do what, as start-up says it (docs/security.md). */
+function accessLines(config: Config): string[] {
+  const keys = config.apiTokens.length;
+  return [
+    keys === 0
+      ? 'Shop API: open to anyone who reaches this port (set ORDERLY_API_TOKEN to require a key).'
+      : `Shop API: needs one of the ${keys} key${keys > 1 ? 's' : ''} of ORDERLY_API_TOKEN as a bearer token.`,
+    config.adminToken === undefined
+      ? 'Operator routes (console data, /sagas, /events, /metrics, /admin/…): this machine only; set ORDERLY_ADMIN_TOKEN to reach them from elsewhere.'
+      : 'Operator routes (console data, /sagas, /events, /metrics, /admin/…): need ORDERLY_ADMIN_TOKEN (the console asks for it).',
+    config.fixtures === false ? 'Fixtures (batch_init): off.' : 'Fixtures (batch_init, which replaces entities "0" … "n-1"): on; ORDERLY_FIXTURES=off turns them off.',
+  ];
 }
 
 /** Says what a start-up step is doing once it takes longer than a second, and how long it took. */

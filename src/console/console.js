@@ -3,7 +3,8 @@
 // letters (/admin/dead-letters, deadLetters.js) of whatever serves it: `npm start` or the
 // gateway of a cluster.
 
-import { api, badge, failure, fill, h, ms, pct, shortSaga, show, time } from './dom.js';
+import { api, badge, failure, fill, h, ms, pct, shortSaga, show, time, whenSignedOut } from './dom.js';
+import { session, signIn } from './session.js';
 import { deadLetter, deadLetters } from './deadLetters.js';
 
 import { orderView } from './order.js';
@@ -269,6 +270,12 @@ async function route() {
   const [path, query = ''] = location.hash.replace(/^#/, '').split('?');
   const parts = (path || '/').split('/').filter(Boolean);
   for (const link of document.querySelectorAll('header nav a')) link.classList.toggle('active', link.dataset.view === (parts[0] ?? 'overview'));
+  // Operator data needs a signed-in console where ORDERLY_ADMIN_TOKEN is set.
+  const now = await session();
+  if (!now.signed_in) {
+    stopView = signIn(now, route);
+    return;
+  }
   try {
     if (parts.length === 0) stopView = overview();
     else if (parts[0] === 'sagas' && parts.length === 1) stopView = await sagas(query);
@@ -284,6 +291,7 @@ async function route() {
 }
 
 window.addEventListener('hashchange', () => void route());
+whenSignedOut(() => void route());
 document.getElementById('find-order')?.addEventListener('submit', (event) => {
   event.preventDefault();
   const id = new FormData(event.target).get('order')?.toString().trim();

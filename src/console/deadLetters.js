@@ -1,22 +1,10 @@
 // Dead letters (admin): grouped by reason, listed, one looked at with its messages; redriven to
 // the consumer they failed for, or discarded. Reads /admin/dead-letters of whatever serves it.
 
-import { adminToken, ApiError, api, badge, fill, h, shortSaga, show, time } from './dom.js';
+import { api, badge, fill, h, shortSaga, show, time } from './dom.js';
 
 const path = (id) => `/admin/dead-letters/${encodeURIComponent(id)}`;
 const sagaLinks = (ids) => (ids.length === 0 ? '—' : ids.map((id) => h('a', { href: `#/sagas/${encodeURIComponent(id)}`, title: id, class: 'saga' }, shortSaga(id), ' ')));
-
-/** Without the admin token (or with a wrong one) admin routes answer 401/403: ask for it, keep it for this tab. */
-function tokenForm(error) {
-  const input = h('input', { type: 'password', name: 'token', placeholder: 'ORDERLY_ADMIN_TOKEN', autocomplete: 'off' });
-  return h('form', { class: 'filters', onsubmit: (event) => {
-    event.preventDefault();
-    adminToken.set(input.value.trim());
-    location.reload();
-  } }, h('p', { class: 'error' }, error.message), h('label', {}, 'Admin token', input), h('button', { type: 'submit' }, 'Use it'));
-}
-
-const denied = (error) => error instanceof ApiError && (error.status === 401 || error.status === 403);
 
 /** Runs an action on a dead letter and says how it went in `note`; then `after()`. */
 async function act(note, verb, id, after) {
@@ -46,15 +34,7 @@ export async function deadLetters(query) {
   show(h('h1', {}, 'Dead letters'), note, h('h2', {}, 'By reason'), groups,
     h('h2', {}, group ? ['Dead letters of ', h('code', {}, group), ' ', h('a', { href: '#/dead-letters' }, '(all)')] : 'All dead letters'), list, pager);
   const load = async () => {
-    let page;
-    try {
-      page = await api(`/admin/dead-letters?${new URLSearchParams({ limit: '50', ...Object.fromEntries(params) })}`);
-    } catch (error) {
-      if (!denied(error)) throw error;
-      fill(groups, tokenForm(error));
-      fill(list, h('p', { class: 'muted' }, 'Shown once the admin token is given.'));
-      return;
-    }
+    const page = await api(`/admin/dead-letters?${new URLSearchParams({ limit: '50', ...Object.fromEntries(params) })}`);
     fill(groups, page.groups.length === 0 ? h('p', { class: 'muted' }, 'No dead letters: every message was consumed.') : h('table', { id: 'dead-groups' },
       h('tr', {}, ['reason', 'dead letters', 'consumers', 'types', 'newest', ''].map((t) => h('th', {}, t))),
       page.groups.map((g) => h('tr', { 'data-group': g.group },
@@ -81,14 +61,7 @@ export async function deadLetters(query) {
 /** One dead letter: why, where it failed, its messages with their payloads; redrive or discard it. */
 export async function deadLetter(id) {
   const note = h('div', { id: 'dead-note' });
-  let found;
-  try {
-    found = await api(path(id));
-  } catch (error) {
-    if (!denied(error)) throw error;
-    show(h('h1', {}, 'Dead letter'), tokenForm(error));
-    return () => {};
-  }
+  const found = await api(path(id));
   const gone = async () => {
     fill(actions, h('a', { href: '#/dead-letters' }, '« all dead letters'), ' ', found.saga_ids.map((s) => h('a', { href: `#/sagas/${encodeURIComponent(s)}`, class: 'saga' }, `watch saga ${shortSaga(s)} »`)));
   };

@@ -1,7 +1,6 @@
 // What every view of the console uses: building elements, reading the API, small formats.
 
 const view = document.getElementById('view');
-const TOKEN = 'orderly-admin-token';
 
 /** An element with attributes and children; text is always text, never parsed as HTML. */
 export function h(tag, attrs = {}, ...children) {
@@ -19,10 +18,10 @@ export function h(tag, attrs = {}, ...children) {
   return el;
 }
 
-/** The admin token this tab was given (admin routes need it where ORDERLY_ADMIN_TOKEN is set). */
-export const adminToken = {
-  get: () => sessionStorage.getItem(TOKEN) ?? '',
-  set: (token) => (token ? sessionStorage.setItem(TOKEN, token) : sessionStorage.removeItem(TOKEN)),
+let signedOut = () => {};
+/** What to do when an answer says the console is not (or no longer) signed in. */
+export const whenSignedOut = (then) => {
+  signedOut = then;
 };
 
 /** An error answer: its problem's status and code travel with the message. */
@@ -34,12 +33,14 @@ export class ApiError extends Error {
   }
 }
 
-/** Calls the API (GET unless told), with the admin token on admin routes; resolves with the JSON answer. */
+/**
+ * Calls the API (GET unless told); resolves with the JSON answer. Operator routes read the
+ * session cookie of the sign-in (sent by the browser, never seen by this page).
+ */
 export async function api(path, method = 'GET') {
-  const headers = { accept: 'application/json' };
-  if (path.startsWith('/admin/') && adminToken.get()) headers.authorization = `Bearer ${adminToken.get()}`;
-  const res = await fetch(path, { method, headers });
+  const res = await fetch(path, { method, headers: { accept: 'application/json' } });
   const body = await res.json().catch(() => ({}));
+  if (res.status === 401) signedOut();
   if (!res.ok) throw new ApiError(body.detail ?? `${path} answered ${res.status}`, res.status, body.code);
   return body;
 }

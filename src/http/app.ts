@@ -1,13 +1,15 @@
+import fastifyHelmet from '@fastify/helmet';
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import FindMyWay, { type HTTPMethod } from 'find-my-way';
 import type { Audit } from '../domain/audit.ts';
 import type { Logger } from '../ports/log.ts';
 import { metrics, registry } from '../observability/metrics.ts';
 import { endServerSpan, serverSpan, tracingOn, withSpan, type Traced } from '../observability/tracing.ts';
-import { adminAccess } from './admin.ts';
+import { accessCheck, type AccessPolicy, type Caller } from './access.ts';
 import { consoleRoutes } from './console.ts';
+import { drainAndClose } from './drain.ts';
 import { eventRoutes } from './events.ts';
-import { openApi, route, schemas } from './openapi.ts';
+import { accessOf, openApi, route, schemas } from './openapi.ts';
 import { answerClientError, Problem, sendProblem } from './problems.ts';
 import { REQUEST_ID, requestId } from './requestId.ts';
 
@@ -19,9 +21,18 @@ export type AppDeps = Readonly<{
   notReady: () => Promise<string[]>;
   /** This process's part of the audit. */
   audit: () => Promise<Partial<Audit>>;
-  /** ORDERLY_ADMIN_TOKEN: what admin routes need (without it, they answer on loopback only). */
-  adminToken: string | undefined;
+  /** Who may call which class of route (src/http/access.ts). */
+  access: AccessPolicy;
+  /** Most GET /events streams open at once. */
+  maxEventStreams: number;
 }>;
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Who sent it, as the access check found: the scope of its Idempotency-Keys. */
+    caller: Caller;
+  }
+}
 
 /** The HTTP API of one process (every service, or one); `listen` is the caller's business. */
 export function buildApp(deps: AppDeps): FastifyInstance {
@@ -48,7 +59,12 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   app.setErrorHandler((error, _request, reply) => {
     if (error instanceof Problem) return sendProblem(reply, error.code, error.detail);
     const err = error as { code?: string; statusCode?: number; message?: string };
-    if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return sendProblem(reply, 'payload-too-large', 'The request body is larger than 64 KiB.');
+    if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+      // The client is still sending the body: drain it before closing, or the close is a reset
+      // that can make the client's kernel discard this answer.
+      drainAndClose(reply.raw);
+      return sendProblem(reply, 'payload-too-large', 'The request body is larger than 64 KiB.');
+    }
     if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) {
       return sendProblem(reply, 'invalid-body', `The request could not be read: ${err.message ?? 'malformed'}.`);
     }
@@ -70,6 +86,20 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     return sendProblem(reply, 'route-not-found', `There is no ${request.method} ${path}. See the API in docs/api.md.`);
   });
 
+  // Security headers on every answer: the console may run only its own scripts and styles, in no
+  // frame; no answer is sniffed as another type. (HSTS is the TLS proxy's to set.)
+  void app.register(fastifyHelmet, {
+    contentSecurityPolicy: {
+      useDefaults: false,
+      directives: {
+        defaultSrc: ["'self'"], scriptSrc: ["'self'"], styleSrc: ["'self'"], imgSrc: ["'self'", 'data:'], connectSrc: ["'self'"],
+        objectSrc: ["'none'"], baseUri: ["'none'"], formAction: ["'self'"], frameAncestors: ["'none'"],
+      },
+    },
+    strictTransportSecurity: false,
+    frameguard: { action: 'deny' },
+    referrerPolicy: { policy: 'no-referrer' },
+  });
   openApi(app);
 
   // Requests by route pattern (not by URL: ids would make a series each), and the metrics themselves.
@@ -79,30 +109,38 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     metrics.httpDuration.observe({ method: request.method, route }, reply.elapsedTime / 1000);
   });
 
-  const admin = adminAccess(deps.adminToken);
+  // The one access check: on the route the router matched, by the class it declared. A route
+  // that declared none is an operator route; an unmatched one only answers 404 or 405.
+  const check = accessCheck(deps.access);
+  app.decorateRequest('caller', null as unknown as Caller);
   app.addHook('onRequest', async (request, reply) => {
     void reply.header(REQUEST_ID, request.id);
-    admin(request);
+    try {
+      request.caller = check(request.is404 ? 'open' : accessOf(request.routeOptions.schema) ?? 'operator', request);
+    } catch (error) {
+      if (error instanceof Problem && error.code === 'unauthorized') void reply.header('www-authenticate', 'Bearer realm="orderly"');
+      throw error;
+    }
   });
   if (tracingOn()) traceRequests(app);
 
   // The course API sends no bodies; accept any content type on POST without reading it as JSON.
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
 
-  void app.register(consoleRoutes);
-  void app.register(eventRoutes);
+  void app.register(consoleRoutes(deps.access));
+  void app.register(eventRoutes(deps.maxEventStreams));
   deps.routes(app);
   // In a plugin, so that they load after OpenAPI's, which documents them.
   void app.register(async (ops) => {
-    ops.get('/healthz', { schema: route({ summary: 'Alive', tags: ['operations'], ok: schemas.object({ status: schemas.string }) }) }, async () => ({ status: 'ok' }));
-    ops.get('/readyz', { schema: route({ summary: 'Ready: its store and bus are reachable (503 with the reasons until then)', tags: ['operations'] }) }, async (_request, reply) => {
+    ops.get('/healthz', { schema: route({ access: 'open', summary: 'Alive', tags: ['operations'], ok: schemas.object({ status: schemas.string }) }) }, async () => ({ status: 'ok' }));
+    ops.get('/readyz', { schema: route({ access: 'open', summary: 'Ready: its store and bus are reachable (503 with the reasons until then)', tags: ['operations'] }) }, async (_request, reply) => {
       const reasons = await deps.notReady();
       return reply.code(reasons.length === 0 ? 200 : 503).send({ ready: reasons.length === 0, reasons });
     });
-    ops.get('/metrics', { schema: route({ summary: 'Prometheus metrics of this process (text format)', tags: ['operations'] }) }, async (_request, reply) =>
+    ops.get('/metrics', { schema: route({ access: 'operator', summary: 'Prometheus metrics of this process (text format)', tags: ['operations'] }) }, async (_request, reply) =>
       reply.type(registry.contentType).send(await registry.metrics()));
     // Totals over the stores, for conservation checks; reads everything, so not for hot paths.
-    ops.get('/admin/audit', { schema: route({ summary: 'Totals over every store, for conservation checks (reads everything)', tags: ['admin'], admin: true, errors: ['unauthorized', 'forbidden'] }) }, () => deps.audit());
+    ops.get('/admin/audit', { schema: route({ access: 'operator', summary: 'Totals over every store, for conservation checks (reads everything)', tags: ['admin'], errors: ['unauthorized', 'forbidden'] }) }, () => deps.audit());
   });
   return app;
 }

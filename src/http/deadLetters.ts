@@ -126,14 +126,14 @@ const idParam = { id: '<consumer>:<id>, as the list gives it' };
 export function deadLetterRoutes(deadLetters: DeadLetters) {
   return async (app: FastifyInstance) => {
     app.get<{ Querystring: Record<string, string | undefined> }>('/admin/dead-letters', {
-      schema: route({ summary: 'Dead letters grouped by reason, and a page of them (oldest first)', tags: ['admin'], admin: true, query: { group: 'only this group (a `group` of the list)', consumer: 'only this consumer (service)', limit: '1 to 10000 (default 50)', after: 'the `next` of the page before' }, ok: listSchema, errors: [...adminErrors, 'invalid-query', 'invalid-number', 'amount-too-large', 'invalid-id'] }),
+      schema: route({ access: 'operator', summary: 'Dead letters grouped by reason, and a page of them (oldest first)', tags: ['admin'], query: { group: 'only this group (a `group` of the list)', consumer: 'only this consumer (service)', limit: '1 to 10000 (default 50)', after: 'the `next` of the page before' }, ok: listSchema, errors: [...adminErrors, 'invalid-query', 'invalid-number', 'amount-too-large', 'invalid-id'] }),
     }, async (req) => {
       const query = deadLetterQuery(req.query);
       return deadLetterPage((await deadLetters.list(MAX_DEAD_LETTERS)).map(summarize), query);
     });
 
     app.get<{ Params: { id?: string } }>('/admin/dead-letters/:id', {
-      schema: route({ summary: 'One dead letter with its messages (payloads included)', tags: ['admin'], admin: true, params: idParam, errors: [...adminErrors, 'invalid-id', 'dead-letter-not-found'] }),
+      schema: route({ access: 'operator', summary: 'One dead letter with its messages (payloads included)', tags: ['admin'], params: idParam, errors: [...adminErrors, 'invalid-id', 'dead-letter-not-found'] }),
     }, async (req) => {
       const id = deadLetterIdParam(req.params.id);
       const letter = await deadLetters.get(id);
@@ -142,7 +142,7 @@ export function deadLetterRoutes(deadLetters: DeadLetters) {
     });
 
     app.post<{ Params: { id?: string } }>('/admin/dead-letters/:id/redrive', {
-      schema: route({ summary: 'Hands a dead letter back to the consumer it failed for (202: on its way; it is forgotten once consumed, kept again if it fails again)', tags: ['admin'], admin: true, params: idParam, ok: schemas.object({ redriven: schemas.string }), errors: [...adminErrors, 'invalid-id', 'dead-letter-not-found'] }),
+      schema: route({ access: 'operator', summary: 'Hands a dead letter back to the consumer it failed for (202: on its way; it is forgotten once consumed, kept again if it fails again)', tags: ['admin'], params: idParam, ok: schemas.object({ redriven: schemas.string }), errors: [...adminErrors, 'invalid-id', 'dead-letter-not-found'] }),
     }, async (req, reply) => {
       const id = deadLetterIdParam(req.params.id);
       const letter = await deadLetters.get(id);
@@ -152,7 +152,7 @@ export function deadLetterRoutes(deadLetters: DeadLetters) {
     });
 
     app.delete<{ Params: { id?: string } }>('/admin/dead-letters/:id', {
-      schema: route({ summary: 'Discards a dead letter for good', tags: ['admin'], admin: true, params: idParam, ok: schemas.object({ discarded: schemas.string }), errors: [...adminErrors, 'invalid-id', 'dead-letter-not-found'] }),
+      schema: route({ access: 'operator', summary: 'Discards a dead letter for good', tags: ['admin'], params: idParam, ok: schemas.object({ discarded: schemas.string }), errors: [...adminErrors, 'invalid-id', 'dead-letter-not-found'] }),
     }, async (req) => {
       const id = deadLetterIdParam(req.params.id);
       const letter = await deadLetters.get(id);

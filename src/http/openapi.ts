@@ -1,6 +1,7 @@
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
 import type { FastifyInstance, FastifySchema } from 'fastify';
+import type { Access } from './access.ts';
 import { problems, type ProblemCode } from './problems.ts';
 
 type Json = Readonly<Record<string, unknown>>;
@@ -39,8 +40,39 @@ export type RouteDoc = Readonly<{
   errors?: readonly ProblemCode[];
   /** Takes an Idempotency-Key header. */
   idempotent?: boolean;
-  admin?: boolean;
+  /** Who may call it (src/http/access.ts): the one check on the matched route reads this. */
+  access: Access;
 }>;
+
+/** What each class of route needs, as OpenAPI security requirements ({} where none is needed). */
+const SECURITY: Readonly<Record<Access, readonly Json[]>> = {
+  open: [],
+  shop: [{ apiToken: [] }, {}],
+  fixture: [{ apiToken: [] }, {}],
+  operator: [{ adminToken: [] }, { consoleSession: [] }],
+  internal: [{ internalToken: [] }],
+};
+
+const ACCESS_NOTE: Readonly<Record<Access, string>> = {
+  open: 'Access: open.',
+  shop: 'Access: shop API (a key of ORDERLY_API_TOKEN as a bearer token when set; open otherwise).',
+  fixture: 'Access: fixture (only with ORDERLY_FIXTURES=on; then as the shop API).',
+  operator: 'Access: operator (ORDERLY_ADMIN_TOKEN as a bearer token, or a console session; unset, this machine only).',
+  internal: 'Access: internal (X-Orderly-Token: ORDERLY_INTERNAL_TOKEN).',
+};
+
+/** The access class a route declared (in its schema, by `route` or `hidden`); undefined for one that declared none. */
+export const accessOf = (schema: unknown): Access | undefined => (schema as { access?: Access } | undefined)?.access;
+
+/** Marks every route registered in `scope` (a plugin's static files, say) as open. */
+export function openRoutes(scope: FastifyInstance): void {
+  scope.addHook('onRoute', (options) => {
+    options.schema = { ...(options.schema ?? {}), access: 'open' } as FastifySchema;
+  });
+}
+
+/** The schema of a route left out of the OpenAPI document. */
+export const hidden = (access: Access): FastifySchema => ({ hide: true, access } as FastifySchema);
 
 /**
  * A route's schema for the OpenAPI document. Parameters are described, not validated, here:
@@ -56,13 +88,15 @@ export function route(doc: RouteDoc): FastifySchema {
   const by_status = new Map<number, ProblemCode[]>();
   for (const code of codes) by_status.set(problems[code].status, [...(by_status.get(problems[code].status) ?? []), code]);
   return {
+    access: doc.access,
     summary: doc.summary,
+    description: ACCESS_NOTE[doc.access],
     tags: [...doc.tags],
     ...(doc.params ? { params: strings(doc.params) } : {}),
     ...(doc.query ? { querystring: strings(doc.query) } : {}),
     ...(doc.body ? { body: doc.body } : {}),
     ...(doc.idempotent ? { headers: { type: 'object', properties: { 'idempotency-key': { type: 'string', description: 'Repeats of this request with this key get the first answer and do nothing again.' } } } } : {}),
-    ...(doc.admin ? { security: [{ adminToken: [] }] } : {}),
+    security: SECURITY[doc.access],
     response: {
       200: doc.ok ?? { type: 'object' },
       ...Object.fromEntries([...by_status].map(([status, list]) => [status, { ...problem, description: list.map((c) => `\`${c}\``).join(', ') }])),
@@ -83,9 +117,23 @@ export function openApi(app: FastifyInstance): void {
     openapi: {
       openapi: '3.1.0',
       info: { title: 'Orderly', version: '1', description: 'The course API (stock, payment, orders), the saga API, live events and operations. Every error is application/problem+json. See docs/api.md.' },
-      components: { securitySchemes: { adminToken: { type: 'http', scheme: 'bearer', description: 'ORDERLY_ADMIN_TOKEN (unset: admin routes answer on loopback only)' } } },
+      components: {
+        securitySchemes: {
+          apiToken: { type: 'http', scheme: 'bearer', description: 'A key of ORDERLY_API_TOKEN (unset: the shop API is open)' },
+          adminToken: { type: 'http', scheme: 'bearer', description: 'ORDERLY_ADMIN_TOKEN (unset: operator routes answer on this machine only)' },
+          consoleSession: { type: 'apiKey', in: 'cookie', name: 'orderly_session', description: 'The console\'s sign-in (POST /console/session with the admin token)' },
+          internalToken: { type: 'apiKey', in: 'header', name: 'x-orderly-token', description: 'ORDERLY_INTERNAL_TOKEN: service to service' },
+        },
+      },
     },
   });
-  void app.register(fastifySwaggerUi, { routePrefix: '/docs' });
-  app.get('/openapi.json', { schema: { hide: true } }, () => app.swagger());
+  void app.register(async (docs) => {
+    openRoutes(docs);
+    // Swagger UI styles its page inline: its own policy, with inline styles allowed, on its pages.
+    await docs.register(fastifySwaggerUi, {
+      routePrefix: '/docs',
+      staticCSP: "default-src 'self'; base-uri 'self'; img-src 'self' data:; object-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; form-action 'self'",
+    });
+  });
+  app.get('/openapi.json', { schema: hidden('open') }, () => app.swagger());
 }

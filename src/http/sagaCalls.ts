@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
-import { timingSafeEqual } from 'node:crypto';
 import type { Envelope, Message, Parsed } from '../core/message.ts';
-import { SAGA_CALL_PATH, TOKEN_HEADER } from '../ports/calls.ts';
+import { SAGA_CALL_PATH } from '../ports/calls.ts';
+import { hidden } from './openapi.ts';
 import { Problem } from './problems.ts';
 
 /** A participant as its saga-call route sees it (the runtime implements it). */
@@ -17,18 +17,14 @@ export type Called = Readonly<{
  * The route a participant answers synchronous saga calls on: a JSON array of command envelopes
  * in, for each the envelopes it answered, once committed. Only saga commands are accepted
  * (the types the participant consumes); its API commands go through their own routes.
- * Only callers with the deployment's internal token may call: a saga step called by anyone
+ * Only callers with the deployment's internal token may call (its access class is internal): a saga step called by anyone
  * else (a release or a void in the middle of a checkout) would break the checkout's accounts.
  */
-export function sagaCallRoute(runtime: Called, token: string, { events = false } = {}) {
+export function sagaCallRoute(runtime: Called, { events = false } = {}) {
   const accepted = new Set(runtime.consumes);
-  const expected = Buffer.from(token);
   return async (app: FastifyInstance) => {
-    app.post<{ Body: unknown }>(SAGA_CALL_PATH, { bodyLimit: 4 * 1024 * 1024 }, async (req) => {
-      const given = Buffer.from(String(req.headers[TOKEN_HEADER] ?? ''));
-      if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
-        throw new Problem('forbidden', `Saga steps are called by the order service only, with the deployment's ${TOKEN_HEADER} (ORDERLY_INTERNAL_TOKEN).`);
-      }
+    // An internal route: the access check lets only callers with ORDERLY_INTERNAL_TOKEN through.
+    app.post<{ Body: unknown }>(SAGA_CALL_PATH, { bodyLimit: 4 * 1024 * 1024, schema: hidden('internal') }, async (req) => {
       const commands = envelopes(req.body, accepted, events, (m) => {
         const parsed = runtime.parse(m);
         return parsed.ok ? undefined : parsed.problem;

@@ -1,4 +1,6 @@
+import { createHash } from 'node:crypto';
 import type { Idempotency } from '../core/decider.ts';
+import type { Caller } from './access.ts';
 import { MAX_AMOUNT, MAX_BATCH, MAX_ID_LENGTH } from '../domain/limits.ts';
 import { Problem } from './problems.ts';
 
@@ -28,14 +30,19 @@ export function count(value: string | undefined, name: string, options: { min?: 
 
 export const batchSize = (value: string | undefined, name: string) => count(value, name, { max: MAX_BATCH });
 
-/** Checks the optional Idempotency-Key header. */
-export function idempotency(req: Readonly<{ method: string; url: string; headers: Readonly<Record<string, string | string[] | undefined>> }>): Idempotency | undefined {
+/**
+ * Checks the optional Idempotency-Key header. A key belongs to its caller (the API key that sent
+ * it, src/http/access.ts): another caller's same key is another key. It stands for one request
+ * (method, URL and body): the same key with a different one is refused (422), as Stripe does.
+ */
+export function idempotency(req: Readonly<{ method: string; url: string; body?: unknown; caller?: Caller; headers: Readonly<Record<string, string | string[] | undefined>> }>): Idempotency | undefined {
   const header = req.headers['idempotency-key'];
   if (header === undefined) return undefined;
   if (Array.isArray(header) || header.length === 0 || header.length > 200 || !/^[\x21-\x7e]+$/.test(header)) {
     throw new Problem('invalid-header', 'Idempotency-Key must be one value of 1 to 200 visible ASCII characters.');
   }
-  return { key: header, request: `${req.method} ${req.url}` };
+  const body = req.body === undefined || req.body === null || (Buffer.isBuffer(req.body) && req.body.length === 0) ? '' : createHash('sha256').update(Buffer.isBuffer(req.body) ? req.body : JSON.stringify(req.body)).digest('base64url');
+  return { key: `${req.caller?.id ?? 'anonymous'}:${header}`, request: `${req.method} ${req.url}${body === '' ? '' : ` (body ${body.slice(0, 16)})`}` };
 }
 
 /** A JSON request body that must be an object (an absent body is an empty one). */

@@ -54,6 +54,8 @@ export async function runCluster(options: ClusterOptions): Promise<void> {
   // The synchronous style's saga calls carry a secret; one made here unless one was given.
   const env = {
     ...process.env, SAGA_STYLE: options.style, ORDERLY_INTERNAL_TOKEN: process.env.ORDERLY_INTERNAL_TOKEN || randomBytes(16).toString('hex'),
+    // A local cluster is a playground for the course's benchmark: its batch_init fixtures are on unless ORDERLY_FIXTURES=off.
+    ORDERLY_FIXTURES: process.env.ORDERLY_FIXTURES || 'on',
     // The processes' output comes through here: readable when this writes to a terminal.
     LOG_FORMAT: process.env.LOG_FORMAT || (process.stderr.isTTY ? 'pretty' : 'json'),
   };

@@ -2,7 +2,9 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Pool } from 'undici';
-import { adminAccess } from '../http/admin.ts';
+import { accessCheck, type Access, type AccessPolicy } from '../http/access.ts';
+import { drainAndClose } from '../http/drain.ts';
+import { eventFilter, streamEvents, streamLimit, STREAMS_RETRY_AFTER_S } from '../http/events.ts';
 import { deadLetterPage, deadLetterQuery, MAX_DEAD_LETTERS, type DeadLetterSummary } from '../http/deadLetters.ts';
 import { registry } from '../observability/metrics.ts';
 import { endServerSpan, serverSpan, tracingOn } from '../observability/tracing.ts';
@@ -10,6 +12,7 @@ import { REQUEST_ID, requestId } from '../http/requestId.ts';
 import { answerClientError, Problem, problemBody, problems, type ProblemCode } from '../http/problems.ts';
 import type { Logger } from '../ports/log.ts';
 import { SERVICES, type ServiceName } from '../wiring/serviceWiring.ts';
+import { upstreamEvents } from './gatewayEvents.ts';
 
 /** Replica URLs of each service the deployment runs (the tracker runs only in choreography). */
 export type Upstreams = Readonly<Partial<Record<ServiceName, readonly string[]>>>;
@@ -20,9 +23,20 @@ const API: Readonly<Record<string, ServiceName>> = { orders: 'orders', shipments
 /** Larger bodies are refused here; each service has its own, smaller limits (the synchronous style's saga calls carry up to 4 MiB). */
 const MAX_BODY = 4 * 1024 * 1024;
 /** The headers of a service's answer that the gateway passes on. */
-const ANSWER_HEADERS = ['content-type', 'allow', 'location', 'retry-after', 'x-request-id'] as const;
-/** The headers of a request that the gateway passes on (the trace context too, when it makes no span of its own). */
-const REQUEST_HEADERS = ['idempotency-key', 'content-type', 'x-orderly-token', 'authorization', 'traceparent', 'tracestate', 'prefer'] as const;
+const ANSWER_HEADERS = ['content-type', 'allow', 'location', 'retry-after', 'x-request-id', 'set-cookie', 'www-authenticate', 'cache-control',
+  'content-security-policy', 'x-frame-options', 'x-content-type-options', 'referrer-policy', 'cross-origin-opener-policy', 'cross-origin-resource-policy',
+  'origin-agent-cluster', 'x-dns-prefetch-control', 'x-download-options', 'x-permitted-cross-domain-policies', 'x-xss-protection'] as const;
+/**
+ * The headers of a request that the gateway passes on (the trace context too, when it makes no
+ * span of its own): with those of the caller (credentials, Origin) and X-Forwarded-For/-Host,
+ * which it sets, the service checks who may call the route it matched as if called directly.
+ */
+const REQUEST_HEADERS = ['idempotency-key', 'content-type', 'x-orderly-token', 'authorization', 'cookie', 'origin', 'sec-fetch-site', 'x-forwarded-proto',
+  'traceparent', 'tracestate', 'prefer'] as const;
+/** The gateway's own answers: what every answer of a service says too. */
+const OWN_HEADERS = { 'x-content-type-options': 'nosniff', 'cache-control': 'no-store' } as const;
+/** A readiness probe of a replica that has not answered by then counts as not ready. */
+const READY_TIMEOUT_MS = 2_000;
 /** A replica that refused a connection is skipped for this long. */
 const COOL_DOWN_MS = 2_000;
 /** Rounds over all replicas after a first one where none took the connection (100, 200, 400, 800 ms apart). */
@@ -35,8 +49,21 @@ const RETRY_ROUNDS = 4;
  * 1.5 s before the answer is 503. nginx or a Kubernetes ingress can take its place:
  * route /stock, /payment, /orders and /sagas (the tracker in choreography, else the order service) to the replicas of each service (see README).
  */
-export async function startGateway(upstreams: Upstreams, host: string, port: number, log: Logger, adminToken?: string) {
-  const admin = adminAccess(adminToken);
+export type GatewayOptions = Readonly<{
+  host: string;
+  port: number;
+  log: Logger;
+  /** Who may call the gateway's own routes (events, metrics, the merged admin routes); the services check the rest. */
+  access: AccessPolicy;
+  maxEventStreams: number;
+}>;
+
+export async function startGateway(upstreams: Upstreams, options: GatewayOptions) {
+  const { host, port, log } = options;
+  const check = accessCheck(options.access);
+  // The gateway asks the services' operator routes for a caller it has let through: with the token.
+  const adminToken = options.access.adminToken;
+  const asOperator = (): Record<string, string> => (adminToken === undefined ? {} : { authorization: `Bearer ${adminToken}` });
   const served = SERVICES.filter((name) => (upstreams[name] ?? []).length > 0);
   // The saga API: the tracker's in choreography, the order service's otherwise.
   const sagas: ServiceName = served.includes('tracker') ? 'tracker' : 'orders';
@@ -44,6 +71,8 @@ export async function startGateway(upstreams: Upstreams, host: string, port: num
     url, pool: new Pool(url, { connections: 128, keepAliveTimeout: 30_000 }), downUntil: 0,
   }))])) as Record<ServiceName, { url: string; pool: Pool; downUntil: number }[]>;
   const next = Object.fromEntries(SERVICES.map((name) => [name, 0])) as Record<ServiceName, number>;
+  const liveEvents = upstreamEvents(served.flatMap((service) => (upstreams[service] ?? [])), asOperator);
+  const streams = streamLimit(options.maxEventStreams);
 
   /**
    * Sends the request to the next replica that takes the connection. When none does, tries
@@ -58,7 +87,7 @@ export async function startGateway(upstreams: Upstreams, host: string, port: num
         if (round === 0 && replica.downUntil > Date.now() && tried < list.length - 1) continue;
         try {
           const res = await replica.pool.request({ method: method as 'GET', path, headers, body, headersTimeout: 120_000, bodyTimeout: 120_000 });
-          const kept = Object.fromEntries(ANSWER_HEADERS.flatMap((name) => (typeof res.headers[name] === 'string' ? [[name, res.headers[name]]] : [])));
+          const kept = Object.fromEntries(ANSWER_HEADERS.flatMap((name) => (res.headers[name] === undefined ? [] : [[name, res.headers[name]]])));
           return { status: res.statusCode, headers: kept, body: Buffer.from(await res.body.arrayBuffer()) };
         } catch (error) {
           if (!isConnectFailure(error)) throw error;
@@ -71,26 +100,40 @@ export async function startGateway(upstreams: Upstreams, host: string, port: num
     }
   }
 
+  /** Whether the caller may call a route of the gateway's own of `access`; if not, it is answered. */
+  function allowed(req: IncomingMessage, res: ServerResponse, access: Access): boolean {
+    try {
+      check(access, { method: req.method ?? 'GET', ip: req.socket.remoteAddress ?? '', headers: req.headers });
+      return true;
+    } catch (error) {
+      if (!(error instanceof Problem)) throw error;
+      problem(res, error.code, error.detail, error.code === 'unauthorized' ? { 'www-authenticate': 'Bearer realm="orderly"' } : {});
+      return false;
+    }
+  }
+
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = req.url ?? '/';
-    const path = url.split('?')[0] ?? '/';
+    // Routed by the decoded path, as the services' router matches it: /%61dmin/audit is /admin/audit.
+    let path: string;
+    try {
+      path = decodeURIComponent(url.split('?')[0] ?? '/');
+    } catch {
+      return problem(res, 'invalid-url', 'The URL has a malformed percent-encoding, such as a lone "%" or "%zz".');
+    }
     if (path === '/healthz') return json(res, 200, { status: 'ok' });
     if (path === '/readyz') return ready(res);
-    if (path === '/events') return events(req, res, url);
+    const own = path === '/events' || path === '/metrics' || path === '/admin/audit' || path === '/admin/dead-letters' || path.startsWith('/admin/dead-letters/');
+    if (own && !allowed(req, res, 'operator')) return;
+    if (path === '/events') return events(res, url);
     if (path === '/metrics') {
       const text = await registry.metrics();
-      res.writeHead(200, { 'content-type': registry.contentType, 'content-length': Buffer.byteLength(text) });
+      res.writeHead(200, { ...OWN_HEADERS, 'content-type': registry.contentType, 'content-length': Buffer.byteLength(text) });
       return void res.end(text);
     }
-    try {
-      admin({ url: path, ip: req.socket.remoteAddress ?? '', headers: req.headers });
-    } catch (error) {
-      if (error instanceof Problem) return problem(res, error.code, error.detail);
-      throw error;
-    }
-    if (path === '/admin/audit') return audit(res, req.headers.authorization);
-    if (path === '/admin/dead-letters') return deadLetters(res, url, req.headers.authorization);
-    if (path.startsWith('/admin/dead-letters/')) return deadLetter(res, req.method ?? 'GET', url, req.headers.authorization);
+    if (path === '/admin/audit') return audit(res);
+    if (path === '/admin/dead-letters') return deadLetters(res, url);
+    if (path.startsWith('/admin/dead-letters/')) return deadLetter(res, req.method ?? 'GET', url);
     const first = path.split('/')[1] ?? '';
     // The console (at / and under /console/) comes from an order service replica; it reads /sagas through here.
     const service = first === 'api' ? API[path.split('/')[2] ?? ''] : PREFIX[first] ?? (first === 'sagas' ? sagas : path === '/' || first === 'console' ? 'orders' : undefined);
@@ -102,6 +145,10 @@ export async function startGateway(upstreams: Upstreams, host: string, port: num
       const value = req.headers[name];
       if (typeof value === 'string') headers[name] = value;
     }
+    const forwardedFor = req.headers['x-forwarded-for'];
+    headers['x-forwarded-for'] = [typeof forwardedFor === 'string' ? forwardedFor : undefined, req.socket.remoteAddress ?? 'unknown'].filter(Boolean).join(', ');
+    const forwardedHost = req.headers['x-forwarded-host'] ?? req.headers.host;
+    if (typeof forwardedHost === 'string') headers['x-forwarded-host'] = forwardedHost;
     // The service answers with the same request id, so the caller, the gateway and the service agree on it.
     const reqId = requestId(req);
     headers[REQUEST_ID] = reqId;
@@ -120,55 +167,34 @@ export async function startGateway(upstreams: Upstreams, host: string, port: num
 
   /**
    * The live events of every replica of every service, merged into one server-sent event
-   * stream: each upstream's events are passed on whole, as they come; an upstream that goes
-   * away (a replica restarting) is followed again a second later.
+   * stream (src/processes/gatewayEvents.ts): at most ORDERLY_MAX_EVENT_STREAMS at once, none of
+   * them holding a connection that requests are forwarded on.
    */
-  function events(req: IncomingMessage, res: ServerResponse, url: string): void {
-    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
-    res.write(': the messages committed from now on, by every replica\n\n');
-    const stop = new AbortController();
-    for (const service of served) for (const replica of replicas[service]) void follow(replica.pool, url, res, stop.signal);
-    const heartbeat = setInterval(() => res.write(': still here\n\n'), 15_000);
-    res.on('close', () => {
-      stop.abort();
-      clearInterval(heartbeat);
-    });
-  }
-
-  async function follow(pool: Pool, url: string, res: ServerResponse, signal: AbortSignal): Promise<void> {
-    while (!signal.aborted) {
-      try {
-        const upstream = await pool.request({ method: 'GET', path: url, signal, headersTimeout: 0, bodyTimeout: 0 });
-        let pending = '';
-        for await (const chunk of upstream.body) {
-          pending += String(chunk);
-          const end = pending.lastIndexOf('\n\n');
-          if (end === -1) continue;
-          // Whole events only, and not the upstream's comments (its heartbeats): this stream has its own.
-          const whole = pending.slice(0, end).split('\n\n').filter((block) => block !== '' && !block.startsWith(':'));
-          pending = pending.slice(end + 2);
-          if (whole.length > 0) res.write(`${whole.join('\n\n')}\n\n`);
-        }
-      } catch {
-        // Gone (or aborted): follow it again shortly while the client listens.
-      }
-      await sleep(1_000, undefined, { signal }).catch(() => undefined);
+  function events(res: ServerResponse, url: string): void {
+    let release: () => void;
+    try {
+      release = streams.take();
+    } catch (error) {
+      if (!(error instanceof Problem)) throw error;
+      return problem(res, error.code, error.detail, { 'retry-after': String(STREAMS_RETRY_AFTER_S) });
     }
+    const wanted = eventFilter(Object.fromEntries(new URLSearchParams(url.split('?')[1] ?? '')));
+    streamEvents(res, wanted, liveEvents.listen, 'the messages committed from now on, by every replica', release);
   }
 
   async function ready(res: ServerResponse): Promise<void> {
     const reasons: string[] = [];
     for (const service of served) {
-      const answers = await Promise.all(replicas[service].map((r) => r.pool.request({ method: 'GET', path: '/readyz' })
+      const answers = await Promise.all(replicas[service].map((r) => r.pool.request({ method: 'GET', path: '/readyz', headersTimeout: READY_TIMEOUT_MS, bodyTimeout: READY_TIMEOUT_MS, signal: AbortSignal.timeout(READY_TIMEOUT_MS) })
         .then(async (x) => { await x.body.dump(); return x.statusCode === 200; }, () => false)));
       if (!answers.some(Boolean)) reasons.push(`no ready replica of ${service}`);
     }
     json(res, reasons.length === 0 ? 200 : 503, { ready: reasons.length === 0, reasons });
   }
 
-  async function audit(res: ServerResponse, authorization: string | undefined): Promise<void> {
+  async function audit(res: ServerResponse): Promise<void> {
     const parts = await Promise.all(served.map(async (service) => {
-      const answer = await forward(service, 'GET', '/admin/audit', authorization === undefined ? {} : { authorization }, undefined);
+      const answer = await forward(service, 'GET', '/admin/audit', asOperator(), undefined);
       if (!answer || answer.status !== 200) throw new Error(`${service} did not answer /admin/audit`);
       return JSON.parse(answer.body.toString()) as object;
     }));
@@ -180,7 +206,7 @@ export async function startGateway(upstreams: Upstreams, host: string, port: num
    * (one replica each: the replicas of a service share its broker and store), and the groups
    * and the page are made again over all of them.
    */
-  async function deadLetters(res: ServerResponse, url: string, authorization: string | undefined): Promise<void> {
+  async function deadLetters(res: ServerResponse, url: string): Promise<void> {
     let query;
     try {
       query = deadLetterQuery(Object.fromEntries(new URLSearchParams(url.split('?')[1] ?? '')));
@@ -189,7 +215,7 @@ export async function startGateway(upstreams: Upstreams, host: string, port: num
       throw error;
     }
     const lists = await Promise.all(served.map(async (service) => {
-      const answer = await forward(service, 'GET', `/admin/dead-letters?limit=${MAX_DEAD_LETTERS}`, authorization === undefined ? {} : { authorization }, undefined);
+      const answer = await forward(service, 'GET', `/admin/dead-letters?limit=${MAX_DEAD_LETTERS}`, asOperator(), undefined);
       if (!answer || answer.status !== 200) throw new Error(`${service} did not answer /admin/dead-letters`);
       return (JSON.parse(answer.body.toString()) as { dead_letters: DeadLetterSummary[] }).dead_letters;
     }));
@@ -206,10 +232,10 @@ export async function startGateway(upstreams: Upstreams, host: string, port: num
    * is depends on the bus (the consumer's own, or in the synchronous style the order service,
    * which makes the calls), so each is asked in turn until one knows the id.
    */
-  async function deadLetter(res: ServerResponse, method: string, url: string, authorization: string | undefined): Promise<void> {
+  async function deadLetter(res: ServerResponse, method: string, url: string): Promise<void> {
     let last: Awaited<ReturnType<typeof forward>>;
     for (const service of served) {
-      last = await forward(service, method, url, authorization === undefined ? {} : { authorization }, undefined);
+      last = await forward(service, method, url, asOperator(), undefined);
       if (last && !(last.status === 404 && last.body.includes('"dead-letter-not-found"'))) break;
     }
     if (!last) return problem(res, 'unavailable', 'No replica of a service that may hold this dead letter can be reached; retry shortly.');
@@ -238,6 +264,7 @@ export async function startGateway(upstreams: Upstreams, host: string, port: num
       const closed = new Promise((resolve) => server.close(resolve));
       server.closeAllConnections();
       await closed;
+      await liveEvents.close();
       for (const list of Object.values(replicas)) for (const r of list) await r.pool.close();
     },
   };
@@ -269,32 +296,20 @@ function readBody(req: IncomingMessage): Promise<Buffer | 'too-large'> {
   });
 }
 
-/**
- * Answers 413 and closes the connection: the rest of the body is not read (only drained, for
- * at most 2 s, so that the client sees the answer instead of a reset).
- */
+/** Answers 413 and closes the connection once the body is drained (src/http/drain.ts). */
 function refuseBody(res: ServerResponse): void {
-  const socket = res.req.socket;
-  // Node's server closes the socket of a finished `Connection: close` answer at once
-  // (destroySoon). With the body still arriving, that close is a reset, which may reach the client
-  // before it has read the 413 and make its kernel discard it (2 in 300 on a busy machine). So
-  // only this side is ended: the client reads the answer, then the end; the body is drained
-  // meanwhile, and the socket closes once the client ends its side too, or after 2 s.
-  socket.destroySoon = () => socket.end();
-  res.shouldKeepAlive = false;
+  drainAndClose(res);
   problem(res, 'payload-too-large', `The request body is larger than ${MAX_BODY / 1024 / 1024} MiB.`);
-  res.req.resume();
-  res.once('finish', () => setTimeout(() => socket.destroy(), 2_000).unref());
 }
 
 function json(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+  res.writeHead(status, { ...OWN_HEADERS, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
   res.end(text);
 }
 
-function problem(res: ServerResponse, code: ProblemCode, detail: string): void {
+function problem(res: ServerResponse, code: ProblemCode, detail: string, extra: Readonly<Record<string, string>> = {}): void {
   const text = JSON.stringify(problemBody(code, detail, res.req.url));
-  res.writeHead(problems[code].status, { 'content-type': 'application/problem+json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+  res.writeHead(problems[code].status, { ...OWN_HEADERS, ...extra, 'content-type': 'application/problem+json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
   res.end(text);
 }

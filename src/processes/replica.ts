@@ -3,6 +3,7 @@ import { parkCalls } from '../wiring/parkCalls.ts';
 import { httpCall } from '../adapters/calls/http.ts';
 import { connectBus, connectStore, redact } from '../adapters/connect.ts';
 import { ConfigError, type Config } from '../config.ts';
+import { policyOf } from '../http/access.ts';
 import { buildApp } from '../http/app.ts';
 import { deadLetterRoutes } from '../http/deadLetters.ts';
 import type { Logger } from '../ports/log.ts';
@@ -32,13 +33,15 @@ export async function startServiceProcess(options: ServiceProcessOptions, config
   const calls = busUrl === undefined ? httpCall(options.gatewayUrl, token!) : undefined;
   const bus = calls ? callingBus(calledCommands(config), calls, parkCalls(store, log)) : await connectBus(busUrl!, options.namespace, replica, log);
   await declareTopology(bus, config);
-  const lookups = service === 'orders' ? httpLookups(options.gatewayUrl) : undefined;
+  // The lookups read the shop API: with one of its keys where it needs them.
+  const lookups = service === 'orders' ? httpLookups(options.gatewayUrl, config.apiTokens[0]) : undefined;
   const running = runService(service, store, bus, {
     config, log, publishChunk: 64, sweepMs: 5_000, ...(lookups ? { lookups } : {}),
   });
   const app = buildApp({
     log,
-    adminToken: config.adminToken,
+    access: policyOf(config, false),
+    maxEventStreams: config.maxEventStreams,
     routes: (a) => {
       running.routes(a);
       a.register(deadLetterRoutes(bus.deadLetters));

@@ -215,7 +215,7 @@ export class ServiceRuntime<M extends Message = Message, C extends ApiCommand = 
         const idemKey = idempotency === undefined ? undefined : idempotencyDoc(idempotency.key);
         if (idemKey !== undefined) {
           const stored = view.get(idemKey) as Stored | undefined;
-          if (stored) return { kind: 'answer', reply: stored.request === idempotency?.request ? stored.reply : reusedKey(stored.request), sent: [] };
+          if (stored) return { kind: 'answer', reply: stored.request === idempotency?.request ? stored.reply : reusedKey(stored.request, idempotency?.request ?? ''), sent: [] };
         }
         const allowed = declared[i] ?? new Set<string>();
         let decision: Decision;
@@ -296,6 +296,8 @@ function sagasIn(batch: readonly Work<Message, ApiCommand>[]): Readonly<{ sagaId
 
 const typeOf = (input: Input<Message, ApiCommand>): string => (input.kind === 'command' ? input.command.type : input.message.type);
 
-function reusedKey(request: string): Reply {
-  return { ok: false, code: 'idempotency-key-reused', detail: `This Idempotency-Key was already used for ${request}; use a new key for a different request.` };
+function reusedKey(first: string, now: string): Reply {
+  const route = (request: string) => request.replace(/ \(body [^)]*\)$/, '');
+  const what = route(first) === route(now) ? `${route(first)} with another body` : first;
+  return { ok: false, code: 'idempotency-key-reused', detail: `This Idempotency-Key was already used for ${what}; use a new key for a different request.` };
 }

@@ -3,6 +3,7 @@ import { callingBus } from '../adapters/calls/bus.ts';
 import { parkCalls } from './parkCalls.ts';
 import { inProcessBus } from '../adapters/inproc/bus.ts';
 import type { Config } from '../config.ts';
+import { policyOf } from '../http/access.ts';
 import { buildApp } from '../http/app.ts';
 import type { Bus } from '../ports/bus.ts';
 import { lockDataDir } from '../runtime/dataDirLock.ts';
@@ -66,7 +67,9 @@ async function serve(config: Config, log: Logger, step: Step, databases: Embedde
   for (const service of services) runtimes.set(service.name, service.runtime);
   const app = buildApp({
     log,
-    adminToken: config.adminToken,
+    // `npm start` is the course's system: its batch_init fixtures are on unless ORDERLY_FIXTURES=off.
+    access: policyOf(config, true),
+    maxEventStreams: config.maxEventStreams,
     routes: (a) => {
       services.forEach((s) => s.routes(a));
       a.register(deadLetterRoutes(bus.deadLetters));

@@ -14,11 +14,12 @@ export function storeLookups(stock: Store, payment: Store): Lookups {
 }
 
 /** Lookups across processes: the other services' public API, through the gateway. */
-export function httpLookups(baseUrl: string): Lookups & { close(): Promise<void> } {
+export function httpLookups(baseUrl: string, apiKey: string | undefined): Lookups & { close(): Promise<void> } {
   const client = new CourseClient(baseUrl, 32);
+  const credentials: Record<string, string> = apiKey === undefined ? {} : { authorization: `Bearer ${apiKey}` };
   const get = async (path: string) => {
     // Within the checkout's trace when tracing is on (the route's span is active here).
-    const answer = await client.call('GET', path, outgoingHeaders({}));
+    const answer = await client.call('GET', path, outgoingHeaders(credentials));
     if (answer.status === 404) return undefined;
     if (answer.status !== 200) throw new Error(`GET ${baseUrl}${path} answered ${answer.status}`);
     return answer.body as Record<string, unknown>;

@@ -89,22 +89,22 @@ export function runService(name: ServiceName, store: Store, bus: Bus, options: S
     case 'stock':
       return wire(deciders.stock, (app, runtime) => {
         app.register(stockApi(runtime), { prefix: '/stock' });
-        if (token !== undefined) app.register(sagaCallRoute(runtime, token), { prefix: '/stock' });
+        if (token !== undefined) app.register(sagaCallRoute(runtime), { prefix: '/stock' });
       });
     case 'payment':
       return wire(deciders.payment, (app, runtime) => {
         app.register(paymentApi(runtime), { prefix: '/payment' });
-        if (token !== undefined) app.register(sagaCallRoute(runtime, token), { prefix: '/payment' });
+        if (token !== undefined) app.register(sagaCallRoute(runtime), { prefix: '/payment' });
       });
     case 'fulfillment':
       return wire(deciders.fulfillment, (app, runtime) => {
         app.register(fulfillmentApi(runtime), { prefix: '/api' });
-        if (token !== undefined) app.register(sagaCallRoute(runtime, token), { prefix: '/fulfillment' });
+        if (token !== undefined) app.register(sagaCallRoute(runtime), { prefix: '/fulfillment' });
       });
     case 'notification':
       return wire(deciders.notification, (app, runtime) => {
         app.register(notificationApi(runtime), { prefix: '/api' });
-        if (token !== undefined) app.register(sagaCallRoute(runtime, token, { events: true }), { prefix: '/notification' });
+        if (token !== undefined) app.register(sagaCallRoute(runtime, { events: true }), { prefix: '/notification' });
       });
     case 'tracker':
       return wire(deciders.tracker, (app) => {
@@ -119,7 +119,7 @@ export function runService(name: ServiceName, store: Store, bus: Bus, options: S
         app.register(lifecycleApi({ orders: runtime, lookups, checkoutWaitMs: config.checkoutWaitMs, outcomes }), { prefix: '/api' });
         // In the synchronous style, fulfillment calls the order service with its carrier scans.
         if (config.sagaStyle === 'synchronous' && config.internalToken !== undefined) {
-          app.register(sagaCallRoute({ consumes: CALLED_ON_ORDERS, parse: (m) => runtime.parse(m), call: (m) => runtime.call(m) }, config.internalToken, { events: true }), { prefix: '/orders' });
+          app.register(sagaCallRoute({ consumes: CALLED_ON_ORDERS, parse: (m) => runtime.parse(m), call: (m) => runtime.call(m) }, { events: true }), { prefix: '/orders' });
         }
         // In choreography the tracker serves the saga API; otherwise the orders hold the sagas.
         if (config.sagaStyle !== 'choreography') app.register(sagaApi(orderSagas(store), sagaApiOptions(config)), { prefix: '/sagas' });

@@ -1,8 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { startGateway } from '../../src/processes/gateway.ts';
-import { createLogger } from '../../src/runtime/log.ts';
-import { assertProblem, startTestSystem } from './helpers.ts';
+import { assertProblem, startTestSystem, startTestGateway } from './helpers.ts';
 
 // Admin routes (/admin/…) need ORDERLY_ADMIN_TOKEN as a bearer token; without a token set, they
 // answer on loopback only. The same on a service and on the gateway in front of it.
@@ -12,7 +10,7 @@ const TOKEN = 'an-admin-token-of-32-characters!';
 const secured = await startTestSystem({ ORDERLY_ADMIN_TOKEN: TOKEN });
 const open = await startTestSystem();
 const address = await secured.system.app.listen({ host: '127.0.0.1', port: 0 });
-const gateway = await startGateway({ orders: [address], stock: [address], payment: [address] }, '127.0.0.1', 0, createLogger('silent'), TOKEN);
+const gateway = await startTestGateway({ orders: [address], stock: [address], payment: [address] }, { ORDERLY_ADMIN_TOKEN: TOKEN });
 
 await test('with a token set, an admin route answers 401 without a token, 403 with another one and 200 with it', async () => {
   const none = assertProblem(await secured.inject({ method: 'GET', url: '/admin/audit' }), 'no token');

@@ -1,8 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { startGateway } from '../../src/processes/gateway.ts';
-import { createLogger } from '../../src/runtime/log.ts';
-import { createItem, createOrder, createUser, startTestSystem } from './helpers.ts';
+import { createItem, createOrder, createUser, startTestSystem, startTestGateway } from './helpers.ts';
 
 // GET /events: the messages committed, live, as server-sent events; on a process and merged
 // by the gateway.
@@ -45,7 +43,7 @@ async function collect(url: string, started: () => Promise<void>, done: (events:
 
 const sys = await startTestSystem();
 const address = await sys.system.app.listen({ host: '127.0.0.1', port: 0 });
-const gateway = await startGateway({ orders: [address], stock: [address], payment: [address] }, '127.0.0.1', 0, createLogger('silent'));
+const gateway = await startTestGateway({ orders: [address], stock: [address], payment: [address] });
 const item = await createItem(sys, 2, 100);
 const user = await createUser(sys, 1000);
 

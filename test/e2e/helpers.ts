@@ -4,6 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { InjectOptions, LightMyRequestResponse } from 'fastify';
 import { loadConfig } from '../../src/config.ts';
+import { policyOf } from '../../src/http/access.ts';
+import { startGateway, type Upstreams } from '../../src/processes/gateway.ts';
 import type { Audit } from '../../src/domain/audit.ts';
 import { createLogger } from '../../src/runtime/log.ts';
 import type { CourseClient } from '../../src/tools/client.ts';
@@ -117,3 +119,9 @@ export async function findOrder(t: TestSystem, orderId: string): Promise<OrderVi
 
 /** Waits until no saga is under way (recovery done) and returns the audit. */
 export const settle = (client: CourseClient): Promise<Audit> => settled(client, 30_000);
+
+/** A gateway on a free loopback port in front of `upstreams`, with the settings `env` gives (tokens, limits). */
+export function startTestGateway(upstreams: Upstreams, env: Readonly<Record<string, string>> = {}) {
+  const config = loadConfig({ ...env, LOG_LEVEL: 'silent' });
+  return startGateway(upstreams, { host: '127.0.0.1', port: 0, log: createLogger('silent'), access: policyOf(config, false), maxEventStreams: config.maxEventStreams });
+}

@@ -1,9 +1,7 @@
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { startGateway } from '../../src/processes/gateway.ts';
-import { createLogger } from '../../src/runtime/log.ts';
-import { startTestSystem, type TestSystem } from './helpers.ts';
+import { startTestSystem, type TestSystem, startTestGateway } from './helpers.ts';
 
 // What a hostile or broken HTTP client meets, over real sockets, on the embedded server and on
 // the gateway in front of it: a problem+json answer for everything the HTTP parser refuses, a
@@ -73,14 +71,14 @@ function* chunked(): Generator<Buffer> {
 }
 
 let sys: TestSystem;
-let gateway: Awaited<ReturnType<typeof startGateway>>;
+let gateway: Awaited<ReturnType<typeof startTestGateway>>;
 const ports: Record<string, number> = {};
 
 before(async () => {
   sys = await startTestSystem();
   const address = await sys.system.app.listen({ host: '127.0.0.1', port: 0 });
   ports.server = Number(new URL(address).port);
-  gateway = await startGateway({ orders: [address], stock: [address], payment: [address] }, '127.0.0.1', 0, createLogger('silent'));
+  gateway = await startTestGateway({ orders: [address], stock: [address], payment: [address] });
   ports.gateway = Number(new URL(gateway.address).port);
 });
 
@@ -94,7 +92,7 @@ for (const target of ['server', 'gateway'] as const) {
     const port = () => ports[target] ?? 0;
 
     void test('a request with both Content-Length and Transfer-Encoding gets a 400 problem and the connection is closed', async () => {
-      const answer = await raw(port(), 'POST /stock/item/create/5 HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n');
+      const answer = await raw(port(), 'POST /stock/item/create/5 HTTP/1.1\r\nHost: localhost\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n');
       assertProblemAnswer(answer, 400, 'malformed-request', 'CL + TE');
       assert.match(answer.body, /Transfer-Encoding/, 'the detail says what is wrong');
       assert.ok(answer.closed, 'closed');
@@ -113,24 +111,24 @@ for (const target of ['server', 'gateway'] as const) {
     });
 
     void test('a 100 MB body is refused with 413 long before it is all sent, and the connection is closed', async () => {
-      const declared = await raw(port(), `POST /stock/item/create/5 HTTP/1.1\r\nHost: x\r\nContent-Length: ${100 * 1024 * 1024}\r\n\r\n`, { chunks: chunked() });
+      const declared = await raw(port(), `POST /stock/item/create/5 HTTP/1.1\r\nHost: localhost\r\nContent-Length: ${100 * 1024 * 1024}\r\n\r\n`, { chunks: chunked() });
       assertProblemAnswer(declared, 413, 'payload-too-large', 'Content-Length: 100 MiB');
       assert.ok(declared.closed, 'closed');
       assert.ok(declared.sent < 100 * 1024 * 1024, `answered before all was sent (${declared.sent} bytes sent)`);
-      const streamed = await raw(port(), 'POST /stock/item/create/5 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n', { chunks: chunked() });
+      const streamed = await raw(port(), 'POST /stock/item/create/5 HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n', { chunks: chunked() });
       assertProblemAnswer(streamed, 413, 'payload-too-large', 'chunked 100 MiB');
       assert.ok(streamed.closed, 'closed');
       assert.ok(streamed.sent < 100 * 1024 * 1024, `answered before all was sent (${streamed.sent} bytes sent)`);
     });
 
     void test('a wrong method answers 405 with Allow naming the method that exists', async () => {
-      const answer = await raw(port(), 'GET /stock/item/create/5 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+      const answer = await raw(port(), 'GET /stock/item/create/5 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n');
       assertProblemAnswer(answer, 405, 'method-not-allowed', 'GET on a POST route');
       assert.equal(answer.headers.allow, 'POST');
-      const find = await raw(port(), 'POST /stock/find/1 HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+      const find = await raw(port(), 'POST /stock/find/1 HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
       assertProblemAnswer(find, 405, 'method-not-allowed', 'POST on a GET route');
       assert.equal(find.headers.allow, 'GET, HEAD');
-      const unknown = await raw(port(), 'GET /stock/nothing-here HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+      const unknown = await raw(port(), 'GET /stock/nothing-here HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n');
       assertProblemAnswer(unknown, 404, 'route-not-found', 'an unknown path');
     });
   });

@@ -3,8 +3,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { loadConfig } from '../../src/config.ts';
 import type { Envelope } from '../../src/core/message.ts';
+import { loadConfig } from '../../src/config.ts';
+import { policyOf } from '../../src/http/access.ts';
 import { buildApp } from '../../src/http/app.ts';
 import { tracingOn } from '../../src/observability/tracing.ts';
 import { createLogger } from '../../src/runtime/log.ts';
@@ -25,7 +26,7 @@ function capturing() {
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 test('every answer carries a request id: the caller\'s when sensible, else a new one', async () => {
-  const app = buildApp({ log: createLogger('silent'), routes: () => {}, notReady: async () => [], audit: async () => ({}), adminToken: undefined });
+  const app = buildApp({ log: createLogger('silent'), routes: () => {}, notReady: async () => [], audit: async () => ({}), access: policyOf(loadConfig({}), true), maxEventStreams: 10 });
   const fresh = await app.inject({ method: 'GET', url: '/healthz' });
   assert.match(String(fresh.headers['x-request-id']), UUID);
   const other = await app.inject({ method: 'GET', url: '/healthz' });
@@ -41,7 +42,7 @@ test('every answer carries a request id: the caller\'s when sensible, else a new
 test('a request\'s log line carries its request id', async () => {
   const { log, lines } = capturing();
   const app = buildApp({
-    log, notReady: async () => [], audit: async () => ({}), adminToken: undefined,
+    log, notReady: async () => [], audit: async () => ({}), access: policyOf(loadConfig({}), true), maxEventStreams: 10,
     routes: (a) => a.get('/broken', async () => {
       throw new Error('a bug');
     }),

@@ -254,12 +254,19 @@ void describe('payment: API commands', () => {
   void it('InitUsers: users "0" … "count-1" with the given credit', () => {
     given({}).when(api({ type: 'InitUsers', count: 3, credit: 50 })).then({
       writes: { 'user:0': account(50), 'user:1': account(50), 'user:2': account(50) },
-      reply: { ok: true, value: { msg: 'Batch init for 3 users successful' } },
+      reply: { ok: true, value: { msg: 'Batch init for 3 users successful', replaced: 0 } },
     });
   });
 
-  void it('names the one account an API command reads, none for InitUsers', () => {
+  void it('InitUsers replaces no account while a checkout holds credit on one: 409 fixture-conflict', () => {
+    const step = given({ 'user:0': account(5), 'user:2': account(5, 3) }).when(api({ type: 'InitUsers', count: 3, credit: 50 }));
+    assert.deepEqual(step.decision.writes ?? {}, {});
+    assert.equal(step.decision.reply?.ok === false && step.decision.reply.code, 'fixture-conflict');
+    assert.match(step.decision.reply?.ok === false ? step.decision.reply.detail : '', /2 has credit held/);
+  });
+
+  void it('names the one account an API command reads, and every account InitUsers would replace', () => {
     assert.deepEqual(keys(api({ type: 'Pay', userId: 'u1', amount: 1 })), ['user:u1']);
-    assert.deepEqual(keys(api({ type: 'InitUsers', count: 3, credit: 1 })), []);
+    assert.deepEqual(keys(api({ type: 'InitUsers', count: 3, credit: 1 })), ['user:0', 'user:1', 'user:2']);
   });
 });

@@ -250,12 +250,27 @@ void describe('stock: API commands', () => {
   void it('InitItems: items "0" … "count-1" with the given stock and price', () => {
     given({}).when(api({ type: 'InitItems', count: 3, stock: 100, price: 5 })).then({
       writes: { 'item:0': item(100, 0, 5), 'item:1': item(100, 0, 5), 'item:2': item(100, 0, 5) },
-      reply: { ok: true, value: { msg: 'Batch init for 3 items successful' } },
+      reply: { ok: true, value: { msg: 'Batch init for 3 items successful', replaced: 0 } },
     });
   });
 
-  void it('names the one item an API command reads, none for InitItems', () => {
+  void it('InitItems says how many items it replaced', () => {
+    given({ 'item:1': item(7) }).when(api({ type: 'InitItems', count: 2, stock: 1, price: 5 })).then({
+      writes: { 'item:0': item(1, 0, 5), 'item:1': item(1, 0, 5) },
+      reply: { ok: true, value: { msg: 'Batch init for 2 items successful', replaced: 1 } },
+    });
+  });
+
+  void it('InitItems replaces nothing while a checkout holds stock of one of them: 409 fixture-conflict', () => {
+    const step = given({ 'item:0': item(7), 'item:1': item(3, 2) }).when(api({ type: 'InitItems', count: 2, stock: 1, price: 5 }));
+    assert.deepEqual(step.decision.writes ?? {}, {});
+    assert.equal(step.decision.reply?.ok, false);
+    assert.equal(step.decision.reply?.ok === false && step.decision.reply.code, 'fixture-conflict');
+    assert.match(step.decision.reply?.ok === false ? step.decision.reply.detail : '', /1 has stock reserved.*Nothing was changed/);
+  });
+
+  void it('names the one item an API command reads, and every item InitItems would replace', () => {
     assert.deepEqual(keys(api({ type: 'AddStock', itemId: 'a', amount: 1 })), ['item:a']);
-    assert.deepEqual(keys(api({ type: 'InitItems', count: 3, stock: 1, price: 1 })), []);
+    assert.deepEqual(keys(api({ type: 'InitItems', count: 3, stock: 1, price: 1 })), ['item:0', 'item:1', 'item:2']);
   });
 });

@@ -20,12 +20,11 @@ const shipmentSchema = schemas.object({
 export function fulfillmentApi(fulfillment: Service<FulfillmentApiCommand>) {
   return async (app: FastifyInstance) => {
     app.get<{ Params: Params }>('/shipments/:trackingNumber', {
-      schema: route({ summary: 'A shipment: its label, status and scans', tags: ['lifecycle'], params: { trackingNumber: 'the tracking number' }, ok: shipmentSchema, errors: ['invalid-id', 'shipment-not-found'] }),
+      schema: route({ access: 'shop', summary: 'A shipment: its label, status and scans', tags: ['lifecycle'], params: { trackingNumber: 'the tracking number' }, ok: shipmentSchema, errors: ['invalid-id', 'shipment-not-found'] }),
     }, async (req) => view(await findShipment(fulfillment, trackingNumber(req.params.trackingNumber))));
 
     app.post<{ Params: Params }>('/shipments/:trackingNumber/scans', {
-      schema: route({
-        summary: 'Record a carrier scan (picked_up, in_transit, delivered): the order moves on, the customer is told', tags: ['lifecycle'],
+      schema: route({ access: 'shop', summary: 'Record a carrier scan (picked_up, in_transit, delivered): the order moves on, the customer is told', tags: ['lifecycle'],
         params: { trackingNumber: 'the tracking number' }, idempotent: true, body: schemas.object({ scan: { type: 'string', enum: [...SCANS] } }),
         errors: ['invalid-id', 'invalid-body', 'shipment-not-found', 'shipment-cancelled', 'shipment-delivered', 'idempotency-key-reused'],
       }),

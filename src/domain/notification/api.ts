@@ -12,8 +12,7 @@ type Params = Record<string, string | undefined>;
 export function notificationApi(notification: Service<NotificationApiCommand>) {
   return async (app: FastifyInstance) => {
     app.get<{ Params: Params }>('/customers/:userId/notifications', {
-      schema: route({
-        summary: 'The messages a customer was sent, oldest first', tags: ['lifecycle'], params: { userId: 'the customer (user)' },
+      schema: route({ access: 'shop', summary: 'The messages a customer was sent, oldest first', tags: ['lifecycle'], params: { userId: 'the customer (user)' },
         ok: schemas.object({ user_id: schemas.string, notifications: { type: 'array', items: schemas.object({ kind: schemas.string, order_id: schemas.string, saga_id: schemas.string, subject: schemas.string, text: schemas.string, at: schemas.string }) } }),
         errors: ['invalid-id'],
       }),

@@ -39,14 +39,14 @@ export function orderApi(deps: OrderApiDeps) {
   return async (app: FastifyInstance) => {
     app.addHook('onClose', async () => outcomes.stop());
 
-    app.post<{ Params: Params }>('/create/:userId', { schema: route({ summary: 'Create an order for a user', tags: ['orders'], params: { userId: 'the user' }, ok: schemas.object({ order_id: schemas.string }), errors: ['invalid-id', 'user-not-found', 'idempotency-key-reused'], idempotent: true }) }, async (req) => {
+    app.post<{ Params: Params }>('/create/:userId', { schema: route({ access: 'shop', summary: 'Create an order for a user', tags: ['orders'], params: { userId: 'the user' }, ok: schemas.object({ order_id: schemas.string }), errors: ['invalid-id', 'user-not-found', 'idempotency-key-reused'], idempotent: true }) }, async (req) => {
       const userId = id(req.params.userId, 'user_id');
       const key = idempotency(req);
       if (!(await deps.lookups.userExists(userId))) throw new Problem('user-not-found', `User ${userId} does not exist.`);
       return run({ type: 'CreateOrder', orderId: newId(), userId }, key);
     });
 
-    app.get<{ Params: Params }>('/find/:orderId', { schema: route({ summary: 'An order, its status and its latest checkout', tags: ['orders'], params: { orderId: 'the order' }, ok: schemas.object({ order_id: schemas.string, paid: schemas.boolean, items: { type: 'array', items: { type: 'array', prefixItems: [schemas.string, schemas.integer] } }, user_id: schemas.string, total_cost: schemas.integer, status: { type: 'string', enum: [...ORDER_STATUSES] }, checkout: { type: ['object', 'null'], properties: { saga_id: schemas.string, status: schemas.string } } }), errors: ['invalid-id', 'order-not-found'] }) }, async (req) => {
+    app.get<{ Params: Params }>('/find/:orderId', { schema: route({ access: 'shop', summary: 'An order, its status and its latest checkout', tags: ['orders'], params: { orderId: 'the order' }, ok: schemas.object({ order_id: schemas.string, paid: schemas.boolean, items: { type: 'array', items: { type: 'array', prefixItems: [schemas.string, schemas.integer] } }, user_id: schemas.string, total_cost: schemas.integer, status: { type: 'string', enum: [...ORDER_STATUSES] }, checkout: { type: ['object', 'null'], properties: { saga_id: schemas.string, status: schemas.string } } }), errors: ['invalid-id', 'order-not-found'] }) }, async (req) => {
       const orderId = id(req.params.orderId, 'order_id');
       const order = await findOrder(orders, orderId);
       return {
@@ -55,7 +55,7 @@ export function orderApi(deps: OrderApiDeps) {
       };
     });
 
-    app.post<{ Params: Params }>('/addItem/:orderId/:itemId/:quantity', { schema: route({ summary: 'Add units of an item to an order', tags: ['orders'], params: { orderId: 'the order', itemId: 'the item', quantity: 'units (at least 1)' }, errors: ['invalid-id', 'invalid-number', 'order-not-found', 'item-not-found', 'order-locked', 'amount-too-large', 'idempotency-key-reused'], idempotent: true }) }, async (req) => {
+    app.post<{ Params: Params }>('/addItem/:orderId/:itemId/:quantity', { schema: route({ access: 'shop', summary: 'Add units of an item to an order', tags: ['orders'], params: { orderId: 'the order', itemId: 'the item', quantity: 'units (at least 1)' }, errors: ['invalid-id', 'invalid-number', 'order-not-found', 'item-not-found', 'order-locked', 'amount-too-large', 'idempotency-key-reused'], idempotent: true }) }, async (req) => {
       const orderId = id(req.params.orderId, 'order_id');
       const itemId = id(req.params.itemId, 'item_id');
       const quantity = count(req.params.quantity, 'quantity', { min: 1 });
@@ -65,7 +65,7 @@ export function orderApi(deps: OrderApiDeps) {
       return run({ type: 'AddItem', orderId, itemId, quantity, price }, key);
     });
 
-    app.post<{ Params: Params }>('/checkout/:orderId', { schema: route({ summary: 'Check an order out: answers once the stock and the money are taken, or nothing is', tags: ['orders'], params: { orderId: 'the order' }, ok: schemas.object({ order_id: schemas.string, paid: schemas.boolean }), errors: ['invalid-id', 'order-not-found', 'order-cancelled', 'checkout-failed', 'checkout-pending', 'idempotency-key-reused'], idempotent: true }) }, async (req, reply) => {
+    app.post<{ Params: Params }>('/checkout/:orderId', { schema: route({ access: 'shop', summary: 'Check an order out: answers once the stock and the money are taken, or nothing is', tags: ['orders'], params: { orderId: 'the order' }, ok: schemas.object({ order_id: schemas.string, paid: schemas.boolean }), errors: ['invalid-id', 'order-not-found', 'order-cancelled', 'checkout-failed', 'checkout-pending', 'idempotency-key-reused'], idempotent: true }) }, async (req, reply) => {
       const orderId = id(req.params.orderId, 'order_id');
       const { sagaId, outcome } = await checkOut(orders, outcomes, orderId, idempotency(req), deps.checkoutWaitMs);
       if (outcome === 'timeout') {
@@ -75,7 +75,7 @@ export function orderApi(deps: OrderApiDeps) {
       return reply.send({ order_id: orderId, paid: true });
     });
 
-    app.post<{ Params: Params }>('/batch_init/:n/:nItems/:nUsers/:itemPrice', { schema: route({ summary: 'Create orders "0" … "n-1" of two random items each', tags: ['orders'], params: { n: 'how many (at most 1,000,000)', nItems: 'items to choose from', nUsers: 'users to choose from', itemPrice: 'price of each item' }, ok: schemas.message, errors: ['invalid-number', 'amount-too-large'] }) }, async (req) => {
+    app.post<{ Params: Params }>('/batch_init/:n/:nItems/:nUsers/:itemPrice', { schema: route({ access: 'fixture', summary: 'Create orders "0" … "n-1" of two random items each', tags: ['orders'], params: { n: 'how many (at most 1,000,000)', nItems: 'items to choose from', nUsers: 'users to choose from', itemPrice: 'price of each item' }, ok: schemas.message, errors: ['invalid-number', 'amount-too-large', 'fixtures-off', 'fixture-conflict'] }) }, async (req) => {
       const command = {
         type: 'InitOrders',
         count: batchSize(req.params.n, 'n'),

@@ -1,3 +1,4 @@
+import { batchKeys, busyFixture, replaced } from '../fixtures.ts';
 import { assertNever, fail, ok, type Decision, type Read } from '../../core/decider.ts';
 import type { Envelope, Outgoing } from '../../core/message.ts';
 import { parserOf } from '../../core/parse.ts';
@@ -51,7 +52,7 @@ export function orderCommands(versions: SagaVersions<CheckoutContext>, style: St
         case 'Cancel':
           return [orderKey(command.orderId)];
         case 'InitOrders':
-          return [];
+          return batchKeys(command.count, orderKey);
         default:
           return assertNever(command);
       }
@@ -67,7 +68,7 @@ export function orderCommands(versions: SagaVersions<CheckoutContext>, style: St
         case 'Cancel':
           return cancel(versions, style, command, read, now);
         case 'InitOrders':
-          return initOrders(command);
+          return initOrders(command, read);
         default:
           return assertNever(command);
       }
@@ -257,7 +258,10 @@ function cancel(versions: SagaVersions<CheckoutContext>, style: Style, command: 
 }
 
 /** Orders "0" … "count-1", each with two random items and a random user, from a seeded generator. */
-function initOrders(command: Extract<OrderApiCommand, { type: 'InitOrders' }>): Decision {
+function initOrders(command: Extract<OrderApiCommand, { type: 'InitOrders' }>, read: Read): Decision {
+  const active = (order: Order) => order.checkout?.status === 'running' || order.checkout?.status === 'compensating';
+  const replacing = replaced(command.count, (i) => read<Order>(orderKey(String(i))), active);
+  if (replacing.busy !== undefined) return { reply: busyFixture('orders', command.count, replacing.busy, 'a checkout under way') };
   const random = mulberry32(command.seed);
   const pick = (n: number) => String(Math.floor(random() * n));
   const writes: Record<string, unknown> = {};
@@ -270,7 +274,7 @@ function initOrders(command: Extract<OrderApiCommand, { type: 'InitOrders' }>): 
     };
     writes[orderKey(String(i))] = order;
   }
-  return { writes, reply: ok({ msg: `Batch init for ${command.count} orders successful` }) };
+  return { writes, reply: ok({ msg: `Batch init for ${command.count} orders successful`, replaced: replacing.existing }) };
 }
 
 /** A small seeded pseudo-random generator, so the decision stays a pure function of its input. */

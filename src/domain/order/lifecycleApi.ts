@@ -49,8 +49,7 @@ export function lifecycleApi(deps: LifecycleApiDeps) {
 
   return async (app: FastifyInstance) => {
     app.post('/orders', {
-      schema: route({
-        summary: 'Create an order with its items', tags: ['lifecycle'], idempotent: true,
+      schema: route({ access: 'shop', summary: 'Create an order with its items', tags: ['lifecycle'], idempotent: true,
         body: schemas.object({ user_id: schemas.id, items: { type: 'array', items: schemas.object({ item_id: schemas.id, quantity: schemas.integer }) } }, ['user_id']),
         ok: orderSchema, errors: ['invalid-body', 'user-not-found', 'item-not-found', 'amount-too-large', 'idempotency-key-reused'],
       }),
@@ -72,15 +71,14 @@ export function lifecycleApi(deps: LifecycleApiDeps) {
     });
 
     app.get<{ Params: Params }>('/orders/:orderId', {
-      schema: route({ summary: 'An order: status, items, amounts, shipment and timeline', tags: ['lifecycle'], params: { orderId: 'the order' }, ok: orderSchema, errors: ['invalid-id', 'order-not-found'] }),
+      schema: route({ access: 'shop', summary: 'An order: status, items, amounts, shipment and timeline', tags: ['lifecycle'], params: { orderId: 'the order' }, ok: orderSchema, errors: ['invalid-id', 'order-not-found'] }),
     }, async (req) => {
       const orderId = id(req.params.orderId, 'order_id');
       return view(orderId, await findOrder(orders, orderId));
     });
 
     app.post<{ Params: Params }>('/orders/:orderId/checkout', {
-      schema: route({
-        summary: 'Check an order out: waits for it to be confirmed or to fail, or with `Prefer: respond-async` answers 202 at once', tags: ['lifecycle'],
+      schema: route({ access: 'shop', summary: 'Check an order out: waits for it to be confirmed or to fail, or with `Prefer: respond-async` answers 202 at once', tags: ['lifecycle'],
         params: { orderId: 'the order' }, idempotent: true, ok: orderSchema,
         errors: ['invalid-id', 'invalid-body', 'order-not-found', 'order-cancelled', 'checkout-failed', 'idempotency-key-reused'],
       }),
@@ -97,8 +95,7 @@ export function lifecycleApi(deps: LifecycleApiDeps) {
     });
 
     app.post<{ Params: Params }>('/orders/:orderId/cancel', {
-      schema: route({
-        summary: 'Cancel an order before it ships: its stock is released and its money given back', tags: ['lifecycle'],
+      schema: route({ access: 'shop', summary: 'Cancel an order before it ships: its stock is released and its money given back', tags: ['lifecycle'],
         params: { orderId: 'the order' }, idempotent: true, body: schemas.object({ reason: schemas.string }, []), ok: orderSchema,
         errors: ['invalid-id', 'invalid-body', 'order-not-found', 'order-not-cancellable', 'idempotency-key-reused'],
       }),

@@ -1,3 +1,4 @@
+import { batchKeys, busyFixture, replaced } from '../fixtures.ts';
 import { assertNever, fail, ok, type Decider, type Decision, type Read } from '../../core/decider.ts';
 import type { Envelope } from '../../core/message.ts';
 import { parserOf } from '../../core/parse.ts';
@@ -155,7 +156,7 @@ function apiKeys(command: PaymentApiCommand): string[] {
     case 'Pay':
       return [accountKey(command.userId)];
     case 'InitUsers':
-      return [];
+      return batchKeys(command.count, accountKey);
     default:
       return assertNever(command);
   }
@@ -186,10 +187,12 @@ function api(command: PaymentApiCommand, read: Read): Decision {
       return { writes: { [accountKey(command.userId)]: next }, reply: ok({ credit: next.credit }) };
     }
     case 'InitUsers': {
+      const replacing = replaced(command.count, (i) => read<Account>(accountKey(String(i))), (account) => account.held > 0);
+      if (replacing.busy !== undefined) return { reply: busyFixture('users', command.count, replacing.busy, 'credit held') };
       const writes: Record<string, unknown> = {};
       const account: Account = { credit: command.credit, held: 0 };
       for (let i = 0; i < command.count; i++) writes[accountKey(String(i))] = account;
-      return { writes, reply: ok({ msg: `Batch init for ${command.count} users successful` }) };
+      return { writes, reply: ok({ msg: `Batch init for ${command.count} users successful`, replaced: replacing.existing }) };
     }
     default:
       return assertNever(command);

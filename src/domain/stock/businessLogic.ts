@@ -1,3 +1,4 @@
+import { batchKeys, busyFixture, replaced } from '../fixtures.ts';
 import { assertNever, fail, ok, type Decider, type Decision, type Read } from '../../core/decider.ts';
 import type { Envelope } from '../../core/message.ts';
 import { parserOf } from '../../core/parse.ts';
@@ -113,7 +114,7 @@ function apiKeys(command: StockApiCommand): string[] {
     case 'SubtractStock':
       return [itemKey(command.itemId)];
     case 'InitItems':
-      return [];
+      return batchKeys(command.count, itemKey);
     default:
       return assertNever(command);
   }
@@ -144,10 +145,12 @@ function api(command: StockApiCommand, read: Read): Decision {
       return { writes: { [itemKey(command.itemId)]: next }, reply: ok({ stock: next.available }) };
     }
     case 'InitItems': {
+      const replacing = replaced(command.count, (i) => read<Item>(itemKey(String(i))), (item) => item.reserved > 0);
+      if (replacing.busy !== undefined) return { reply: busyFixture('items', command.count, replacing.busy, 'stock reserved') };
       const writes: Record<string, unknown> = {};
       const item: Item = { price: command.price, available: command.stock, reserved: 0 };
       for (let i = 0; i < command.count; i++) writes[itemKey(String(i))] = item;
-      return { writes, reply: ok({ msg: `Batch init for ${command.count} items successful` }) };
+      return { writes, reply: ok({ msg: `Batch init for ${command.count} items successful`, replaced: replacing.existing }) };
     }
     default:
       return assertNever(command);

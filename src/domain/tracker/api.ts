@@ -27,7 +27,7 @@ export type SagaApiOptions = Readonly<{
  */
 export function sagaApi(source: SagaSource, options: SagaApiOptions) {
   return async (app: FastifyInstance) => {
-    app.get<{ Querystring: Query }>('/', { schema: route({ summary: 'The sagas, filtered and paged', tags: ['sagas'], query: { status: 'running, compensating, completed or failed', from: 'started at or after (ISO 8601 or ms)', to: 'started before', step: 'waiting on this step', retrying: 'true or false', stuck: 'true or false', limit: '1 to 1000 (default 100)', after: 'the `next` of the page before' }, ok: schemas.object({ sagas: { type: 'array', items: { type: 'object' } }, next: { type: ['string', 'null'] } }), errors: ['invalid-query', 'invalid-number', 'amount-too-large'] }) }, async (req) => {
+    app.get<{ Querystring: Query }>('/', { schema: route({ access: 'operator', summary: 'The sagas, filtered and paged', tags: ['sagas'], query: { status: 'running, compensating, completed or failed', from: 'started at or after (ISO 8601 or ms)', to: 'started before', step: 'waiting on this step', retrying: 'true or false', stuck: 'true or false', limit: '1 to 1000 (default 100)', after: 'the `next` of the page before' }, ok: schemas.object({ sagas: { type: 'array', items: { type: 'object' } }, next: { type: ['string', 'null'] } }), errors: ['invalid-query', 'invalid-number', 'amount-too-large'] }) }, async (req) => {
       const filter = listFilter(req.query, options.graphs.flatMap((g) => g.groups.flat().map((step) => step.name)));
       const now = Date.now();
       const sagas: ReturnType<typeof summary>[] = [];
@@ -45,11 +45,11 @@ export function sagaApi(source: SagaSource, options: SagaApiOptions) {
       return { sagas, next };
     });
 
-    app.get('/definitions', { schema: route({ summary: 'The saga definitions as graphs (groups of steps, what undoes each, the pivot)', tags: ['sagas'] }) }, async () => ({ definitions: options.graphs }));
+    app.get('/definitions', { schema: route({ access: 'operator', summary: 'The saga definitions as graphs (groups of steps, what undoes each, the pivot)', tags: ['sagas'] }) }, async () => ({ definitions: options.graphs }));
 
-    app.get('/statistics', { schema: route({ summary: 'Counts by status, compensations, failures by reason, duration percentiles', tags: ['sagas'] }) }, async () => statistics(source));
+    app.get('/statistics', { schema: route({ access: 'operator', summary: 'Counts by status, compensations, failures by reason, duration percentiles', tags: ['sagas'] }) }, async () => statistics(source));
 
-    app.get<{ Params: Query }>('/:sagaId', { schema: route({ summary: 'One saga with its step history and context', tags: ['sagas'], params: { sagaId: 'the saga' }, errors: ['saga-not-found'] }) }, async (req) => {
+    app.get<{ Params: Query }>('/:sagaId', { schema: route({ access: 'operator', summary: 'One saga with its step history and context', tags: ['sagas'], params: { sagaId: 'the saga' }, errors: ['saga-not-found'] }) }, async (req) => {
       const sagaId = req.params.sagaId ?? '';
       const found = await source.get(sagaId);
       if (!found) throw new Problem('saga-not-found', `There is no saga ${sagaId} (or its start was not seen yet). GET /sagas lists the sagas.`);
