@@ -58,10 +58,10 @@ await test('ReserveStock that keeps failing is dead-lettered, grouped by reason,
   assert.deepEqual(shown.envelopes[0]?.payload, { lines: [[item, 2]] });
   assert.deepEqual((await list(`?group=${encodeURIComponent(letter.group)}&limit=1`)).dead_letters.length, 1, 'paged');
   // The saga waits on its reservation meanwhile.
-  const saga = ok<{ status: string; current_steps: string[] }>(await sys.inject({ method: 'GET', url: `/sagas/${encodeURIComponent(shown.envelopes[0]?.sagaId ?? '')}` }));
+  const saga = ok<{ status: string; current_steps: string[] }>(await sys.inject({ method: 'GET', url: `/sagas/${encodeURIComponent(shown.envelopes[0]?.sagaId ?? '')}`, headers: auth }));
   assert.equal(saga.status, 'running');
   assert.ok(saga.current_steps.includes('reserveStock'));
-  const metrics = (await sys.inject({ method: 'GET', url: '/metrics' })).body;
+  const metrics = (await sys.inject({ method: 'GET', url: '/metrics', headers: auth })).body;
   assert.match(metrics, /orderly_messages_dead_lettered_total\{service="stock",type="ReserveStock"\} 2/);
 });
 
@@ -102,18 +102,18 @@ const { browser, page, errors } = await openBrowser({ width: 1280, height: 900 }
 
 await test('the console asks for the admin token, then shows the dead letters grouped by reason', async () => {
   await page.goto(`${base}/`);
-  assert.equal(await page.locator('[data-card="Dead letters"] .value').textContent({ timeout: 10_000 }), '🔒', 'no count without the token');
-  await page.click('[data-card="Dead letters"] a');
-  await page.locator('input[name="token"]').fill(TOKEN);
+  await page.locator('#sign-in').waitFor();
+  assert.equal(await page.locator('[data-card="Dead letters"]').count(), 0, 'nothing before signing in');
+  await page.locator('#admin-token').fill(TOKEN);
   await page.screenshot({ path: `${SHOTS}/console-dead-letters-token.png`, fullPage: true });
-  await page.click('form:has(input[name="token"]) button[type="submit"]');
+  await page.click('#sign-in button[type="submit"]');
+  await page.locator('[data-card="Dead letters"] .value').getByText('2').waitFor();
+  await page.screenshot({ path: `${SHOTS}/console-overview-dead-letters.png`, fullPage: true });
+  await page.click('[data-card="Dead letters"] a');
   await page.locator('#dead-groups').waitFor();
   assert.match(await page.locator('#dead-groups').textContent() ?? '', /disk I\/O error.*2stockReserveStock/);
   assert.equal(await page.locator('#dead-list tr[data-id]').count(), 2);
   await page.screenshot({ path: `${SHOTS}/console-dead-letters.png`, fullPage: true });
-  await page.goto(`${base}/`);
-  await page.locator('[data-card="Dead letters"] .value').getByText('2').waitFor();
-  await page.screenshot({ path: `${SHOTS}/console-overview-dead-letters.png`, fullPage: true });
 });
 
 await test('redriven from the console once the stock database works again, the dead letter goes and its saga finishes', { timeout: 60_000 }, async () => {
@@ -135,7 +135,7 @@ await test('redriven from the console once the stock database works again, the d
   await page.screenshot({ path: `${SHOTS}/console-dead-letter-saga-completed.png`, fullPage: true });
   assert.equal((await findOrder(sys, redriven)).paid, true);
   assert.deepEqual((await list()).dead_letters.map((d) => d.correlation_ids[0]), [discarded], 'the redriven one is gone, the other stays');
-  assert.match((await sys.inject({ method: 'GET', url: '/metrics' })).body, /orderly_dead_letters_redriven_total\{service="stock",type="ReserveStock"\} 1/);
+  assert.match((await sys.inject({ method: 'GET', url: '/metrics', headers: auth })).body, /orderly_dead_letters_redriven_total\{service="stock",type="ReserveStock"\} 1/);
 });
 
 await test('the other is discarded with the CLI, and gone', async () => {

@@ -29,8 +29,13 @@ await test('/openapi.json describes every route of the course, saga, admin and o
   const checkout = doc.paths['/orders/checkout/{orderId}']?.post;
   assert.ok(checkout?.responses['409'] && checkout.responses['404'] && checkout.responses['504'], 'the checkout documents its failures');
   assert.ok(checkout.parameters?.some((p) => p.in === 'header' && p.name === 'idempotency-key'), 'and its Idempotency-Key');
-  assert.deepEqual(doc.paths['/admin/audit']?.get?.security, [{ adminToken: [] }]);
-  assert.deepEqual(doc.paths['/admin/dead-letters/{id}/redrive']?.post?.security, [{ adminToken: [] }]);
+  // Each route names its access class's security schemes (docs/security.md).
+  const operator = [{ adminToken: [] }, { consoleSession: [] }];
+  assert.deepEqual(doc.paths['/admin/audit']?.get?.security, operator);
+  assert.deepEqual(doc.paths['/admin/dead-letters/{id}/redrive']?.post?.security, operator);
+  assert.deepEqual(doc.paths['/sagas/']?.get?.security, operator);
+  assert.deepEqual(doc.paths['/stock/item/create/{price}']?.post?.security, [{ apiToken: [] }, {}], 'the shop API: a key, or open while none is set');
+  assert.deepEqual(doc.paths['/healthz']?.get?.security, []);
   assert.ok(doc.paths['/admin/dead-letters/{id}']?.get?.responses['404'], 'an unknown dead letter is documented');
   assert.equal(doc.paths['/'], undefined, 'the console is not an API');
 });
