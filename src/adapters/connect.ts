@@ -13,7 +13,7 @@ import { openSqlStore } from './sql/store.ts';
  * A service's store from a URL: postgres://… (each service owns a schema named after it) or
  * redis://… (each service owns the keys under `<namespace>:<service>:`).
  */
-export async function connectStore(url: string, service: string, namespace: string, busUrl: string, log: Logger): Promise<Readonly<{ store: Store; close(): Promise<void> }>> {
+export async function connectStore(url: string, service: string, namespace: string, busUrl: string, log: Logger, partitions: number): Promise<Readonly<{ store: Store; close(): Promise<void> }>> {
   const scheme = schemeOf(url);
   switch (scheme) {
     case 'postgres':
@@ -27,7 +27,7 @@ export async function connectStore(url: string, service: string, namespace: stri
       const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: null });
       await redis.connect();
       // With the bus on the same Redis, commits append their messages to the streams themselves.
-      const streams = busUrl === url ? redisNames(namespace).stream : undefined;
+      const streams = busUrl === url ? redisNames(namespace, partitions).streamOf : undefined;
       const store = await openRedisStore(redis, service, { prefix: `${namespace}:${service}:`, log, ...(streams ? { streams } : {}) });
       return { store, close: async () => { await store.close(); redis.disconnect(); } };
     }
@@ -36,8 +36,12 @@ export async function connectStore(url: string, service: string, namespace: stri
   }
 }
 
-/** A bus from a URL: amqp://… (RabbitMQ), nats://… (NATS JetStream) or redis://… (Redis Streams). */
-export async function connectBus(url: string, namespace: string, replica: string, log: Logger): Promise<Bus> {
+/**
+ * A bus from a URL: amqp://… (RabbitMQ), nats://… (NATS JetStream) or redis://… (Redis Streams).
+ * `partitions`: how many partitions each consumer's messages are split into, each read by one
+ * replica at a time (Redis Streams only, so far: docs/scaling.md).
+ */
+export async function connectBus(url: string, namespace: string, replica: string, log: Logger, partitions: number): Promise<Bus> {
   const scheme = schemeOf(url);
   switch (scheme) {
     case 'amqp':
@@ -47,7 +51,7 @@ export async function connectBus(url: string, namespace: string, replica: string
       return natsBus({ servers: url, namespace, log });
     case 'redis':
     case 'rediss':
-      return redisBus({ url, namespace, log, consumerName: replica });
+      return redisBus({ url, namespace, log, consumerName: replica, partitions });
     default:
       throw new Error(`Unsupported bus URL ${redact(url)}: use amqp://user:pass@host:port, nats://host:port or redis://host:port`);
   }

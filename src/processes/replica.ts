@@ -29,9 +29,9 @@ export async function startServiceProcess(options: ServiceProcessOptions, config
   if (busUrl === undefined && token === undefined) {
     throw new ConfigError('SAGA_STYLE=synchronous needs ORDERLY_INTERNAL_TOKEN, a secret shared by the order service and the participants so that nobody else can call their saga steps (for example: openssl rand -hex 16). npm run cluster makes one for you.');
   }
-  const { store, close: closeStore } = await connectStore(options.storeUrl, service, options.namespace, busUrl ?? '', log);
+  const { store, close: closeStore } = await connectStore(options.storeUrl, service, options.namespace, busUrl ?? '', log, config.partitions);
   const calls = busUrl === undefined ? httpCall(options.gatewayUrl, token!) : undefined;
-  const bus = calls ? callingBus(calledCommands(config), calls, parkCalls(store, log)) : await connectBus(busUrl!, options.namespace, replica, log);
+  const bus = calls ? callingBus(calledCommands(config), calls, parkCalls(store, log)) : await connectBus(busUrl!, options.namespace, replica, log, config.partitions);
   await declareTopology(bus, config);
   // The lookups read the shop API: with one of its keys where it needs them.
   const lookups = service === 'orders' ? httpLookups(options.gatewayUrl, config.apiTokens[0]) : undefined;

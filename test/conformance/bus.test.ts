@@ -280,8 +280,11 @@ function busConformance(backend: BusBackend): void {
         });
       }
       const ids = Array.from({ length: 40 }, (_, i) => `w${String(i).padStart(2, '0')}`);
-      // One publish each: what is published together may travel as one broker message, to one replica.
-      for (const id of ids) await replicas[0]!.publish([envelope(id, 'Work')]);
+      // Partitioned buses share out their partitions among the replicas they see: let them.
+      await sleep(QUIET_MS);
+      // One publish each: what is published together may travel as one broker message, to one
+      // replica; and one order each: a partitioned bus gives one order's messages to one replica.
+      for (const id of ids) await replicas[0]!.publish([envelope(id, 'Work', { correlationId: `order-${id}` })]);
       await eventually('every message handled', () => got.total() >= ids.length);
       await sleep(QUIET_MS);
       const handled = [...got.ids('replica0'), ...got.ids('replica1')].sort();

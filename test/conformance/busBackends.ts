@@ -152,13 +152,16 @@ export function redisBackend(): BusBackend {
     // Maintenance every 50 ms and a short claim timeout: every test runs while its streams are
     // trimmed and messages left pending (not acknowledged) come back within the test.
     open: (namespace, retry, via = REDIS) =>
-      redisBus({ url: `redis://${via.host}:${via.port}`, namespace, prefetch: 4, maintenanceMs: 50, claimIdleMs: 250, ...retry, log }),
+      redisBus({ url: `redis://${via.host}:${via.port}`, namespace, prefetch: 4, maintenanceMs: 50, claimIdleMs: 250, leaseMs: 600, ...retry, log }),
     async waiting(namespace, consumer, type) {
-      const stream = redisNames(namespace).stream(type);
-      const groups = (await client().call('XINFO', ['GROUPS', stream])) as string[][];
-      const group = groups.find((g) => field(g, 'name') === consumer);
-      if (group === undefined) throw new Error(`No group ${consumer} on ${stream}`);
-      return (await client().xrange(stream, `(${field(group, 'last-delivered-id')}`, '+')).length;
+      let waiting = 0;
+      for (const stream of redisNames(namespace).streamsOf(type)) {
+        const groups = (await client().call('XINFO', ['GROUPS', stream])) as string[][];
+        const group = groups.find((g) => field(g, 'name') === consumer);
+        if (group === undefined) throw new Error(`No group ${consumer} on ${stream}`);
+        waiting += (await client().xrange(stream, `(${field(group, 'last-delivered-id')}`, '+')).length;
+      }
+      return waiting;
     },
     async deadLetters(namespace, consumer) {
       const entries = await client().xrange(redisNames(namespace).dead(consumer), '-', '+');

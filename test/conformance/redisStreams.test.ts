@@ -15,7 +15,7 @@ const log = createLogger('silent');
 test('a Redis store whose bus is on the same server appends messages due now to their streams in the commit', async () => {
   const namespace = randomName('rs');
   const redis = new Redis(REDIS);
-  const store = await openRedisStore(redis, 'sender', { prefix: `${namespace}:sender:`, log, streams: redisNames(namespace).stream });
+  const store = await openRedisStore(redis, 'sender', { prefix: `${namespace}:sender:`, log, streams: redisNames(namespace).streamOf });
   const bus = await redisBus({ url: REDIS, namespace, log });
   try {
     assert.equal(store.sendsOnCommit, true);
@@ -33,7 +33,8 @@ test('a Redis store whose bus is on the same server appends messages due now to 
     assert.deepEqual((await store.outbox()).map((m) => m.id), ['later'], 'only the delayed message waits in the outbox');
 
     // A commit that conflicts appends nothing to the stream either.
-    const before = await redis.xlen(redisNames(namespace).stream('Sent'));
+    const sent = redisNames(namespace).streamOf(envelope('retried', 'Sent'));
+    const before = await redis.xlen(sent);
     let first = true;
     let attempts = 0;
     await store.transact(['doc'], [], () => {
@@ -46,7 +47,7 @@ test('a Redis store whose bus is on the same server appends messages due now to 
     });
     assert.equal(attempts, 2, 'the first attempt conflicted');
     await eventually('the retried commit sends its message once', () => received.length === 2);
-    assert.equal(await redis.xlen(redisNames(namespace).stream('Sent')), before + 1, 'the conflicting attempt appended nothing');
+    assert.equal(await redis.xlen(sent), before + 1, 'the conflicting attempt appended nothing');
   } finally {
     await bus.close();
     await store.close();

@@ -89,13 +89,19 @@ export function encodeBatch(messages: readonly Envelope[]): Buffer {
  * committed together. The consumer handles each envelope on its own (they commit together).
  */
 export function batchesByType(messages: readonly Envelope[]): Envelope[][] {
-  const byType = new Map<string, Envelope[]>();
+  return [...batchesBy(messages, (message) => message.type).values()];
+}
+
+/** The messages grouped by `key` (a stream, a subject), in order within each group. */
+export function batchesBy(messages: readonly Envelope[], key: (message: Envelope) => string): Map<string, Envelope[]> {
+  const groups = new Map<string, Envelope[]>();
   for (const message of messages) {
-    const batch = byType.get(message.type);
-    if (batch) batch.push(message);
-    else byType.set(message.type, [message]);
+    const k = key(message);
+    const group = groups.get(k);
+    if (group) group.push(message);
+    else groups.set(k, [message]);
   }
-  return [...byType.values()];
+  return groups;
 }
 
 /**

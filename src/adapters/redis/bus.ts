@@ -6,10 +6,12 @@ import { aboutMessages } from '../../observability/tracing.ts';
 import type { Bus, Handler } from '../../ports/bus.ts';
 import { deadLetterId, splitDeadLetterId, type DeadLetter, type DeadLetters } from '../../ports/deadLetters.ts';
 import {
-  DEFAULT_PREFETCH, backoffAfter, batchesByType, brokerLetter, checkName, type BrokerBusOptions, decodeBatch, encodeBatch, errorText, handleBatch, retryPolicy,
+  DEFAULT_PREFETCH, backoffAfter, batchesBy, brokerLetter, checkName, type BrokerBusOptions, decodeBatch, encodeBatch, errorText, handleBatch, retryPolicy,
 } from '../broker/delivery.ts';
-import { autoclaimScript, claimOwnScript, deadLetterScript, handBackScript, redriveScript, trimScript } from './busScripts.ts';
+import { autoclaimScript, claimOwnScript, deadLetterScript, handBackScript, redriveScript, takeOverScript, trimScript } from './busScripts.ts';
+import { partitionOf } from '../broker/partitions.ts';
 import { checkDurability } from './durability.ts';
+import { partitionLeases, type PartitionLeases } from './leases.ts';
 import { Slots } from './slots.ts';
 
 export type RedisBusOptions = BrokerBusOptions & Readonly<{
@@ -20,12 +22,26 @@ export type RedisBusOptions = BrokerBusOptions & Readonly<{
   claimIdleMs?: number;
   /** How often to take over such messages and to trim the streams. */
   maintenanceMs?: number;
+  /** Partitions of each message type (docs/scaling.md); default 32. Every process of a deployment must use the same number. */
+  partitions?: number;
+  /** How long a process's partition leases outlive its last renewal (renewed every third of it); default 6 s. */
+  leaseMs?: number;
 }>;
 
+export const DEFAULT_PARTITIONS = 32;
+
 /** Stream names of a namespace. Types and consumers contain no ':', so no two names collide. */
-export function redisNames(namespace: string) {
+export function redisNames(namespace: string, partitions = DEFAULT_PARTITIONS) {
+  const stream = (type: string, partition: number) => `${namespace}:${type}:${partition}`;
   return {
-    stream: (type: string) => `${namespace}:${type}`,
+    /** The stream of a type's partition. */
+    stream,
+    /** The stream a message goes to: its type's, in its partition. */
+    streamOf: (message: Pick<Envelope, 'type' | 'id' | 'correlationId'>) => stream(message.type, partitionOf(message, partitions)),
+    /** Every partition's stream of a type. */
+    streamsOf: (type: string) => Array.from({ length: partitions }, (_, p) => stream(type, p)),
+    /** Where a consumer's partition leases are kept. */
+    leases: (consumer: string) => `${namespace}:partition:${consumer}`,
     dead: (consumer: string) => `${namespace}:dead:${consumer}`,
     /** Redriven dead letters, for this consumer only (a group of its own reads it with its types). */
     redrive: (consumer: string) => `${namespace}:redrive:${consumer}`,
@@ -36,10 +52,13 @@ type Entry = readonly [id: string, fields: readonly string[] | null, delivery: n
 type Subscription = {
   readonly consumer: string;
   readonly types: readonly string[];
-  readonly streams: readonly string[];
+  /** The streams it reads now: its types' in the partitions it owns, and its redriven dead letters. */
+  streams: readonly string[];
   readonly handler: Handler;
   /** The connection its blocking reads wait on; commands go through the shared one. */
   readonly reader: Redis;
+  /** The partitions this process reads now. */
+  readonly leases: PartitionLeases;
   readonly slots: Slots;
   /** `stream id` of entries being handled or waiting for their retry here. */
   readonly held: Set<string>;
@@ -77,7 +96,9 @@ export async function redisBus(options: RedisBusOptions): Promise<Bus> {
   const claimIdleMs = options.claimIdleMs ?? 30_000;
   // A message waiting for its retry looks idle: with a longer backoff, another process would take it early.
   if (!(claimIdleMs > Math.max(...policy.backoffMs))) throw new Error(`claimIdleMs (${claimIdleMs}) must be longer than every backoff (${policy.backoffMs.join(', ')} ms)`);
-  const names = redisNames(ns);
+  const partitions = options.partitions ?? DEFAULT_PARTITIONS;
+  const leaseMs = options.leaseMs ?? 6_000;
+  const names = redisNames(ns, partitions);
   // RESP2: the reply shapes parsed below. Commands wait in ioredis's queue while it reconnects.
   // Auto-pipelining writes the commands of one tick (the acks of a batch) to the socket at once.
   const commands = new Redis(options.url, { protocol: 2, connectionName: `orderly ${ns}`, enableAutoPipelining: true });
@@ -95,11 +116,14 @@ export async function redisBus(options: RedisBusOptions): Promise<Bus> {
   const retries = new Set<NodeJS.Timeout>();
   let closed = false;
 
-  /** The streams a consumer reads: one per type, and its redriven dead letters. */
-  const streamsOf = (consumer: string, types: readonly string[]) => [...types.map(names.stream), names.redrive(consumer)];
+  /** Every stream a consumer may read: its types' in every partition, and its redriven dead letters. */
+  const allStreamsOf = (consumer: string, types: readonly string[]) => [...types.flatMap(names.streamsOf), names.redrive(consumer)];
+  /** The streams a consumer reads in the partitions it owns. */
+  const ownStreams = (sub: Pick<Subscription, 'consumer' | 'types' | 'leases'>) =>
+    [...[...sub.leases.owned()].sort((a, b) => a - b).flatMap((p) => sub.types.map((type) => names.stream(type, p))), names.redrive(sub.consumer)];
 
   async function declareGroups(consumer: string, types: readonly string[]): Promise<void> {
-    for (const stream of streamsOf(consumer, types)) {
+    for (const stream of allStreamsOf(consumer, types)) {
       streams.add(stream);
       try {
         await commands.xgroup('CREATE', stream, consumer, '$', 'MKSTREAM');
@@ -118,6 +142,7 @@ export async function redisBus(options: RedisBusOptions): Promise<Bus> {
           await recover(sub);
           continue; // the slots it took may be all of them
         }
+        sub.streams = ownStreams(sub);
         const reply = await sub.reader.call('XREADGROUP', [
           'GROUP', sub.consumer, me, 'COUNT', sub.slots.free, 'BLOCK', BLOCK_MS, 'STREAMS', ...sub.streams, ...sub.streams.map(() => '>'),
         ]);
@@ -250,6 +275,30 @@ export async function redisBus(options: RedisBusOptions): Promise<Bus> {
     for (const stream of streams) if (!closed) await trimScript.run(commands, [stream], [FORGET_CONSUMER_MS]);
   }
 
+  /**
+   * Renews, releases and takes this process's partition leases; in the partitions it owns, takes
+   * over what the previous owner left pending (idle for a third of a lease: not what a process
+   * that just let the partition go is finishing).
+   */
+  async function leaseTick(sub: Subscription): Promise<void> {
+    const { gained } = await sub.leases.tick();
+    if (gained.length > 0) sub.recover = true;
+    for (const p of sub.leases.owned()) {
+      for (const type of sub.types) {
+        if (closed || sub.slots.free <= 0) return;
+        const stream = names.stream(type, p);
+        const entries = (await takeOverScript.run(commands, [stream], [sub.consumer, me, Math.round(leaseMs / 3), sub.slots.free])) as Entry[];
+        for (const entry of entries) dispatch(sub, stream, entry);
+      }
+    }
+  }
+  const leaseTimer = setInterval(() => {
+    for (const sub of subscriptions.values()) {
+      if (!closed) leaseTick(sub).catch((err: unknown) => closed || log.warn({ err, consumer: sub.consumer, namespace: ns }, 'redis: partition leases could not be renewed; retrying'));
+    }
+  }, Math.round(leaseMs / 3));
+  leaseTimer.unref();
+
   let maintaining = false;
   function tick(): void {
     if (maintaining || closed) return;
@@ -299,8 +348,7 @@ export async function redisBus(options: RedisBusOptions): Promise<Bus> {
       for (const message of messages) checkName('message type', message.type);
       if (messages.length === 0) return;
       const tx = commands.multi();
-      for (const batch of batchesByType(messages)) {
-        const stream = names.stream(batch[0]!.type);
+      for (const [stream, batch] of batchesBy(messages, names.streamOf)) {
         streams.add(stream);
         tx.xadd(stream, '*', BATCH, encodeBatch(batch));
       }
@@ -321,10 +369,12 @@ export async function redisBus(options: RedisBusOptions): Promise<Bus> {
       await declareGroups(consumer, types);
       const reader = commands.duplicate();
       reader.on('error', (err: Error) => log.warn({ err, consumer, namespace: ns }, 'redis: reader connection error'));
+      const leases = partitionLeases({ redis: commands, prefix: names.leases(consumer), me, count: partitions, ttlMs: leaseMs, log });
       const sub: Subscription = {
-        consumer, types: [...types], streams: streamsOf(consumer, types), handler, reader, slots: new Slots(prefetch),
+        consumer, types: [...types], streams: [], handler, reader, leases, slots: new Slots(prefetch),
         held: new Set(), cursors: new Map(), recover: true,
       };
+      await leaseTick(sub);
       subscriptions.set(consumer, sub);
       readLoop(sub).catch((err: unknown) => log.error({ err, consumer, namespace: ns }, 'redis: consumer stopped'));
       // Whatever a process that closed handed back is taken now, not at the next round.
@@ -334,6 +384,7 @@ export async function redisBus(options: RedisBusOptions): Promise<Bus> {
     async close() {
       closed = true;
       clearInterval(maintenance);
+      clearInterval(leaseTimer);
       for (const timer of retries) clearTimeout(timer);
       for (const sub of subscriptions.values()) sub.reader.disconnect();
       // Handed back now rather than after claimIdleMs, so that another process takes them at once.
@@ -342,6 +393,7 @@ export async function redisBus(options: RedisBusOptions): Promise<Bus> {
           await handBackScript.run(commands, [stream], [sub.consumer, me, claimIdleMs]).catch((err: unknown) =>
             log.warn({ err, consumer: sub.consumer, stream }, 'redis: could not hand messages back; others take them after claimIdleMs'));
         }
+        await sub.leases.close(true).catch((err: unknown) => log.warn({ err, consumer: sub.consumer }, 'redis: could not give the partition leases back; others take them when they expire'));
       }
       await commands.quit().catch(() => commands.disconnect());
     },

@@ -50,6 +50,26 @@ return {reply[1], out, reply[3] or {}}
 `);
 
 /**
+ * Takes over the entries of a partition's stream that another consumer than ARGV[2] holds and
+ * that were idle for ARGV[3] ms at least (its previous owner died, hung or let it go), at most
+ * ARGV[4]: the caller holds the partition's lease now. Entries come back as { id, fields, delivery count }.
+ */
+export const takeOverScript = script(`#!lua
+local stream, group, me = KEYS[1], ARGV[1], ARGV[2]
+local args = {'XCLAIM', stream, group, me, ARGV[3]}
+for _, p in ipairs(redis.call('XPENDING', stream, group, 'IDLE', ARGV[3], '-', '+', ARGV[4])) do
+  if p[2] ~= me then args[#args + 1] = p[1] end
+end
+if #args == 5 then return {} end
+local out = {}
+for _, entry in ipairs(redis.call(unpack(args))) do
+  local pending = redis.call('XPENDING', stream, group, entry[1], entry[1], 1)
+  out[#out + 1] = {entry[1], entry[2], pending[1][4]}
+end
+return out
+`);
+
+/**
  * On close: makes every entry this consumer (ARGV[2]) holds look idle for ARGV[3] ms, so that
  * the other processes' next reclaim takes it at once instead of after the idle timeout.
  */

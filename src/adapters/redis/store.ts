@@ -16,7 +16,7 @@
 import type { Redis } from 'ioredis';
 import type { Envelope } from '../../core/message.ts';
 import type { Commit, KeptLetter, Snapshot, Store } from '../../ports/store.ts';
-import { batchesByType } from '../broker/delivery.ts';
+import { batchesBy } from '../broker/delivery.ts';
 import { deliveredBatcher, untilCommitted, type Attempt } from '../storeKit.ts';
 import type { Logger } from '../../ports/log.ts';
 import { checkDurability } from './durability.ts';
@@ -27,10 +27,11 @@ export type RedisStoreOptions = Readonly<{
   prefix?: string;
   log?: Logger;
   /**
-   * The stream of each message type, when the bus is Redis Streams on this same server: then
-   * the commit itself appends the messages due now to their streams, and no relay is needed.
+   * The stream of each message (its type's, in its partition), when the bus is Redis Streams on
+   * this same server: then the commit itself appends the messages due now to their streams, and
+   * no relay is needed.
    */
-  streams?: (type: string) => string;
+  streams?: (message: Envelope) => string;
 }>;
 
 /** A store on Redis, with what is wrong with the server's durability (empty when nothing). */
@@ -103,7 +104,7 @@ export async function openRedisStore(redis: Redis, service: string, options: Red
     const direct = streams ? commit.outbox.filter((m) => m.deliverAt === undefined) : [];
     list(commit.outbox.filter((m) => !direct.includes(m)).map((m) => [m.id, json(m, `message ${m.id}`)]));
     list(commit.cancel.map((id) => [id]));
-    list(batchesByType(direct).map((batch) => [streams!(batch[0]!.type), json(batch, `messages ${batch[0]!.id}…`)]));
+    list([...batchesBy(direct, streams!)].map(([stream, batch]) => [stream, json(batch, `messages ${batch[0]!.id}…`)]));
     const committed = (await commitScript.run(redis, commitKeys, args)) === 1;
     return committed ? { committed: true, result: commit.result } : { committed: false };
   }
