@@ -12,7 +12,27 @@ export type RelayOptions = Readonly<{
   tickMs: number;
   now: () => number;
   log: Logger;
+  /** The timers it sets (default: Node's, unref'd); the simulator's run on its virtual clock. */
+  timers?: Timers;
 }>;
+
+/** Repeating and one-off timers, as the engine sets them. */
+export type Timers = Readonly<{
+  /** Calls `fn` every `ms` until the returned function is called. */
+  every(ms: number, fn: () => void): () => void;
+  after(ms: number, fn: () => void): void;
+}>;
+
+export const nodeTimers: Timers = {
+  every(ms, fn) {
+    const timer = setInterval(fn, ms);
+    timer.unref();
+    return () => clearInterval(timer);
+  },
+  after(ms, fn) {
+    setTimeout(fn, ms).unref();
+  },
+};
 
 /**
  * The outbox relay of one store: publishes each committed message right after its
@@ -30,7 +50,7 @@ export class Relay {
   readonly #inFlight = new Set<Promise<void>>();
   /** Messages published by this relay and not yet dropped from the outbox, by id, with when they became due. */
   readonly #sending = new Map<string, number>();
-  #timer: NodeJS.Timeout | undefined;
+  #stopTimer: (() => void) | undefined;
   #stopped = false;
 
   constructor(store: Store, bus: Bus, options: RelayOptions) {
@@ -50,8 +70,7 @@ export class Relay {
   async start(): Promise<number> {
     const pending = await this.#store.outbox();
     this.#schedule(pending, []);
-    this.#timer = setInterval(() => this.#releaseDue(), this.#options.tickMs);
-    this.#timer.unref();
+    this.#stopTimer = (this.#options.timers ?? nodeTimers).every(this.#options.tickMs, () => this.#releaseDue());
     return pending.length;
   }
 
@@ -91,7 +110,7 @@ export class Relay {
 
   async stop(): Promise<void> {
     this.#stopped = true;
-    clearInterval(this.#timer);
+    this.#stopTimer?.();
     await Promise.allSettled([...this.#inFlight]);
   }
 
@@ -131,7 +150,7 @@ export class Relay {
         if (this.#stopped) return;
         // Still in the outbox, so nothing is lost; try again shortly.
         this.#options.log.warn({ err: error, count: messages.length, ...aboutMessages(messages) }, 'relay: publish failed; retrying in 1 s');
-        setTimeout(() => this.#schedule(messages, []), 1000).unref();
+        (this.#options.timers ?? nodeTimers).after(1000, () => this.#schedule(messages, []));
       },
     );
     const tracked: Promise<void> = run.finally(() => this.#inFlight.delete(tracked));

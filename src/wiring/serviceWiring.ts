@@ -36,7 +36,7 @@ import type { Store } from '../ports/store.ts';
 import { sagaCallRoute } from '../http/sagaCalls.ts';
 import { audits, type Audit } from '../domain/audit.ts';
 import type { Logger } from '../ports/log.ts';
-import { Relay } from '../runtime/relay.ts';
+import { nodeTimers, Relay, type Timers } from '../runtime/relay.ts';
 import { ServiceRuntime } from '../runtime/serviceRuntime.ts';
 
 export const SERVICES = ['orders', 'stock', 'payment', 'fulfillment', 'notification', 'tracker'] as const;
@@ -73,7 +73,12 @@ export type ServiceOptions = Readonly<{
   sweepMs: number;
   /** For the order service: how to ask stock and payment. */
   lookups?: Lookups;
+  /** The clock, timers and ids of the simulator (src/sim); absent, Node's. */
+  engine?: Engine;
 }>;
+
+/** Where the engine reads time, sets timers and makes command ids: the simulator's are virtual and seeded. */
+export type Engine = Readonly<{ now: () => number; timers: Timers; newId: () => string; gather: () => Promise<void>; tickMs: number }>;
 
 /** One service, wired: its decider on its store, consuming from and publishing to the bus. */
 export function runService(name: ServiceName, store: Store, bus: Bus, options: ServiceOptions): RunningService {
@@ -138,16 +143,19 @@ function wired<C extends ApiCommand>(
   routes: (app: FastifyInstance, runtime: ServiceRuntime<Message, C>) => void,
 ): RunningService {
   const { config, log } = options;
-  const now = () => Date.now();
-  const relay = new Relay(store, bus, { chunk: options.publishChunk, tickMs: 50, now, log });
-  const runtime = new ServiceRuntime(name, decider, store, relay, { maxBatch: config.maxBatch, now, log: log.child({ service: name }) });
+  const { engine } = options;
+  const now = engine?.now ?? (() => Date.now());
+  const timers = engine?.timers ?? nodeTimers;
+  const relay = new Relay(store, bus, { chunk: options.publishChunk, tickMs: engine?.tickMs ?? 50, now, log, timers });
+  const seams = engine ? { newId: engine.newId, gather: engine.gather } : {};
+  const runtime = new ServiceRuntime(name, decider, store, relay, { maxBatch: config.maxBatch, now, log: log.child({ service: name }), ...seams });
   runtime.onCommitted((messages) => publishCommitted(name, messages));
   // The orders follow every checkout in every style: the saga metrics come from them.
   if (name === 'orders') runtime.onCommitted((_messages, changes) => observeCheckouts(changes));
   // Series start at 0, so that rate() and increase() count their first events too.
   zeroMetrics(name, runtime.consumes);
   const unwatch = watchOutbox(name, () => relay.state());
-  const timers: NodeJS.Timeout[] = [];
+  const stops: (() => void)[] = [];
 
   return {
     name,
@@ -167,26 +175,22 @@ function wired<C extends ApiCommand>(
     async start() {
       const recovered = await relay.start();
       if (options.sweepMs > 0) {
-        const sweep = setInterval(() => {
+        stops.push(timers.every(options.sweepMs, () => {
           relay.sweep(options.sweepMs).then(
             (n) => n > 0 && log.info({ service: name, messages: n }, 'relay: sent what another run left in the outbox'),
             (err: unknown) => log.warn({ err, service: name }, 'relay: outbox sweep failed'),
           );
-        }, options.sweepMs);
-        sweep.unref();
-        timers.push(sweep);
+        }));
       }
-      const pruning = setInterval(() => {
+      stops.push(timers.every(60_000, () => {
         // Inbox marks must outlive any redelivery; an hour is far beyond the buses' retry windows.
         store.pruneInbox(60 * 60 * 1000).catch((err: unknown) => log.warn({ err, service: name }, 'inbox pruning failed'));
-      }, 60_000);
-      pruning.unref();
-      timers.push(pruning);
+      }));
       return recovered;
     },
     async stop() {
       unwatch();
-      for (const timer of timers) clearInterval(timer);
+      for (const stop of stops) stop();
       await relay.stop();
     },
   };
