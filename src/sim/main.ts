@@ -8,7 +8,7 @@ import { simulate, type SeedResult } from './run.ts';
  * breaks an invariant, printing the command that replays it and the end of its trace.
  */
 function parse(argv: readonly string[]) {
-  const opts = { seed: undefined as number | undefined, seeds: 200, from: undefined as number | undefined, bugs: [] as Mutation[], seconds: Infinity, verbose: false };
+  const opts = { seed: undefined as number | undefined, seeds: 200, from: undefined as number | undefined, bugs: [] as Mutation[], seconds: Infinity, verbose: false, keepGoing: false };
   for (let i = 0; i < argv.length; i++) {
     const [flag, value] = [argv[i], argv[i + 1]];
     const num = () => {
@@ -23,6 +23,7 @@ function parse(argv: readonly string[]) {
       case '--from': opts.from = num(); break;
       case '--seconds': opts.seconds = num(); break;
       case '--verbose': opts.verbose = true; break;
+      case '--keep-going': opts.keepGoing = true; break;
       case '--bug':
         if (!value || !isMutation(value)) throw new Error(`--bug takes one of ${MUTATIONS.join(', ')}`);
         opts.bugs.push(value);
@@ -67,6 +68,7 @@ async function main(): Promise<number> {
   let checkouts = 0;
   let seeds = 0;
   let lastPrint = started;
+  let failed = 0;
   for (let seed = from; seed < from + opts.seeds; seed++) {
     const result = await simulate(seed);
     seeds++;
@@ -74,7 +76,8 @@ async function main(): Promise<number> {
     if (result.violations.length > 0) {
       console.log(report(result, opts.bugs));
       console.log(`found after ${seeds} seeds (${checkouts} checkouts)`);
-      return 1;
+      failed++;
+      if (!opts.keepGoing) return 1;
     }
     const now = performance.now();
     if (now - lastPrint > 10_000) {
@@ -85,6 +88,10 @@ async function main(): Promise<number> {
     if ((now - started) / 1000 > opts.seconds) break;
   }
   const s = (performance.now() - started) / 1000;
+  if (failed > 0) {
+    console.log(`${failed} of ${seeds} seeds from ${from} FAILED; ${checkouts} simulated checkouts`);
+    return 1;
+  }
   console.log(`${seeds} seeds from ${from} passed: ${checkouts} simulated checkouts in ${s.toFixed(1)} s — ${(seeds / s).toFixed(1)} seeds/s, ${(checkouts / s).toFixed(0)} simulated checkouts/s`);
   return 0;
 }

@@ -37,10 +37,14 @@ function track(versions: SagaVersions<CheckoutContext>, types: Readonly<{ starte
     const version = message.payload.version ?? 1;
     const state = startSaga(versions.all.find((d) => d.version === version) ?? versions.current, message.sagaId, message.payload.ctx, message.at).state;
     const events = seen.early.filter((e) => e.type !== types.aborted);
-    return { ...replay(versions, types.aborted, { state, early: [] }, seen.early, message.at), events };
+    // An abort that came before the start is followed as one that came after it, at the step its owner aborted at (kept as its step).
+    const [early] = seen.early.filter((e) => e.type === types.aborted);
+    if (early === undefined) return { ...replay(versions, types.aborted, { state, early: [] }, seen.early, message.at), events };
+    const followed = replay(versions, types.aborted, { state, early: [] }, events, message.at);
+    return { ...abort(versions, types.aborted, followed, events, { ...early, step: '' }, early.step || undefined, message.at), events };
   }
   const reply: SagaReply = { ...replyOf(message), at: message.at };
-  if (!seen.state) return { early: [...seen.early, reply] };
+  if (!seen.state) return { early: [...seen.early, reply.type === types.aborted ? { ...reply, step: message.payload.abortedAt ?? '' } : reply] };
   const started = { state: seen.state, early: seen.early };
   const events = seen.events ?? [];
   if (reply.type === types.aborted) return { ...abort(versions, types.aborted, started, events, reply, message.payload.abortedAt, message.at), events };
