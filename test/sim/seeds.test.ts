@@ -1,5 +1,5 @@
 /**
- * A few hundred seeds of the simulation (docs/simulation.md), bounded to about 50 seconds: every
+ * A few hundred seeds of the simulation (docs/simulation.md), about 10 s on a free core (a fixed count, not a time budget, so a busy machine cannot change the verdict): every
  * style and checkout version under swarm faults, every invariant after every commit and at the end.
  * A failing seed prints the command that replays it.
  */
@@ -11,7 +11,6 @@ import { simulate } from '../../src/sim/run.ts';
 
 const FIRST = 20_260_000;
 const MAX_SEEDS = 300;
-const BUDGET_MS = 50_000;
 
 describe('simulator: seeds', () => {
   it(`passes every invariant on up to ${MAX_SEEDS} seeds from ${FIRST}`, async () => {
@@ -20,7 +19,7 @@ describe('simulator: seeds', () => {
     const styles = new Set<string>();
     let seeds = 0;
     let checkouts = 0;
-    for (let seed = FIRST; seed < FIRST + MAX_SEEDS && performance.now() - started < BUDGET_MS; seed++) {
+    for (let seed = FIRST; seed < FIRST + MAX_SEEDS; seed++) {
       const result = await simulate(seed);
       seeds++;
       checkouts += result.checkouts;
@@ -28,7 +27,6 @@ describe('simulator: seeds', () => {
       assert.deepEqual(result.violations, [], report(result, []));
     }
     console.log(`# ${seeds} seeds, ${checkouts} simulated checkouts, ${((performance.now() - started) / 1000).toFixed(1)} s`);
-    assert.ok(seeds >= 20, `only ${seeds} seeds ran in the budget`);
     assert.equal(styles.size, 6, `not every style and version ran: ${[...styles].join(', ')}`);
   });
 });
