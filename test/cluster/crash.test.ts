@@ -104,8 +104,11 @@ for (const [style, name, start] of profiles) {
       assert.deepEqual(await verifyEveryEntity(cluster.url, { users: USERS, credit: CREDIT, items: ITEMS, stock: STOCK, orders: ORDERS }), [],
         'every user charged exactly for their paid orders, every item short exactly its paid units');
       // A replica killed while holding a message gets it back only after the broker's ack wait
-      // (30 s on NATS JetStream): the followers may need that long to agree.
-      assert.deepEqual(await lifecycleTotalsProblems(client, 60_000), [], 'one shipment and one message of each kind per paid order: none lost, none doubled');
+      // (30 s on NATS JetStream), once per kill, and the test kills each service's replicas more
+      // than once: on a loaded machine the followers may need several ack waits to agree (a CI
+      // run with two simulators beside it lacked 2 of 220 notifications after 60 s; alone it
+      // passed). The assertion is the same; only the wait is longer.
+      assert.deepEqual(await lifecycleTotalsProblems(client, 150_000), [], 'one shipment and one message of each kind per paid order: none lost, none doubled');
     } catch (error) {
       console.error(`cluster log:\n${cluster.logTail()}\ndatabase log:\n${postgres.logTail(20)}\nbroker log:\n${broker?.logTail(20) ?? 'none'}`);
       throw error;

@@ -1,0 +1,149 @@
+/**
+ * `npm run bench:replicas`: what each added replica costs, side by side in one run. For each
+ * subject (a number of replicas per service, on this checkout or an earlier one given with
+ * --baseline), starts `npm run cluster` on a fresh namespace, batch-inits, runs the course
+ * checkout load through the gateway, and prints checkouts/s, the machine's CPU per checkout, each
+ * kind of process's CPU per checkout and its largest RSS, and the store server's CPU.
+ *
+ *   npm run bench:replicas -- --store redis://127.0.0.1:6379 --bus redis://127.0.0.1:6379 --replicas 1,2,3
+ *   npm run bench:replicas -- --replicas 1,2 --baseline ../orderly-before   (an earlier version, checked out and installed there)
+ *
+ * Linux only (/proc). The store and broker servers are this machine's; their CPU is read from
+ * /proc for the processes named redis-server, postgres or beam.smp.
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { readFileSync, readdirSync } from 'node:fs';
+import { basename, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { randomBytes } from 'node:crypto';
+import { CourseClient } from '../src/tools/client.ts';
+import { freePort, stop } from '../test/support/child.ts';
+import { batchInit, checkoutLoad, type LoadResult } from './load.ts';
+
+const { values: args } = parseArgs({
+  options: {
+    store: { type: 'string', default: 'redis://127.0.0.1:6379' },
+    bus: { type: 'string', default: 'redis://127.0.0.1:6379' },
+    replicas: { type: 'string', default: '1,2' },
+    baseline: { type: 'string', multiple: true, default: [] },
+    seconds: { type: 'string', default: '20' },
+    connections: { type: 'string', default: '64' },
+    n: { type: 'string', default: '30000' },
+  },
+});
+const seconds = Number(args.seconds);
+const connections = Number(args.connections);
+const n = Number(args.n);
+const log = (line: string) => process.stderr.write(`${line}\n`);
+
+type Subject = Readonly<{ label: string; cwd: string; replicas: number }>;
+type Row = Readonly<{ label: string; load: LoadResult; cpuMsByKind: Record<string, number>; rssMbByKind: Record<string, number>; serverCpuMs: number }>;
+
+const ticksMs = 10;
+/** utime + stime of a process, ms. */
+const cpuOf = (pid: number) => {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * ticksMs;
+  } catch {
+    return 0;
+  }
+};
+const rssMbOf = (pid: number) => {
+  try {
+    return Math.round(Number(/^VmRSS:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024);
+  } catch {
+    return 0;
+  }
+};
+/** The cluster's processes by kind (gateway, orders, …): the children of the cluster process, named by their command line. */
+function members(clusterPid: number): Map<number, string> {
+  const kinds = new Map<number, string>();
+  for (const task of readdirSync(`/proc/${clusterPid}/task`)) {
+    for (const child of readFileSync(`/proc/${clusterPid}/task/${task}/children`, 'utf8').trim().split(/\s+/).filter(Boolean)) {
+      const cmd = readFileSync(`/proc/${child}/cmdline`, 'utf8').split('\0');
+      kinds.set(Number(child), cmd.includes('gateway') ? 'gateway' : (cmd[cmd.indexOf('service') + 1] ?? 'other'));
+    }
+  }
+  return kinds;
+}
+/** The store and broker servers' processes on this machine. */
+function servers(): number[] {
+  return readdirSync('/proc').filter((d) => /^\d+$/.test(d)).filter((pid) => {
+    try {
+      return /^(redis-server|postgres|beam\.smp|nats-server)$/.test(readFileSync(`/proc/${pid}/comm`, 'utf8').trim());
+    } catch {
+      return false;
+    }
+  }).map(Number);
+}
+
+async function measure({ label, cwd, replicas }: Subject): Promise<Row> {
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const namespace = `bench${randomBytes(4).toString('hex')}`;
+  log(`${label}: starting the cluster on ${url} (namespace ${namespace})`);
+  const cluster = spawn(process.execPath, ['src/cli.ts', 'cluster', '--store', args.store, '--bus', args.bus, '--replicas', String(replicas), '--port', String(port), '--namespace', namespace], {
+    cwd, env: { ...process.env, LOG_LEVEL: 'warn', LOG_FORMAT: 'json' }, stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const client = new CourseClient(url, connections);
+  try {
+    for (let i = 0; ; i++) {
+      if (cluster.exitCode !== null) throw new Error(`the cluster exited with ${cluster.exitCode}`);
+      const ready = await fetch(`${url}/readyz`).then((r) => r.ok, () => false);
+      if (ready) break;
+      if (i > 600) throw new Error('the cluster was not ready within 60 s');
+      await sleep(100);
+    }
+    await batchInit(client, { n, credit: 100_000, stock: 100_000, price: 10 });
+    const kinds = members(cluster.pid!);
+    const serverPids = servers();
+    const before = new Map([...kinds.keys()].map((pid) => [pid, cpuOf(pid)]));
+    const serverBefore = serverPids.reduce((sum, pid) => sum + cpuOf(pid), 0);
+    const rss = new Map<string, number>();
+    const load = await checkoutLoad(client, {
+      seconds, connections, n, progressMs: 5000,
+      onProgress: (elapsed, done) => {
+        for (const [pid, kind] of kinds) rss.set(kind, Math.max(rss.get(kind) ?? 0, rssMbOf(pid)));
+        log(`  ${elapsed.toFixed(0)} s: ${done} checkouts`);
+      },
+    });
+    const cpuMsByKind: Record<string, number> = {};
+    for (const [pid, kind] of kinds) cpuMsByKind[kind] = (cpuMsByKind[kind] ?? 0) + (cpuOf(pid) - (before.get(pid) ?? 0)) / load.checkouts;
+    const serverCpuMs = (serverPids.reduce((sum, pid) => sum + cpuOf(pid), 0) - serverBefore) / load.checkouts;
+    log(`${label}: ${load.perSecond} checkouts/s, ${load.machineCpu?.msPerCheckout ?? '?'} ms of machine CPU each`);
+    return { label, load, cpuMsByKind, rssMbByKind: Object.fromEntries(rss), serverCpuMs };
+  } finally {
+    await client.close().catch(() => undefined);
+    await stop(cluster, 'SIGTERM').catch(() => stop(cluster, 'SIGKILL'));
+  }
+}
+
+const name = (dir: string) => {
+  try {
+    return execFileSync('git', ['-C', dir, 'describe', '--always', '--dirty'], { encoding: 'utf8' }).trim();
+  } catch {
+    return basename(resolve(dir));
+  }
+};
+const counts = args.replicas.split(',').map(Number);
+const subjects: Subject[] = [
+  ...args.baseline.flatMap((dir) => counts.map((replicas) => ({ label: `${name(dir)}, ${replicas} replica${replicas > 1 ? 's' : ''}`, cwd: resolve(dir), replicas }))),
+  ...counts.map((replicas) => ({ label: `this, ${replicas} replica${replicas > 1 ? 's' : ''}`, cwd: process.cwd(), replicas })),
+];
+const rows: Row[] = [];
+for (const subject of subjects) rows.push(await measure(subject));
+
+const kinds = [...new Set(rows.flatMap((r) => Object.keys(r.cpuMsByKind)))].sort();
+const line = (title: string, cell: (r: Row) => string | number) => console.log(`| ${title} | ${rows.map((r) => String(cell(r))).join(' | ')} |`);
+console.log(`\nstore ${args.store}, bus ${args.bus}; ${seconds} s of course checkouts at ${connections} connections, one run\n`);
+console.log(`| | ${rows.map((r) => r.label).join(' | ')} |`);
+console.log(`|---|${rows.map(() => '---:').join('|')}|`);
+line('checkouts/s', (r) => r.load.perSecond);
+line('latency p50 / p99', (r) => `${r.load.p50ms} / ${r.load.p99ms} ms`);
+line('machine CPU per checkout', (r) => (r.load.machineCpu ? `${r.load.machineCpu.msPerCheckout} ms (${r.load.machineCpu.busyPercent}% busy)` : '–'));
+line('store and broker servers', (r) => `${r.serverCpuMs.toFixed(2)} ms`);
+for (const kind of kinds) line(`${kind} (all replicas)`, (r) => `${(r.cpuMsByKind[kind] ?? 0).toFixed(2)} ms, ≤ ${r.rssMbByKind[kind] ?? '–'} MB each`);
+line('money and stock conserved', (r) => (Object.values(r.load.conserved).every(Boolean) ? 'yes' : `NO ${JSON.stringify(r.load.conserved)}`));
+if (!rows.every((r) => Object.values(r.load.conserved).every(Boolean))) process.exitCode = 1;
