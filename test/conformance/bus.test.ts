@@ -349,3 +349,4 @@ busConformance(inProcessBackend());
 busConformance(rabbitBackend());
 busConformance(natsBackend());
 busConformance(redisBackend());
+busConformance(redisBackend(4));

@@ -142,20 +142,21 @@ export function natsBackend(): BusBackend {
   };
 }
 
-export function redisBackend(): BusBackend {
+/** Redis Streams; with `partitions`, each consumer's messages partitioned among its replicas (docs/scaling.md). */
+export function redisBackend(partitions = 0): BusBackend {
   let admin: Redis | undefined;
   const client = () => (admin ??= new Redis({ ...REDIS, protocol: 2 }));
   const field = (fields: readonly string[], name: string) => fields[fields.indexOf(name) + 1] ?? '';
   return {
-    name: 'Redis Streams',
+    name: partitions > 0 ? `Redis Streams, ${partitions} partitions` : 'Redis Streams',
     broker: REDIS,
     // Maintenance every 50 ms and a short claim timeout: every test runs while its streams are
     // trimmed and messages left pending (not acknowledged) come back within the test.
     open: (namespace, retry, via = REDIS) =>
-      redisBus({ url: `redis://${via.host}:${via.port}`, namespace, prefetch: 4, maintenanceMs: 50, claimIdleMs: 250, leaseMs: 600, ...retry, log }),
+      redisBus({ url: `redis://${via.host}:${via.port}`, namespace, prefetch: 4, maintenanceMs: 50, claimIdleMs: 250, partitions, leaseMs: 600, ...retry, log }),
     async waiting(namespace, consumer, type) {
       let waiting = 0;
-      for (const stream of redisNames(namespace).streamsOf(type)) {
+      for (const stream of redisNames(namespace, partitions).streamsOf(type)) {
         const groups = (await client().call('XINFO', ['GROUPS', stream])) as string[][];
         const group = groups.find((g) => field(g, 'name') === consumer);
         if (group === undefined) throw new Error(`No group ${consumer} on ${stream}`);

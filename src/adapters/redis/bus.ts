@@ -22,24 +22,29 @@ export type RedisBusOptions = BrokerBusOptions & Readonly<{
   claimIdleMs?: number;
   /** How often to take over such messages and to trim the streams. */
   maintenanceMs?: number;
-  /** Partitions of each message type (docs/scaling.md); default 32. Every process of a deployment must use the same number. */
+  /**
+   * Partitions of each message type, each read by one replica of a consumer at a time
+   * (docs/scaling.md); default 0: none, the replicas of a consumer compete for its messages.
+   * Every process of a deployment must use the same number.
+   */
   partitions?: number;
   /** How long a process's partition leases outlive its last renewal (renewed every third of it); default 6 s. */
   leaseMs?: number;
 }>;
 
-export const DEFAULT_PARTITIONS = 32;
-
-/** Stream names of a namespace. Types and consumers contain no ':', so no two names collide. */
-export function redisNames(namespace: string, partitions = DEFAULT_PARTITIONS) {
-  const stream = (type: string, partition: number) => `${namespace}:${type}:${partition}`;
+/**
+ * Stream names of a namespace. Types and consumers contain no ':', so no two names collide.
+ * Partitioned (`partitions` > 0), a type has a stream per partition; otherwise one.
+ */
+export function redisNames(namespace: string, partitions = 0) {
+  const stream = (type: string, partition: number) => (partitions > 0 ? `${namespace}:${type}:${partition}` : `${namespace}:${type}`);
   return {
-    /** The stream of a type's partition. */
+    /** The stream of a type's partition (unpartitioned: of the type). */
     stream,
     /** The stream a message goes to: its type's, in its partition. */
-    streamOf: (message: Pick<Envelope, 'type' | 'id' | 'correlationId'>) => stream(message.type, partitionOf(message, partitions)),
-    /** Every partition's stream of a type. */
-    streamsOf: (type: string) => Array.from({ length: partitions }, (_, p) => stream(type, p)),
+    streamOf: (message: Pick<Envelope, 'type' | 'id' | 'correlationId'>) => stream(message.type, partitions > 0 ? partitionOf(message, partitions) : 0),
+    /** Every stream of a type. */
+    streamsOf: (type: string) => Array.from({ length: Math.max(1, partitions) }, (_, p) => stream(type, p)),
     /** Where a consumer's partition leases are kept. */
     leases: (consumer: string) => `${namespace}:partition:${consumer}`,
     dead: (consumer: string) => `${namespace}:dead:${consumer}`,
@@ -57,8 +62,10 @@ type Subscription = {
   readonly handler: Handler;
   /** The connection its blocking reads wait on; commands go through the shared one. */
   readonly reader: Redis;
-  /** The partitions this process reads now. */
-  readonly leases: PartitionLeases;
+  /** The partitions this process reads now; none when unpartitioned (it reads every stream). */
+  readonly leases: PartitionLeases | undefined;
+  /** When it took each partition it owns: for a while after, it takes over what the previous owner left. */
+  readonly gainedAt: Map<number, number>;
   readonly slots: Slots;
   /** `stream id` of entries being handled or waiting for their retry here. */
   readonly held: Set<string>;
@@ -96,7 +103,7 @@ export async function redisBus(options: RedisBusOptions): Promise<Bus> {
   const claimIdleMs = options.claimIdleMs ?? 30_000;
   // A message waiting for its retry looks idle: with a longer backoff, another process would take it early.
   if (!(claimIdleMs > Math.max(...policy.backoffMs))) throw new Error(`claimIdleMs (${claimIdleMs}) must be longer than every backoff (${policy.backoffMs.join(', ')} ms)`);
-  const partitions = options.partitions ?? DEFAULT_PARTITIONS;
+  const partitions = options.partitions ?? 0;
   const leaseMs = options.leaseMs ?? 6_000;
   const names = redisNames(ns, partitions);
   // RESP2: the reply shapes parsed below. Commands wait in ioredis's queue while it reconnects.
@@ -118,9 +125,10 @@ export async function redisBus(options: RedisBusOptions): Promise<Bus> {
 
   /** Every stream a consumer may read: its types' in every partition, and its redriven dead letters. */
   const allStreamsOf = (consumer: string, types: readonly string[]) => [...types.flatMap(names.streamsOf), names.redrive(consumer)];
-  /** The streams a consumer reads in the partitions it owns. */
-  const ownStreams = (sub: Pick<Subscription, 'consumer' | 'types' | 'leases'>) =>
-    [...[...sub.leases.owned()].sort((a, b) => a - b).flatMap((p) => sub.types.map((type) => names.stream(type, p))), names.redrive(sub.consumer)];
+  /** The streams a consumer reads: in the partitions it owns, or all of them when unpartitioned. */
+  const ownStreams = (sub: Pick<Subscription, 'consumer' | 'types' | 'leases'>) => sub.leases === undefined
+    ? allStreamsOf(sub.consumer, sub.types)
+    : [...[...sub.leases.owned()].sort((a, b) => a - b).flatMap((p) => sub.types.map((type) => names.stream(type, p))), names.redrive(sub.consumer)];
 
   async function declareGroups(consumer: string, types: readonly string[]): Promise<void> {
     for (const stream of allStreamsOf(consumer, types)) {
@@ -262,9 +270,14 @@ export async function redisBus(options: RedisBusOptions): Promise<Bus> {
   }
 
   /** Takes over what dead processes held, and trims the streams. */
+  let rounds = 0;
   async function maintain(): Promise<void> {
+    // The partitions' leases take over what a dead owner held; this catches what they missed
+    // (idle for claimIdleMs), so every few rounds only. Trimming: the streams read here each
+    // round (each is read by one process per consumer), every stream published to now and then.
+    const everything = rounds++ % 12 === 0;
     for (const sub of subscriptions.values()) {
-      for (const stream of sub.streams) {
+      for (const stream of everything ? sub.streams : sub.streams.slice(-1)) {
         if (closed || sub.slots.free <= 0) break;
         const [cursor, entries, gone] = (await autoclaimScript.run(commands, [stream], [sub.consumer, me, claimIdleMs, sub.slots.free, sub.cursors.get(stream) ?? '0-0'])) as [string, Entry[], string[]];
         sub.cursors.set(stream, cursor);
@@ -272,7 +285,8 @@ export async function redisBus(options: RedisBusOptions): Promise<Bus> {
         for (const entry of entries) dispatch(sub, stream, entry);
       }
     }
-    for (const stream of streams) if (!closed) await trimScript.run(commands, [stream], [FORGET_CONSUMER_MS]);
+    const trimmed = everything ? streams : new Set([...subscriptions.values()].flatMap((sub) => sub.streams));
+    for (const stream of trimmed) if (!closed) await trimScript.run(commands, [stream], [FORGET_CONSUMER_MS]);
   }
 
   /**
@@ -281,9 +295,18 @@ export async function redisBus(options: RedisBusOptions): Promise<Bus> {
    * that just let the partition go is finishing).
    */
   async function leaseTick(sub: Subscription): Promise<void> {
-    const { gained } = await sub.leases.tick();
+    if (sub.leases === undefined) return;
+    const { gained, lost } = await sub.leases.tick();
+    const now = Date.now();
+    for (const p of gained) sub.gainedAt.set(p, now);
+    for (const p of lost) sub.gainedAt.delete(p);
     if (gained.length > 0) sub.recover = true;
-    for (const p of sub.leases.owned()) {
+    for (const [p, at] of sub.gainedAt) {
+      // What the previous owner left is taken in the first leases after the hand-over.
+      if (now - at > 3 * leaseMs) {
+        sub.gainedAt.delete(p);
+        continue;
+      }
       for (const type of sub.types) {
         if (closed || sub.slots.free <= 0) return;
         const stream = names.stream(type, p);
@@ -369,9 +392,9 @@ export async function redisBus(options: RedisBusOptions): Promise<Bus> {
       await declareGroups(consumer, types);
       const reader = commands.duplicate();
       reader.on('error', (err: Error) => log.warn({ err, consumer, namespace: ns }, 'redis: reader connection error'));
-      const leases = partitionLeases({ redis: commands, prefix: names.leases(consumer), me, count: partitions, ttlMs: leaseMs, log });
+      const leases = partitions > 0 ? partitionLeases({ redis: commands, prefix: names.leases(consumer), me, count: partitions, ttlMs: leaseMs, log }) : undefined;
       const sub: Subscription = {
-        consumer, types: [...types], streams: [], handler, reader, leases, slots: new Slots(prefetch),
+        consumer, types: [...types], streams: [], handler, reader, leases, gainedAt: new Map(), slots: new Slots(prefetch),
         held: new Set(), cursors: new Map(), recover: true,
       };
       await leaseTick(sub);
@@ -393,7 +416,7 @@ export async function redisBus(options: RedisBusOptions): Promise<Bus> {
           await handBackScript.run(commands, [stream], [sub.consumer, me, claimIdleMs]).catch((err: unknown) =>
             log.warn({ err, consumer: sub.consumer, stream }, 'redis: could not hand messages back; others take them after claimIdleMs'));
         }
-        await sub.leases.close(true).catch((err: unknown) => log.warn({ err, consumer: sub.consumer }, 'redis: could not give the partition leases back; others take them when they expire'));
+        await sub.leases?.close(true).catch((err: unknown) => log.warn({ err, consumer: sub.consumer }, 'redis: could not give the partition leases back; others take them when they expire'));
       }
       await commands.quit().catch(() => commands.disconnect());
     },
