@@ -46,6 +46,13 @@ const lineOf = (e: LiveEvent) => {
   if (line === undefined) lines.set(e, (line = `data: ${JSON.stringify(e)}\n\n`));
   return line;
 };
+/** A whole batch's lines as one buffer, made once for every stream that wants all of it (no filter). */
+const batches = new WeakMap<readonly LiveEvent[], Buffer>();
+const chunkOf = (events: readonly LiveEvent[]) => {
+  let chunk = batches.get(events);
+  if (chunk === undefined) batches.set(events, (chunk = Buffer.from(events.map(lineOf).join(''))));
+  return chunk;
+};
 
 /**
  * Serves one server-sent event stream on `res`: the events `wanted` takes, as `listen` delivers
@@ -67,7 +74,7 @@ export function streamEvents(res: ServerResponse, wanted: (e: LiveEvent) => bool
       res.write(`event: dropped\ndata: ${JSON.stringify({ count: dropped })}\n\n`);
       dropped = 0;
     }
-    res.write(chosen.map(lineOf).join(''));
+    res.write(chosen.length === events.length ? chunkOf(events) : chosen.map(lineOf).join(''));
   });
   const heartbeat = setInterval(() => res.write(': still here\n\n'), HEARTBEAT_MS);
   res.on('close', () => {
