@@ -17,6 +17,7 @@ import { basename, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
 import { CourseClient } from '../src/tools/client.ts';
 import { freePort, stop } from '../test/support/child.ts';
 import { batchInit, checkoutLoad, type LoadResult } from './load.ts';
@@ -26,6 +27,8 @@ const { values: args } = parseArgs({
     store: { type: 'string', default: 'redis://127.0.0.1:6379' },
     bus: { type: 'string', default: 'redis://127.0.0.1:6379' },
     replicas: { type: 'string', default: '1,2' },
+    /** Partition counts to measure this checkout with (ORDERLY_PARTITIONS); default what the environment says. */
+    partitions: { type: 'string' },
     baseline: { type: 'string', multiple: true, default: [] },
     seconds: { type: 'string', default: '20' },
     connections: { type: 'string', default: '64' },
@@ -37,8 +40,12 @@ const connections = Number(args.connections);
 const n = Number(args.n);
 const log = (line: string) => process.stderr.write(`${line}\n`);
 
-type Subject = Readonly<{ label: string; cwd: string; replicas: number }>;
-type Row = Readonly<{ label: string; load: LoadResult; cpuMsByKind: Record<string, number>; rssMbByKind: Record<string, number>; serverCpuMs: number }>;
+type Subject = Readonly<{ label: string; cwd: string; replicas: number; partitions?: number }>;
+type Row = Readonly<{
+  label: string; load: LoadResult; cpuMsByKind: Record<string, number>; rssMbByKind: Record<string, number>; serverCpuMs: number;
+  /** Redis commands per checkout by command, when the store or the bus is Redis. */
+  redisCalls: Record<string, number>;
+}>;
 
 const ticksMs = 10;
 /** utime + stime of a process, ms. */
@@ -79,13 +86,26 @@ function servers(): number[] {
   }).map(Number);
 }
 
-async function measure({ label, cwd, replicas }: Subject): Promise<Row> {
+/** `INFO commandstats` of the Redis server at `url`: calls by command. */
+async function redisCalls(url: string): Promise<Record<string, number>> {
+  const redis = new Redis(url, { lazyConnect: true });
+  try {
+    await redis.connect();
+    const info = await redis.info('commandstats');
+    return Object.fromEntries([...info.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)].map(([, command, calls]) => [command!, Number(calls)]));
+  } finally {
+    redis.disconnect();
+  }
+}
+const redisUrl = [args.store, args.bus].find((url) => url.startsWith('redis'));
+
+async function measure({ label, cwd, replicas, partitions }: Subject): Promise<Row> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const namespace = `bench${randomBytes(4).toString('hex')}`;
   log(`${label}: starting the cluster on ${url} (namespace ${namespace})`);
   const cluster = spawn(process.execPath, ['src/cli.ts', 'cluster', '--store', args.store, '--bus', args.bus, '--replicas', String(replicas), '--port', String(port), '--namespace', namespace], {
-    cwd, env: { ...process.env, LOG_LEVEL: 'warn', LOG_FORMAT: 'json' }, stdio: ['ignore', 'ignore', 'inherit'],
+    cwd, env: { ...process.env, LOG_LEVEL: 'warn', LOG_FORMAT: 'json', ...(partitions === undefined ? {} : { ORDERLY_PARTITIONS: String(partitions) }) }, stdio: ['ignore', 'ignore', 'inherit'],
   });
   const client = new CourseClient(url, connections);
   try {
@@ -102,6 +122,7 @@ async function measure({ label, cwd, replicas }: Subject): Promise<Row> {
     const before = new Map([...kinds.keys()].map((pid) => [pid, cpuOf(pid)]));
     const serverBefore = serverPids.reduce((sum, pid) => sum + cpuOf(pid), 0);
     const rss = new Map<string, number>();
+    const callsBefore = redisUrl ? await redisCalls(redisUrl) : {};
     const load = await checkoutLoad(client, {
       seconds, connections, n, progressMs: 5000,
       onProgress: (elapsed, done) => {
@@ -111,9 +132,11 @@ async function measure({ label, cwd, replicas }: Subject): Promise<Row> {
     });
     const cpuMsByKind: Record<string, number> = {};
     for (const [pid, kind] of kinds) cpuMsByKind[kind] = (cpuMsByKind[kind] ?? 0) + (cpuOf(pid) - (before.get(pid) ?? 0)) / load.checkouts;
+    const callsAfter = redisUrl ? await redisCalls(redisUrl) : {};
+    const calls = Object.fromEntries(Object.entries(callsAfter).map(([command, count]) => [command, (count - (callsBefore[command] ?? 0)) / load.checkouts]));
     const serverCpuMs = (serverPids.reduce((sum, pid) => sum + cpuOf(pid), 0) - serverBefore) / load.checkouts;
     log(`${label}: ${load.perSecond} checkouts/s, ${load.machineCpu?.msPerCheckout ?? '?'} ms of machine CPU each`);
-    return { label, load, cpuMsByKind, rssMbByKind: Object.fromEntries(rss), serverCpuMs };
+    return { label, load, cpuMsByKind, rssMbByKind: Object.fromEntries(rss), serverCpuMs, redisCalls: calls };
   } finally {
     await client.close().catch(() => undefined);
     await stop(cluster, 'SIGTERM').catch(() => stop(cluster, 'SIGKILL'));
@@ -128,9 +151,13 @@ const name = (dir: string) => {
   }
 };
 const counts = args.replicas.split(',').map(Number);
+const replicasLabel = (replicas: number) => `${replicas} replica${replicas > 1 ? 's' : ''}`;
+const partitionCounts = args.partitions?.split(',').map(Number) ?? [undefined];
 const subjects: Subject[] = [
-  ...args.baseline.flatMap((dir) => counts.map((replicas) => ({ label: `${name(dir)}, ${replicas} replica${replicas > 1 ? 's' : ''}`, cwd: resolve(dir), replicas }))),
-  ...counts.map((replicas) => ({ label: `this, ${replicas} replica${replicas > 1 ? 's' : ''}`, cwd: process.cwd(), replicas })),
+  ...args.baseline.flatMap((dir) => counts.map((replicas) => ({ label: `${name(dir)}, ${replicasLabel(replicas)}`, cwd: resolve(dir), replicas }))),
+  ...partitionCounts.flatMap((partitions) => counts.map((replicas) => ({
+    label: `this${partitions === undefined ? '' : `, ${partitions} partitions`}, ${replicasLabel(replicas)}`, cwd: process.cwd(), replicas, partitions,
+  }))),
 ];
 const rows: Row[] = [];
 for (const subject of subjects) rows.push(await measure(subject));
@@ -145,5 +172,8 @@ line('latency p50 / p99', (r) => `${r.load.p50ms} / ${r.load.p99ms} ms`);
 line('machine CPU per checkout', (r) => (r.load.machineCpu ? `${r.load.machineCpu.msPerCheckout} ms (${r.load.machineCpu.busyPercent}% busy)` : '–'));
 line('store and broker servers', (r) => `${r.serverCpuMs.toFixed(2)} ms`);
 for (const kind of kinds) line(`${kind} (all replicas)`, (r) => `${(r.cpuMsByKind[kind] ?? 0).toFixed(2)} ms, ≤ ${r.rssMbByKind[kind] ?? '–'} MB each`);
+const commands = Object.entries(Object.fromEntries(rows.flatMap((r) => Object.entries(r.redisCalls))))
+  .filter(([command]) => rows.some((r) => (r.redisCalls[command] ?? 0) >= 0.05)).map(([command]) => command).sort();
+for (const command of commands) line(`Redis ${command} per checkout`, (r) => (r.redisCalls[command] ?? 0).toFixed(2));
 line('money and stock conserved', (r) => (Object.values(r.load.conserved).every(Boolean) ? 'yes' : `NO ${JSON.stringify(r.load.conserved)}`));
 if (!rows.every((r) => Object.values(r.load.conserved).every(Boolean))) process.exitCode = 1;

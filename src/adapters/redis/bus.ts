@@ -64,8 +64,8 @@ type Subscription = {
   readonly reader: Redis;
   /** The partitions this process reads now; none when unpartitioned (it reads every stream). */
   readonly leases: PartitionLeases | undefined;
-  /** When it took each partition it owns: for a while after, it takes over what the previous owner left. */
-  readonly gainedAt: Map<number, number>;
+  /** Streams of partitions it gained where another consumer may still hold entries: it takes them over. */
+  readonly takingOver: Set<string>;
   readonly slots: Slots;
   /** `stream id` of entries being handled or waiting for their retry here. */
   readonly held: Set<string>;
@@ -78,6 +78,8 @@ type Subscription = {
 /** The field of a stream entry that holds its envelopes (a JSON array, all of the entry's stream's type). */
 export const BATCH = 'batch';
 const BLOCK_MS = 2000;
+/** A stream is trimmed at the next maintenance round once this many of its entries were acknowledged here (all are, every twelfth round). */
+const TRIM_AFTER = 100;
 /** Consumers (processes) with nothing pending and idle this long are dropped from their groups. */
 const FORGET_CONSUMER_MS = 3_600_000;
 
@@ -151,11 +153,18 @@ export async function redisBus(options: RedisBusOptions): Promise<Bus> {
           continue; // the slots it took may be all of them
         }
         sub.streams = ownStreams(sub);
-        const reply = await sub.reader.call('XREADGROUP', [
-          'GROUP', sub.consumer, me, 'COUNT', sub.slots.free, 'BLOCK', BLOCK_MS, 'STREAMS', ...sub.streams, ...sub.streams.map(() => '>'),
-        ]);
-        for (const [stream, entries] of (reply ?? []) as [string, [string, string[] | null][]][]) {
-          for (const [id, fields] of entries) dispatch(sub, stream, [id, fields, 1]);
+        // A read that waited is answered with the first stream that got entries only; the others
+        // that got some meanwhile (a publish writes a stream per type and partition) are read at
+        // once, so that all of them reach the handler in one tick and commit together.
+        const read = (block: boolean) => sub.reader.call('XREADGROUP', [
+          'GROUP', sub.consumer, me, 'COUNT', sub.slots.free, ...(block ? ['BLOCK', BLOCK_MS] : []), 'STREAMS', ...sub.streams, ...sub.streams.map(() => '>'),
+        ]) as Promise<[string, [string, string[] | null][]][] | null>;
+        const first = await read(true);
+        const next = first !== null && sub.streams.length > 1 ? await read(false) : null;
+        // A partition lost while the read waited: what it got there stays pending, for the new owner to take over.
+        const owned = new Set(sub.streams = ownStreams(sub));
+        for (const [stream, entries] of [...(first ?? []), ...(next ?? [])]) {
+          if (owned.has(stream)) for (const [id, fields] of entries) dispatch(sub, stream, [id, fields, 1]);
         }
         failures = 0;
       } catch (error) {
@@ -245,8 +254,29 @@ export async function redisBus(options: RedisBusOptions): Promise<Bus> {
       return undefined;
     }
     // Not acknowledged (a lost connection): it stays pending here, and comes back by recovery or reclaim.
-    await commands.xack(stream, sub.consumer, id).catch((err: unknown) => closed || log.warn({ ...context, err }, 'redis: could not acknowledge'));
+    await acknowledge(stream, sub.consumer, id).catch((err: unknown) => closed || log.warn({ ...context, err }, 'redis: could not acknowledge'));
     return undefined;
+  }
+
+  /** Entries to acknowledge by stream and group, sent as one XACK each at the end of the tick. */
+  const acks = new Map<string, { ids: string[]; done: Promise<unknown> }>();
+  /** Entries acknowledged here by stream since it was last trimmed. */
+  const acked = new Map<string, number>();
+  function acknowledge(stream: string, group: string, id: string): Promise<unknown> {
+    acked.set(stream, (acked.get(stream) ?? 0) + 1);
+    const key = `${stream} ${group}`;
+    let ack = acks.get(key);
+    if (ack === undefined) {
+      const ids: string[] = [];
+      const done = new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
+        acks.delete(key);
+        return commands.xack(stream, group, ...ids);
+      });
+      ack = { ids, done };
+      acks.set(key, ack);
+    }
+    ack.ids.push(id);
+    return ack.done;
   }
 
   /** The entry stays pending on this process meanwhile; claiming it back counts a delivery. */
@@ -273,8 +303,8 @@ export async function redisBus(options: RedisBusOptions): Promise<Bus> {
   let rounds = 0;
   async function maintain(): Promise<void> {
     // The partitions' leases take over what a dead owner held; this catches what they missed
-    // (idle for claimIdleMs), so every few rounds only. Trimming: the streams read here each
-    // round (each is read by one process per consumer), every stream published to now and then.
+    // (idle for claimIdleMs), so every few rounds only. Trimming: each round the streams that
+    // had many entries acknowledged here since their last trim; every stream now and then.
     const everything = rounds++ % 12 === 0;
     for (const sub of subscriptions.values()) {
       for (const stream of everything ? sub.streams : sub.streams.slice(-1)) {
@@ -285,34 +315,30 @@ export async function redisBus(options: RedisBusOptions): Promise<Bus> {
         for (const entry of entries) dispatch(sub, stream, entry);
       }
     }
-    const trimmed = everything ? streams : new Set([...subscriptions.values()].flatMap((sub) => sub.streams));
-    for (const stream of trimmed) if (!closed) await trimScript.run(commands, [stream], [FORGET_CONSUMER_MS]);
+    const trimmed = everything ? [...streams] : [...acked].filter(([, count]) => count >= TRIM_AFTER).map(([stream]) => stream);
+    for (const stream of trimmed) {
+      if (closed) return;
+      acked.delete(stream);
+      await trimScript.run(commands, [stream], [FORGET_CONSUMER_MS]);
+    }
   }
 
   /**
-   * Renews, releases and takes this process's partition leases; in the partitions it owns, takes
-   * over what the previous owner left pending (idle for a third of a lease: not what a process
-   * that just let the partition go is finishing).
+   * Renews, releases and takes this process's partition leases; in the partitions it gained,
+   * takes over what other consumers hold (idle for a third of a lease: not what a process that
+   * just let the partition go is finishing), renewal after renewal until they hold nothing.
    */
   async function leaseTick(sub: Subscription): Promise<void> {
     if (sub.leases === undefined) return;
     const { gained, lost } = await sub.leases.tick();
-    const now = Date.now();
-    for (const p of gained) sub.gainedAt.set(p, now);
-    for (const p of lost) sub.gainedAt.delete(p);
+    for (const p of gained) for (const type of sub.types) sub.takingOver.add(names.stream(type, p));
+    for (const p of lost) for (const type of sub.types) sub.takingOver.delete(names.stream(type, p));
     if (gained.length > 0) sub.recover = true;
-    for (const [p, at] of sub.gainedAt) {
-      // What the previous owner left is taken in the first leases after the hand-over.
-      if (now - at > 3 * leaseMs) {
-        sub.gainedAt.delete(p);
-        continue;
-      }
-      for (const type of sub.types) {
-        if (closed || sub.slots.free <= 0) return;
-        const stream = names.stream(type, p);
-        const entries = (await takeOverScript.run(commands, [stream], [sub.consumer, me, Math.round(leaseMs / 3), sub.slots.free])) as Entry[];
-        for (const entry of entries) dispatch(sub, stream, entry);
-      }
+    for (const stream of sub.takingOver) {
+      if (closed || sub.slots.free <= 0) return;
+      const [entries, others] = (await takeOverScript.run(commands, [stream], [sub.consumer, me, Math.round(leaseMs / 3), sub.slots.free])) as [Entry[], number];
+      if (others === 0) sub.takingOver.delete(stream);
+      for (const entry of entries) dispatch(sub, stream, entry);
     }
   }
   const leaseTimer = setInterval(() => {
@@ -394,7 +420,7 @@ export async function redisBus(options: RedisBusOptions): Promise<Bus> {
       reader.on('error', (err: Error) => log.warn({ err, consumer, namespace: ns }, 'redis: reader connection error'));
       const leases = partitions > 0 ? partitionLeases({ redis: commands, prefix: names.leases(consumer), me, count: partitions, ttlMs: leaseMs, log }) : undefined;
       const sub: Subscription = {
-        consumer, types: [...types], streams: [], handler, reader, leases, gainedAt: new Map(), slots: new Slots(prefetch),
+        consumer, types: [...types], streams: [], handler, reader, leases, takingOver: new Set(), slots: new Slots(prefetch),
         held: new Set(), cursors: new Map(), recover: true,
       };
       await leaseTick(sub);

@@ -7,13 +7,25 @@ import { script } from './script.ts';
  * Entries come back as { id, fields, delivery count }.
  */
 
+/** Lua: the entries an XCLAIM returned, each as { id, fields, delivery count }. */
+const withDeliveries = `
+local function withDeliveries(stream, group, claimed)
+  local out = {}
+  for _, entry in ipairs(claimed) do
+    local pending = redis.call('XPENDING', stream, group, entry[1], entry[1], 1)
+    out[#out + 1] = {entry[1], entry[2], pending[1][4]}
+  end
+  return out
+end
+`;
+
 /**
  * Claims again entries this consumer (ARGV[2]) still holds: ARGV[3] = '1' only resets their idle
  * time (a handler still at work, so that no other process takes them), otherwise they are
  * returned for another delivery. Entries another process has taken meanwhile are left alone.
  * ARGV[4…]: entry ids.
  */
-export const claimOwnScript = script(`#!lua
+export const claimOwnScript = script(`#!lua${withDeliveries}
 local stream, group, me, touch = KEYS[1], ARGV[1], ARGV[2], ARGV[3] == '1'
 local args = {'XCLAIM', stream, group, me, 0}
 for k = 4, #ARGV do
@@ -25,12 +37,7 @@ if touch then
   redis.call(unpack(args))
   return {}
 end
-local out = {}
-for _, entry in ipairs(redis.call(unpack(args))) do
-  local pending = redis.call('XPENDING', stream, group, entry[1], entry[1], 1)
-  out[#out + 1] = {entry[1], entry[2], pending[1][4]}
-end
-return out
+return withDeliveries(stream, group, redis.call(unpack(args)))
 `);
 
 /**
@@ -38,35 +45,31 @@ return out
  * process died), scanning the pending list from cursor ARGV[5]. Returns the next cursor, the
  * entries, and ids that were pending but no longer in the stream (which trimming must never cause).
  */
-export const autoclaimScript = script(`#!lua
+export const autoclaimScript = script(`#!lua${withDeliveries}
 local stream, group = KEYS[1], ARGV[1]
 local reply = redis.call('XAUTOCLAIM', stream, group, ARGV[2], ARGV[3], ARGV[5], 'COUNT', ARGV[4])
-local out = {}
-for _, entry in ipairs(reply[2]) do
-  local pending = redis.call('XPENDING', stream, group, entry[1], entry[1], 1)
-  out[#out + 1] = {entry[1], entry[2], pending[1][4]}
-end
-return {reply[1], out, reply[3] or {}}
+return {reply[1], withDeliveries(stream, group, reply[2]), reply[3] or {}}
 `);
 
 /**
  * Takes over the entries of a partition's stream that another consumer than ARGV[2] holds and
  * that were idle for ARGV[3] ms at least (its previous owner died, hung or let it go), at most
- * ARGV[4]: the caller holds the partition's lease now. Entries come back as { id, fields, delivery count }.
+ * ARGV[4]: the caller holds the partition's lease now. Returns the entries and how many others
+ * still hold (not idle long enough yet, or beyond ARGV[4]): none, and the hand-over is done.
  */
-export const takeOverScript = script(`#!lua
+export const takeOverScript = script(`#!lua${withDeliveries}
 local stream, group, me = KEYS[1], ARGV[1], ARGV[2]
 local args = {'XCLAIM', stream, group, me, ARGV[3]}
 for _, p in ipairs(redis.call('XPENDING', stream, group, 'IDLE', ARGV[3], '-', '+', ARGV[4])) do
   if p[2] ~= me then args[#args + 1] = p[1] end
 end
-if #args == 5 then return {} end
 local out = {}
-for _, entry in ipairs(redis.call(unpack(args))) do
-  local pending = redis.call('XPENDING', stream, group, entry[1], entry[1], 1)
-  out[#out + 1] = {entry[1], entry[2], pending[1][4]}
+if #args > 5 then out = withDeliveries(stream, group, redis.call(unpack(args))) end
+local others = 0
+for _, holder in ipairs(redis.call('XPENDING', stream, group)[4] or {}) do
+  if holder[1] ~= me then others = others + tonumber(holder[2]) end
 end
-return out
+return {out, others}
 `);
 
 /**
