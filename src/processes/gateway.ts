@@ -37,8 +37,10 @@ const REQUEST_HEADERS = ['idempotency-key', 'content-type', 'x-orderly-token', '
 const OWN_HEADERS = { 'x-content-type-options': 'nosniff', 'cache-control': 'no-store' } as const;
 /** A readiness probe of a replica that has not answered by then counts as not ready. */
 const READY_TIMEOUT_MS = 2_000;
-/** A replica that refused a connection is skipped for this long. */
+/** A replica that refused a connection, or did not answer its health probe, is skipped for this long. */
 const COOL_DOWN_MS = 2_000;
+/** Every replica's /healthz is asked this often and must answer within it. */
+const PROBE_MS = 1_000;
 /** Rounds over all replicas after a first one where none took the connection (100, 200, 400, 800 ms apart). */
 const RETRY_ROUNDS = 4;
 
@@ -68,11 +70,31 @@ export async function startGateway(upstreams: Upstreams, options: GatewayOptions
   // The saga API: the tracker's in choreography, the order service's otherwise.
   const sagas: ServiceName = served.includes('tracker') ? 'tracker' : 'orders';
   const replicas = Object.fromEntries(SERVICES.map((name) => [name, (upstreams[name] ?? []).map((url) => ({
-    url, pool: new Pool(url, { connections: 128, keepAliveTimeout: 30_000 }), downUntil: 0,
-  }))])) as Record<ServiceName, { url: string; pool: Pool; downUntil: number }[]>;
+    url, pool: new Pool(url, { connections: 128, keepAliveTimeout: 30_000 }), probes: new Pool(url, { connections: 1 }), downUntil: 0,
+  }))])) as Record<ServiceName, Replica[]>;
   const next = Object.fromEntries(SERVICES.map((name) => [name, 0])) as Record<ServiceName, number>;
   const liveEvents = upstreamEvents(served.flatMap((service) => (upstreams[service] ?? [])), asOperator);
   const streams = streamLimit(options.maxEventStreams);
+
+  /**
+   * A replica whose host is cut off from the network refuses nothing: requests sent there wait.
+   * Each replica's /healthz is asked every second (on a connection of its own, so that busy
+   * request connections do not delay it), and one that does not answer in time takes no new
+   * requests until it does again.
+   */
+  const probing = setInterval(() => {
+    for (const list of Object.values(replicas)) {
+      for (const replica of list) {
+        replica.probes.request({ method: 'GET', path: '/healthz', headersTimeout: PROBE_MS, bodyTimeout: PROBE_MS, signal: AbortSignal.timeout(PROBE_MS) })
+          .then((res) => res.body.dump())
+          .catch((error: unknown) => {
+            if (replica.downUntil <= Date.now()) log.warn({ replica: replica.url, err: error }, 'gateway: a replica did not answer its health probe; sending it nothing new meanwhile');
+            replica.downUntil = Date.now() + COOL_DOWN_MS;
+          });
+      }
+    }
+  }, PROBE_MS);
+  probing.unref();
 
   /**
    * Sends the request to the next replica that takes the connection. When none does, tries
@@ -264,11 +286,14 @@ export async function startGateway(upstreams: Upstreams, options: GatewayOptions
       const closed = new Promise((resolve) => server.close(resolve));
       server.closeAllConnections();
       await closed;
+      clearInterval(probing);
       await liveEvents.close();
-      for (const list of Object.values(replicas)) for (const r of list) await r.pool.close();
+      for (const list of Object.values(replicas)) for (const r of list) await Promise.all([r.pool.close(), r.probes.destroy()]);
     },
   };
 }
+
+type Replica = { readonly url: string; readonly pool: Pool; readonly probes: Pool; downUntil: number };
 
 function isConnectFailure(error: unknown): boolean {
   const code = (error as { code?: string }).code;

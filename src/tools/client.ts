@@ -5,14 +5,17 @@ export type Answer = Readonly<{ status: number; body: unknown }>;
 /** A keep-alive HTTP client for the course API, for tests, the bench and the checks. */
 export class CourseClient {
   readonly #pool: Pool;
+  readonly #headers: Readonly<Record<string, string>>;
 
-  constructor(baseUrl: string, connections = 128) {
+  /** `headers` go with every request (an operator's `authorization`, say). */
+  constructor(baseUrl: string, connections = 128, headers: Readonly<Record<string, string>> = {}) {
     this.#pool = new Pool(baseUrl, { connections, pipelining: 1, keepAliveTimeout: 30_000 });
+    this.#headers = headers;
   }
 
   async call(method: 'GET' | 'POST', path: string, headers: Record<string, string> = {}, json?: unknown): Promise<Answer> {
     const body = json === undefined ? undefined : JSON.stringify(json);
-    const sent = body === undefined ? headers : { ...headers, 'content-type': 'application/json' };
+    const sent = { ...this.#headers, ...headers, ...(body === undefined ? {} : { 'content-type': 'application/json' }) };
     const res = await this.#pool.request({ method, path, headers: sent, body, headersTimeout: 120_000, bodyTimeout: 120_000 });
     const text = await res.body.text();
     return { status: res.statusCode, body: text.length > 0 && text[0] === '{' ? JSON.parse(text) : text };
