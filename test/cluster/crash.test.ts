@@ -15,24 +15,38 @@ import { startNats, startPostgres, startRabbitMq, startRedis, type ServerHandle 
 // × NATS JetStream, and × Redis (store and streams on one server, append-only file, fsync
 // always); choreography × PostgreSQL × NATS JetStream (whose per-type consumers reorder events
 // the most); synchronous × PostgreSQL (no broker). 2 replicas of each service as separate
-// processes. The servers are private instances this test starts, so it can kill them.
+// processes; and Redis with partitioned consumption (8 partitions, docs/scaling.md) and 3
+// replicas, where replicas are also hung (SIGSTOP) past their partition leases and then resumed
+// (SIGCONT), so that a replica that lost its partitions finishes what it held late: the store's
+// version checks and the inbox must keep that from writing stale state. The servers are private
+// instances this test starts, so it can kill them.
 const USERS = 300;
 const CREDIT = 5;
 const ITEMS = 30;
 const STOCK = 15;
 const ORDERS = 600;
-const REPLICAS = 2;
+/** A replica hung this long (SIGSTOP, then SIGCONT) has lost its partition leases (6 s). */
+const HANG_MS = 8_000;
 
 /** The servers of one profile; no broker in the synchronous style. */
-type Profile = Readonly<{ storeUrl: string; busUrl?: string; database: ServerHandle; broker?: ServerHandle; cleanup(): Promise<void> }>;
+type Profile = Readonly<{
+  storeUrl: string; busUrl?: string; database: ServerHandle; broker?: ServerHandle; cleanup(): Promise<void>;
+  /** Replicas of each service; default 2. */
+  replicas?: number;
+  /** ORDERLY_PARTITIONS; and with partitions, replicas are also hung past their leases. */
+  partitions?: number;
+}>;
+
+const redisProfile = async (more: Partial<Profile> = {}): Promise<Profile> => {
+  const redis = await startRedis();
+  return { storeUrl: redis.url, busUrl: redis.url, database: redis, broker: redis, cleanup: () => redis.cleanup(), ...more };
+};
 
 const profiles: readonly (readonly [SagaStyle, string, () => Promise<Profile>])[] = [
   ['orchestration', 'PostgreSQL + RabbitMQ', () => withPostgres(startRabbitMq)],
   ['orchestration', 'PostgreSQL + NATS JetStream', () => withPostgres(startNats)],
-  ['orchestration', 'Redis + Redis Streams', async () => {
-    const redis = await startRedis();
-    return { storeUrl: redis.url, busUrl: redis.url, database: redis, broker: redis, cleanup: () => redis.cleanup() };
-  }],
+  ['orchestration', 'Redis + Redis Streams', () => redisProfile()],
+  ['orchestration', 'Redis + Redis Streams, 8 partitions, 3 replicas, replicas hung past their leases', () => redisProfile({ replicas: 3, partitions: 8 })],
   ['choreography', 'PostgreSQL + NATS JetStream', () => withPostgres(startNats)],
   ['synchronous', 'PostgreSQL, no broker', () => withPostgres()],
 ];
@@ -40,9 +54,11 @@ const profiles: readonly (readonly [SagaStyle, string, () => Promise<Profile>])[
 for (const [style, name, start] of profiles) {
   const outages = style === 'synchronous' ? 'the database' : 'the broker and the database';
   test(`${style}, ${name}: replicas, ${outages} killed under load; every saga ends, totals conserve`, async () => {
-    const { storeUrl, busUrl, database: postgres, broker, cleanup } = await start();
+    const { storeUrl, busUrl, database: postgres, broker, cleanup, replicas = 2, partitions } = await start();
     const namespace = randomName('crash');
-    const cluster = await startCluster({ storeUrl, ...(busUrl ? { busUrl } : {}), replicas: REPLICAS, namespace, style });
+    const cluster = await startCluster({
+      storeUrl, ...(busUrl ? { busUrl } : {}), replicas, namespace, style, ...(partitions ? { env: { ORDERLY_PARTITIONS: String(partitions) } } : {}),
+    });
     // RabbitMQ keeps queue definitions in memory for up to ~2 s before writing them down.
     if (broker && 'syncMetadata' in broker && typeof broker.syncMetadata === 'function') await (broker.syncMetadata as () => Promise<void>)();
     const client = new CourseClient(cluster.url, 32);
@@ -68,6 +84,7 @@ for (const [style, name, start] of profiles) {
       };
 
       let killed = 0;
+      let hung = 0;
       const firing = mapLimit(orderIds, 24, async (id) => {
         await checkout(id);
         await sleep(5);
@@ -75,13 +92,14 @@ for (const [style, name, start] of profiles) {
       const chaos = (async () => {
         for (let round = 1; round <= 8; round++) {
           await sleep(1500);
-          killed += killReplica(namespace, style);
+          killed += killReplica(namespace, style, replicas);
           if (round === 2 && broker) await outage(broker);
           if (round === 5) await outage(postgres);
+          if (partitions && (round === 3 || round === 7)) hung += await hangReplica(namespace, style, replicas);
         }
       })();
       await Promise.all([firing, chaos]);
-      console.log(`${style}, ${name}: killed ${killed} replicas and ${outages}; ${answers.size} of ${ORDERS} checkouts answered`);
+      console.log(`${style}, ${name}: killed ${killed} replicas, hung ${hung}, and ${outages}; ${answers.size} of ${ORDERS} checkouts answered`);
 
       // Once recovery has finished every saga, ask once more for the checkouts without an answer.
       await settle(client);
@@ -135,19 +153,32 @@ async function withPostgres(startBroker?: () => Promise<ServerHandle>): Promise<
   };
 }
 
-/** SIGKILLs one random service replica of this cluster (the cluster starts it again). */
-function killReplica(namespace: string, style: SagaStyle): number {
+/** The pids of one random service replica of this cluster; none while it is being restarted. */
+function randomReplica(namespace: string, style: SagaStyle, replicas: number): number[] {
   const services = servicesOf(style);
   const service = services[Math.floor(Math.random() * services.length)]!;
-  const replica = `${service}-${1 + Math.floor(Math.random() * REPLICAS)}`;
-  let pids: number[] = [];
+  const replica = `${service}-${1 + Math.floor(Math.random() * replicas)}`;
   try {
-    pids = execFileSync('pgrep', ['-f', '--', `--replica ${replica} --namespace ${namespace}`], { encoding: 'utf8' })
+    return execFileSync('pgrep', ['-f', '--', `--replica ${replica} --namespace ${namespace}`], { encoding: 'utf8' })
       .split('\n').filter(Boolean).map(Number);
   } catch {
-    return 0; // not running right now (being restarted)
+    return [];
   }
+}
+
+/** SIGKILLs one random service replica of this cluster (the cluster starts it again). */
+function killReplica(namespace: string, style: SagaStyle, replicas: number): number {
+  const pids = randomReplica(namespace, style, replicas);
   for (const pid of pids) process.kill(pid, 'SIGKILL');
+  return pids.length > 0 ? 1 : 0;
+}
+
+/** Hangs one random service replica (SIGSTOP) past its partition leases, then lets it go on (SIGCONT). */
+async function hangReplica(namespace: string, style: SagaStyle, replicas: number): Promise<number> {
+  const pids = randomReplica(namespace, style, replicas);
+  for (const pid of pids) process.kill(pid, 'SIGSTOP');
+  await sleep(HANG_MS);
+  for (const pid of pids) process.kill(pid, 'SIGCONT');
   return pids.length > 0 ? 1 : 0;
 }
 
