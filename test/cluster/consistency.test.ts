@@ -8,8 +8,9 @@ import { assertSagasSaw } from '../support/sagas.ts';
 import { cleanBroker, freshDatabase, randomName, SHARED, startCluster } from '../support/cluster.ts';
 
 // Profiles covered (separate processes via npm run cluster, 2 replicas of each service behind
-// the gateway), as style × store × bus:
-const profiles: readonly (readonly [SagaStyle, 'PostgreSQL' | 'Redis', string, string | undefined])[] = [
+// the gateway unless said, competing consumers unless partitions are set), as style × store × bus:
+type Scale = Readonly<{ replicas: number; partitions?: number }>;
+const profiles: readonly (readonly [SagaStyle, 'PostgreSQL' | 'Redis', string, string | undefined, Scale?])[] = [
   ['orchestration', 'PostgreSQL', 'RabbitMQ', SHARED.rabbitmq],
   ['orchestration', 'PostgreSQL', 'NATS JetStream', SHARED.nats],
   ['orchestration', 'Redis', 'Redis Streams', SHARED.redis],
@@ -18,15 +19,21 @@ const profiles: readonly (readonly [SagaStyle, 'PostgreSQL' | 'Redis', string, s
   ['choreography', 'PostgreSQL', 'RabbitMQ', SHARED.rabbitmq],
   ['choreography', 'PostgreSQL', 'NATS JetStream', SHARED.nats],
   ['choreography', 'Redis', 'Redis Streams', SHARED.redis],
+  ['orchestration', 'Redis', 'Redis Streams', SHARED.redis, { replicas: 1, partitions: 8 }],
+  ['orchestration', 'Redis', 'Redis Streams', SHARED.redis, { replicas: 3, partitions: 8 }],
+  ['choreography', 'Redis', 'Redis Streams', SHARED.redis, { replicas: 2, partitions: 8 }],
   ['synchronous', 'PostgreSQL', 'no bus (HTTP calls)', undefined],
   ['synchronous', 'Redis', 'no bus (HTTP calls)', undefined],
 ];
 
-for (const [style, storeName, bus, busUrl] of profiles) {
-  test(`${style}: course consistency scenario through the gateway, ${storeName} + ${bus}, 2 replicas per service`, async () => {
+for (const [style, storeName, bus, busUrl, { replicas, partitions } = { replicas: 2 }] of profiles) {
+  const scale = `${replicas} replica${replicas > 1 ? 's' : ''} per service${partitions ? `, ${partitions} partitions` : ''}`;
+  test(`${style}: course consistency scenario through the gateway, ${storeName} + ${bus}, ${scale}`, async () => {
     const database = storeName === 'PostgreSQL' ? await freshDatabase(SHARED.postgres) : { url: SHARED.redis, drop: async () => {} };
     const namespace = randomName('ct');
-    const cluster = await startCluster({ storeUrl: database.url, ...(busUrl ? { busUrl } : {}), replicas: 2, namespace, style });
+    const cluster = await startCluster({
+      storeUrl: database.url, ...(busUrl ? { busUrl } : {}), replicas, namespace, style, ...(partitions ? { env: { ORDERLY_PARTITIONS: String(partitions) } } : {}),
+    });
     try {
       const result = await consistencyScenario(cluster.url, { stock: 100, users: 1000, concurrency: 100 });
       assert.equal(result.succeeded, 100, 'exactly 100 checkouts answer 2xx');
@@ -38,7 +45,7 @@ for (const [style, storeName, bus, busUrl] of profiles) {
       assert.deepEqual(result.mismatches, [], 'the 2xx orders are exactly the paid ones');
       await assertSagasSaw(cluster.url, { total: 1000, completed: 100 });
       if (style === 'synchronous') await assertSagaCallsNeedTheToken(cluster.url);
-      if (storeName === 'Redis' && busUrl === SHARED.redis && style === 'orchestration') await assertCourseBatchInit(cluster.url);
+      if (storeName === 'Redis' && busUrl === SHARED.redis && style === 'orchestration' && !partitions) await assertCourseBatchInit(cluster.url);
     } catch (error) {
       console.error(`cluster log:\n${cluster.logTail()}`);
       throw error;
