@@ -18,6 +18,7 @@ import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
+import pg from 'pg';
 import { CourseClient } from '../src/tools/client.ts';
 import { freePort, stop } from '../test/support/child.ts';
 import { batchInit, checkoutLoad, type LoadResult } from './load.ts';
@@ -45,6 +46,8 @@ type Row = Readonly<{
   label: string; load: LoadResult; cpuMsByKind: Record<string, number>; rssMbByKind: Record<string, number>; serverCpuMs: number;
   /** Redis commands per checkout by command, when the store or the bus is Redis. */
   redisCalls: Record<string, number>;
+  /** PostgreSQL transactions (committed and rolled back, every database of the server) per checkout, when the store is PostgreSQL. */
+  pgTransactions: number | undefined;
 }>;
 
 const ticksMs = 10;
@@ -98,6 +101,18 @@ async function redisCalls(url: string): Promise<Record<string, number>> {
   }
 }
 const redisUrl = [args.store, args.bus].find((url) => url.startsWith('redis'));
+/** Transactions the PostgreSQL server at `url` has ended so far, in every database. */
+async function pgTransactions(url: string): Promise<number> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ n: string }>('select sum(xact_commit + xact_rollback) as n from pg_stat_database');
+    return Number(rows[0]!.n);
+  } finally {
+    await client.end();
+  }
+}
+const pgUrl = args.store.startsWith('postgres') ? args.store : undefined;
 
 async function measure({ label, cwd, replicas, partitions }: Subject): Promise<Row> {
   const port = await freePort();
@@ -123,6 +138,7 @@ async function measure({ label, cwd, replicas, partitions }: Subject): Promise<R
     const serverBefore = serverPids.reduce((sum, pid) => sum + cpuOf(pid), 0);
     const rss = new Map<string, number>();
     const callsBefore = redisUrl ? await redisCalls(redisUrl) : {};
+    const transactionsBefore = pgUrl ? await pgTransactions(pgUrl) : 0;
     const load = await checkoutLoad(client, {
       seconds, connections, n, progressMs: 5000,
       onProgress: (elapsed, done) => {
@@ -133,10 +149,12 @@ async function measure({ label, cwd, replicas, partitions }: Subject): Promise<R
     const cpuMsByKind: Record<string, number> = {};
     for (const [pid, kind] of kinds) cpuMsByKind[kind] = (cpuMsByKind[kind] ?? 0) + (cpuOf(pid) - (before.get(pid) ?? 0)) / load.checkouts;
     const callsAfter = redisUrl ? await redisCalls(redisUrl) : {};
+    // pg_stat_database is updated when a backend reports, at most every half second or so.
+    const transactions = pgUrl ? ((await sleep(1000).then(() => pgTransactions(pgUrl))) - transactionsBefore) / load.checkouts : undefined;
     const calls = Object.fromEntries(Object.entries(callsAfter).map(([command, count]) => [command, (count - (callsBefore[command] ?? 0)) / load.checkouts]));
     const serverCpuMs = (serverPids.reduce((sum, pid) => sum + cpuOf(pid), 0) - serverBefore) / load.checkouts;
     log(`${label}: ${load.perSecond} checkouts/s, ${load.machineCpu?.msPerCheckout ?? '?'} ms of machine CPU each`);
-    return { label, load, cpuMsByKind, rssMbByKind: Object.fromEntries(rss), serverCpuMs, redisCalls: calls };
+    return { label, load, cpuMsByKind, rssMbByKind: Object.fromEntries(rss), serverCpuMs, redisCalls: calls, pgTransactions: transactions };
   } finally {
     await client.close().catch(() => undefined);
     await stop(cluster, 'SIGTERM').catch(() => stop(cluster, 'SIGKILL'));
@@ -172,6 +190,7 @@ line('latency p50 / p99', (r) => `${r.load.p50ms} / ${r.load.p99ms} ms`);
 line('machine CPU per checkout', (r) => (r.load.machineCpu ? `${r.load.machineCpu.msPerCheckout} ms (${r.load.machineCpu.busyPercent}% busy)` : '–'));
 line('store and broker servers', (r) => `${r.serverCpuMs.toFixed(2)} ms`);
 for (const kind of kinds) line(`${kind} (all replicas)`, (r) => `${(r.cpuMsByKind[kind] ?? 0).toFixed(2)} ms, ≤ ${r.rssMbByKind[kind] ?? '–'} MB each`);
+if (pgUrl) line('PostgreSQL transactions per checkout', (r) => r.pgTransactions?.toFixed(2) ?? '–');
 const commands = Object.entries(Object.fromEntries(rows.flatMap((r) => Object.entries(r.redisCalls))))
   .filter(([command]) => rows.some((r) => (r.redisCalls[command] ?? 0) >= 0.05)).map(([command]) => command).sort();
 for (const command of commands) line(`Redis ${command} per checkout`, (r) => (r.redisCalls[command] ?? 0).toFixed(2));
