@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { Redis } from 'ioredis';
 import { CourseClient, mapLimit } from '../../src/tools/client.ts';
-import { verifyEveryEntity } from '../../src/tools/consistency.ts';
+import { assertExactTotals } from '../support/totals.ts';
 import { lifecycleTotalsProblems, settled } from '../../src/tools/lifecycle.ts';
 import { servicesOf } from '../../src/wiring/serviceWiring.ts';
 import { freePort, stop } from '../support/child.ts';
@@ -153,20 +153,12 @@ test('a replica host cut off under load: its partitions move within the lease, c
     await mapLimit(ids.filter((id) => !answers.has(id)), 16, checkout);
     const final = await settled(client, 180_000);
 
-    assert.ok(movedAfterMs <= LEASE_MS + LEASE_MS / 3 + 1_000, `b's partitions moved ${movedAfterMs} ms after the cut; the lease is ${LEASE_MS} ms, renewed every ${LEASE_MS / 3} ms`);
+    // b's leases end at most a lease after its last renewal, itself at most a renewal before the
+    // cut; a takes them at its next renewal: a lease and two renewals, on a machine that may be slow.
+    assert.ok(movedAfterMs <= LEASE_MS + 2 * (LEASE_MS / 3), `b's partitions moved ${movedAfterMs} ms after the cut; the lease is ${LEASE_MS} ms, renewed every ${LEASE_MS / 3} ms`);
     assert.ok(answeredInCut.length > 0, 'checkouts sent while b was cut off were answered before it was healed');
-    assert.equal(final.orders.active_sagas, 0, 'every saga ended');
-    assert.equal(final.stock.reserved, 0, 'no stock left reserved');
-    assert.equal(final.payment.held, 0, 'no credit left on hold');
-    assert.equal(final.payment.credit + final.orders.paid_amount, USERS * CREDIT, 'money conserves');
-    assert.equal(final.stock.available + final.orders.paid_units, ITEMS * STOCK, 'stock conserves');
-    for (const [id, { status }] of answers) {
-      const order: { paid: boolean } = await client.get(`/orders/find/${id}`);
-      if (status >= 200 && status < 300) assert.equal(order.paid, true, `order ${id} answered ${status} but is not paid`);
-      if (status >= 400 && status < 500) assert.equal(order.paid, false, `order ${id} answered ${status} but is paid`);
-    }
-    assert.deepEqual(await verifyEveryEntity(url, { users: USERS, credit: CREDIT, items: ITEMS, stock: STOCK, orders: ORDERS }), [],
-      'every user charged exactly for their paid orders, every item short exactly its paid units');
+    await assertExactTotals(client, url, final, { users: USERS, credit: CREDIT, items: ITEMS, stock: STOCK, orders: ORDERS },
+      [...answers].map(([id, { status }]) => [id, status] as const));
     assert.deepEqual(await lifecycleTotalsProblems(client, 120_000), [], 'one shipment and one message of each kind per paid order');
   } catch (error) {
     console.error(logs.slice(-60).join('\n'));
