@@ -37,7 +37,7 @@ const REQUEST_HEADERS = ['idempotency-key', 'content-type', 'x-orderly-token', '
 const OWN_HEADERS = { 'x-content-type-options': 'nosniff', 'cache-control': 'no-store' } as const;
 /** A readiness probe of a replica that has not answered by then counts as not ready. */
 const READY_TIMEOUT_MS = 2_000;
-/** A replica that refused a connection, or did not answer its health probe, is skipped for this long. */
+/** A replica that refused a connection is skipped for this long. */
 const COOL_DOWN_MS = 2_000;
 /** Every replica's /healthz is asked this often and must answer within it. */
 const PROBE_MS = 1_000;
@@ -70,7 +70,7 @@ export async function startGateway(upstreams: Upstreams, options: GatewayOptions
   // The saga API: the tracker's in choreography, the order service's otherwise.
   const sagas: ServiceName = served.includes('tracker') ? 'tracker' : 'orders';
   const replicas = Object.fromEntries(SERVICES.map((name) => [name, (upstreams[name] ?? []).map((url) => ({
-    url, pool: new Pool(url, { connections: 128, keepAliveTimeout: 30_000 }), probes: new Pool(url, { connections: 1 }), downUntil: 0,
+    url, pool: new Pool(url, { connections: 128, keepAliveTimeout: 30_000 }), probes: new Pool(url, { connections: 1 }), downUntil: 0, answeredAt: Date.now(),
   }))])) as Record<ServiceName, Replica[]>;
   const next = Object.fromEntries(SERVICES.map((name) => [name, 0])) as Record<ServiceName, number>;
   const liveEvents = upstreamEvents(served.flatMap((service) => (upstreams[service] ?? [])), asOperator);
@@ -79,17 +79,20 @@ export async function startGateway(upstreams: Upstreams, options: GatewayOptions
   /**
    * A replica whose host is cut off from the network refuses nothing: requests sent there wait.
    * Each replica's /healthz is asked every second (on a connection of its own, so that busy
-   * request connections do not delay it), and one that does not answer in time takes no new
-   * requests until it does again.
+   * request connections do not delay it), and one that has not answered one for two seconds
+   * takes no new requests until it answers again.
    */
   const probing = setInterval(() => {
     for (const list of Object.values(replicas)) {
       for (const replica of list) {
         replica.probes.request({ method: 'GET', path: '/healthz', headersTimeout: PROBE_MS, bodyTimeout: PROBE_MS, signal: AbortSignal.timeout(PROBE_MS) })
-          .then((res) => res.body.dump())
+          .then(async (res) => {
+            await res.body.dump();
+            if (isDown(replica)) log.info({ replica: replica.url }, 'gateway: a replica answers its health probe again');
+            replica.answeredAt = Date.now();
+          })
           .catch((error: unknown) => {
-            if (replica.downUntil <= Date.now()) log.warn({ replica: replica.url, err: error }, 'gateway: a replica did not answer its health probe; sending it nothing new meanwhile');
-            replica.downUntil = Date.now() + COOL_DOWN_MS;
+            if (!isDown(replica) && Date.now() - replica.answeredAt > PROBE_MS) log.warn({ replica: replica.url, err: error }, 'gateway: a replica does not answer its health probes; sending it nothing new meanwhile');
           });
       }
     }
@@ -106,7 +109,7 @@ export async function startGateway(upstreams: Upstreams, options: GatewayOptions
     for (let round = 0; ; round++) {
       for (let tried = 0; tried < list.length; tried++) {
         const replica = list[next[service]++ % list.length]!;
-        if (round === 0 && replica.downUntil > Date.now() && tried < list.length - 1) continue;
+        if (round === 0 && isDown(replica) && tried < list.length - 1) continue;
         try {
           const res = await replica.pool.request({ method: method as 'GET', path, headers, body, headersTimeout: 120_000, bodyTimeout: 120_000 });
           const kept = Object.fromEntries(ANSWER_HEADERS.flatMap((name) => (res.headers[name] === undefined ? [] : [[name, res.headers[name]]])));
@@ -293,7 +296,16 @@ export async function startGateway(upstreams: Upstreams, options: GatewayOptions
   };
 }
 
-type Replica = { readonly url: string; readonly pool: Pool; readonly probes: Pool; downUntil: number };
+type Replica = {
+  readonly url: string; readonly pool: Pool; readonly probes: Pool;
+  /** Until when it is skipped after it refused a connection. */
+  downUntil: number;
+  /** When it last answered a health probe. */
+  answeredAt: number;
+};
+
+/** Skipped by new requests: it refused a connection a moment ago, or has not answered its health probes for two of their periods. */
+const isDown = (replica: Replica) => replica.downUntil > Date.now() || Date.now() - replica.answeredAt > 2 * PROBE_MS;
 
 function isConnectFailure(error: unknown): boolean {
   const code = (error as { code?: string }).code;
