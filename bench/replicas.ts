@@ -21,6 +21,7 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import { CourseClient } from '../src/tools/client.ts';
 import { freePort, stop } from '../test/support/child.ts';
+import { cleanBroker } from '../test/support/cluster.ts';
 import { batchInit, checkoutLoad, type LoadResult } from './load.ts';
 
 const { values: args } = parseArgs({
@@ -158,6 +159,8 @@ async function measure({ label, cwd, replicas, partitions }: Subject): Promise<R
   } finally {
     await client.close().catch(() => undefined);
     await stop(cluster, 'SIGTERM').catch(() => stop(cluster, 'SIGKILL'));
+    // What the namespace left on the broker and on a Redis store (a PostgreSQL store keeps its schemas).
+    for (const url of new Set([args.store, args.bus])) await cleanBroker(url, namespace).catch((err: unknown) => log(`could not clean ${namespace} up: ${String(err)}`));
   }
 }
 
