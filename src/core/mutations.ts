@@ -3,12 +3,12 @@
  * each one. Production never sets them: only the simulator's `--bug` option and its tests do,
  * through `setMutations`. Each is read in one place, where the real code would go wrong.
  */
-export const MUTATIONS = ['noInboxDedup', 'forwardCompensations', 'ackBeforeCommit', 'refundTwice', 'ttlAfterCapture'] as const;
+export const MUTATIONS = ['noInboxDedup', 'forwardCompensations', 'ackBeforeCommit', 'refundTwice', 'ttlAfterCapture', 'staleRetry'] as const;
 export type Mutation = (typeof MUTATIONS)[number];
 
 /** Which bugs are on (all off unless the simulator turned them on). */
 export const mutations: Readonly<Record<Mutation, boolean>> = {
-  noInboxDedup: false, forwardCompensations: false, ackBeforeCommit: false, refundTwice: false, ttlAfterCapture: false,
+  noInboxDedup: false, forwardCompensations: false, ackBeforeCommit: false, refundTwice: false, ttlAfterCapture: false, staleRetry: false,
 };
 
 export function setMutations(on: readonly Mutation[]): void {

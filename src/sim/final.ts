@@ -7,6 +7,7 @@ import type { Hold } from '../domain/payment/payment.ts';
 import type { Reservation } from '../domain/stock/stock.ts';
 import { trackedSagas } from '../domain/tracker/tracker.ts';
 import type { Invariants } from './checks.ts';
+import { outside } from './store.ts';
 import type { SimSystem } from './system.ts';
 
 /** What a client was answered: 200 paid, 409 failed (took nothing), 504 still running. */
@@ -108,7 +109,7 @@ export async function finalChecks({ system, invariants, answers, quiescent, boun
   const reader = (service: string) => {
     const store = system.stores.get(service);
     if (!store) throw new Error(`no ${service}`);
-    return store.view({ service, n: 0, alive: true, crash: () => undefined });
+    return store.view(outside(service));
   };
   const source = tracker ? trackedSagas(reader('tracker')) : orderSagas(reader('orders'));
   const listed = new Map<string, string>();

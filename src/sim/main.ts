@@ -59,13 +59,14 @@ async function main(): Promise<number> {
       console.log(report(result, opts.bugs));
       return 1;
     }
-    console.log(`seed ${result.seed} ok: ${describe(result.params)}\n  ${result.checkouts} checkouts, ${result.steps} steps, ${result.virtualMs} virtual ms, trace ${result.trace.hash} (${result.trace.lines} lines)`);
+    console.log(`seed ${result.seed} ok: ${describe(result.params)}\n  ${result.checkouts} checkouts, ${result.lateCommits} late commits, ${result.steps} steps, ${result.virtualMs} virtual ms, trace ${result.trace.hash} (${result.trace.lines} lines)`);
     if (opts.verbose) for (const l of result.trace.recent) console.log(`  ${l}`);
     return 0;
   }
   const from = opts.from ?? (Date.now() % 1_000_000_000);
   const started = performance.now();
   let checkouts = 0;
+  let late = 0;
   let seeds = 0;
   let lastPrint = started;
   let failed = 0;
@@ -73,6 +74,7 @@ async function main(): Promise<number> {
     const result = await simulate(seed);
     seeds++;
     checkouts += result.checkouts;
+    late += result.lateCommits;
     if (result.violations.length > 0) {
       console.log(report(result, opts.bugs));
       console.log(`found after ${seeds} seeds (${checkouts} checkouts)`);
@@ -89,10 +91,10 @@ async function main(): Promise<number> {
   }
   const s = (performance.now() - started) / 1000;
   if (failed > 0) {
-    console.log(`${failed} of ${seeds} seeds from ${from} FAILED; ${checkouts} simulated checkouts`);
+    console.log(`${failed} of ${seeds} seeds from ${from} FAILED; ${checkouts} simulated checkouts, ${late} late commits after hand-overs`);
     return 1;
   }
-  console.log(`${seeds} seeds from ${from} passed: ${checkouts} simulated checkouts in ${s.toFixed(1)} s — ${(seeds / s).toFixed(1)} seeds/s, ${(checkouts / s).toFixed(0)} simulated checkouts/s`);
+  console.log(`${seeds} seeds from ${from} passed: ${checkouts} simulated checkouts in ${s.toFixed(1)} s — ${(seeds / s).toFixed(1)} seeds/s, ${(checkouts / s).toFixed(0)} simulated checkouts/s; ${late} late commits after hand-overs`);
   return 0;
 }
 

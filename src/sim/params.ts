@@ -1,5 +1,6 @@
 import type { SagaStyle } from '../config.ts';
-import type { Random } from './random.ts';
+import { SERVICES, type ServiceName } from '../wiring/serviceWiring.ts';
+import { Random } from './random.ts';
 
 /**
  * What one seed simulates, drawn from the seed before anything else. Like VOPR's swarm
@@ -49,9 +50,41 @@ export type Params = Readonly<{
   storeError: number;
   maxDeliveries: number;
   redriveMs: number;
+  // Partitions (orchestration and choreography; off part of the time): replicas share the work by partition
+  /** Partitions of every consumer's messages; 0: none, and one replica of each service, as before partitions. */
+  partitions: number;
+  replicas: Readonly<Record<ServiceName, number>>;
+  /** How long a replica's partition leases outlive its last renewal (renewed every third of it). */
+  leaseMs: number;
+  /** Per chaos round (every 100–400 ms): a replica hangs (for longer than its lease, up to `hangMs`), or leaves and joins again later. */
+  hang: number;
+  hangMs: number;
+  leave: number;
 }>;
 
-export function drawParams(rng: Random): Params {
+/**
+ * Draws a seed's world. The partitions are drawn from a second generator of the same seed, so
+ * that a seed without them draws and runs exactly as it did before partitions existed.
+ */
+export function drawParams(rng: Random, seed: number): Params {
+  const world = drawWorld(rng);
+  return { ...world, ...drawPartitions(new Random(~seed >>> 0), world.style) };
+}
+
+type Partitioning = Pick<Params, 'partitions' | 'replicas' | 'leaseMs' | 'hang' | 'hangMs' | 'leave'>;
+
+function drawPartitions(rng: Random, style: SagaStyle): Partitioning {
+  const one = Object.fromEntries(SERVICES.map((s) => [s, 1])) as Record<ServiceName, number>;
+  if (style === 'synchronous' || rng.chance(0.4)) return { partitions: 0, replicas: one, leaseMs: 0, hang: 0, hangMs: 0, leave: 0 };
+  const leaseMs = rng.int(300, 3_000);
+  return {
+    partitions: rng.int(1, 16),
+    replicas: Object.fromEntries(SERVICES.map((s) => [s, rng.int(1, 3)])) as Record<ServiceName, number>,
+    leaseMs, hang: rng.rate(0.2), hangMs: Math.round(leaseMs * (1.5 + 3 * rng.next())), leave: rng.rate(0.1),
+  };
+}
+
+function drawWorld(rng: Random): Omit<Params, keyof Partitioning> {
   const style = rng.pick(['orchestration', 'choreography', 'synchronous'] as const);
   const version = rng.pick([1, 2] as const);
   const users = rng.int(1, 8);
@@ -97,6 +130,8 @@ export function drawParams(rng: Random): Params {
 export function describe(p: Params): string {
   const faults = (['duplicate', 'publishFail', 'confirmLost', 'ackLost', 'crashBeforeCommit', 'crashAfterCommit', 'crashInPublish', 'crashRandom', 'conflict', 'storeError'] as const)
     .filter((k) => p[k] > 0).map((k) => `${k}=${p[k].toFixed(3)}`).join(' ');
+  const partitions = p.partitions === 0 ? '' : `; ${p.partitions} partitions, replicas ${Object.values(p.replicas).join('/')}, lease ${p.leaseMs} ms` +
+    `${p.hang > 0 ? `, hang=${p.hang.toFixed(3)} ≤ ${p.hangMs} ms` : ''}${p.leave > 0 ? `, leave=${p.leave.toFixed(3)}` : ''}`;
   return `${p.style} v${p.version}${p.upgrade ? '→2' : ''} ${p.orders} orders, ${p.users} users × ${p.creditPerUser}, ${p.items} items × ${p.stockPerItem}; ` +
-    `step ${p.stepTimeoutMs} ms, ttl ${p.reservationTtlMs} ms, delay ≤ ${p.maxDelay} ms, deliveries ${p.maxDeliveries}; ${faults || 'no faults'}`;
+    `step ${p.stepTimeoutMs} ms, ttl ${p.reservationTtlMs} ms, delay ≤ ${p.maxDelay} ms, deliveries ${p.maxDeliveries}; ${faults || 'no faults'}${partitions}`;
 }

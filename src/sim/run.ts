@@ -10,6 +10,7 @@ import type { Hold } from '../domain/payment/payment.ts';
 import type { Reservation } from '../domain/stock/stock.ts';
 import { Invariants } from './checks.ts';
 import { finalChecks, type ClientAnswer } from './final.ts';
+import { SimBroker } from './bus.ts';
 import { describe, drawParams, type Params } from './params.ts';
 import { SimSystem } from './system.ts';
 import { World } from './world.ts';
@@ -20,6 +21,8 @@ export type SeedResult = Readonly<{
   violations: readonly string[];
   /** Checkout attempts started (sagas). */
   checkouts: number;
+  /** Messages committed by a replica after their partition had moved to another (the hand-over overlaps). */
+  lateCommits: number;
   steps: number;
   virtualMs: number;
   trace: Readonly<{ hash: string; lines: number; recent: readonly string[] }>;
@@ -28,14 +31,19 @@ export type SeedResult = Readonly<{
 /** Simulates one seed from start to end and checks it; the same seed gives the same result and trace. */
 export async function simulate(seed: number): Promise<SeedResult> {
   const world = new World(seed);
-  const p = drawParams(world.rng);
+  const p = drawParams(world.rng, seed);
   const base = loadConfig({});
   const configOf = (version: 1 | 2): Config => Object.freeze({
     ...base, sagaStyle: p.style, checkoutVersion: version, sagaStepTimeoutMs: p.stepTimeoutMs, maxBatch: p.maxBatch,
     reservationTtlMs: p.reservationTtlMs, checkoutWaitMs: p.checkoutWaitMs, fraud: p.fraud,
   });
   const invariants = new Invariants(checkoutSagasOf(p.style, p.stepTimeoutMs).all);
-  const system = new SimSystem(world, p, configOf(p.version), (...args) => invariants.onCommit(...args), (bug) => invariants.fail(bug));
+  const system = new SimSystem(world, p, configOf(p.version), (service, changes, outbox, again, consumed, by) => {
+    invariants.onCommit(service, changes, outbox, again);
+    const wrong = broker?.consumedBy(by, consumed);
+    if (wrong) invariants.fail(wrong);
+  }, (bug) => invariants.fail(bug));
+  const broker = system.transport instanceof SimBroker ? system.transport : undefined;
   const rng = world.rng;
   const answers: ClientAnswer[] = [];
   const outcomes = new Map<string, 'completed' | 'failed'>();
@@ -54,10 +62,10 @@ export async function simulate(seed: number): Promise<SeedResult> {
     }
   });
 
-  /** Asks until answered (a client retries what got no answer), at most `tries` times. */
-  const ask = async <C extends ApiCommand>(name: ServiceName, command: C, options: CommandOptions, tries = 30): Promise<Reply | undefined> => {
+  /** Asks until answered (a client retries what got no answer), at most `tries` times; `command` may differ per try. */
+  const ask = async <C extends ApiCommand>(name: ServiceName, command: C | ((n: number) => C), options: CommandOptions, tries = 30): Promise<Reply | undefined> => {
     for (let n = 0; n < tries; n++) {
-      const answer = await system.command(name, command, options, patience);
+      const answer = await system.command(name, typeof command === 'function' ? command(n) : command, options, patience);
       if (answer.kind === 'reply') return answer.reply;
       await world.sleep(rng.int(1, 200));
     }
@@ -69,7 +77,7 @@ export async function simulate(seed: number): Promise<SeedResult> {
   const prices = Array.from({ length: p.items }, () => rng.int(1, p.maxPrice));
   const setup = (async () => {
     await system.declare();
-    for (const name of system.names) await system.start(name);
+    for (const name of system.names) await system.startAll(name);
     for (const [i, price] of prices.entries()) {
       await ask('stock', { type: 'CreateItem', itemId: `i${i}`, price }, {});
       if (p.stockPerItem > 0) await ask('stock', { type: 'AddStock', itemId: `i${i}`, amount: p.stockPerItem }, {});
@@ -104,14 +112,16 @@ export async function simulate(seed: number): Promise<SeedResult> {
   };
 
   const customer = async (k: number) => {
-    const orderId = `o${k}`;
     const userId = `u${rng.int(0, p.users - 1)}`;
     const items: PricedLine[] = Array.from({ length: rng.int(1, 3) }, () => {
       const i = rng.int(0, p.items - 1);
       return { itemId: `i${i}`, quantity: rng.int(1, 3), price: prices[i] ?? 1 };
     });
-    const created = await ask('orders', { type: 'CreateOrder', orderId, userId, items }, { correlationId: orderId });
+    // Each try creates a new order, as the route does (it makes the id): a try that a replica
+    // runs after the customer has moved on must not replace the order the customer got.
+    const created = await ask('orders', (n) => ({ type: 'CreateOrder', orderId: n === 0 ? `o${k}` : `o${k}~${n}`, userId, items }), { correlationId: `o${k}` });
     if (!created?.ok) return;
+    const orderId = (created.value as { order_id: string }).order_id;
     let cancelled = false;
     const cancel = async () => {
       if (cancelled) return;
@@ -182,6 +192,14 @@ export async function simulate(seed: number): Promise<SeedResult> {
     world.after(rng.int(100, 400), chaos);
   };
   if (p.crashRandom > 0) world.after(0, chaos);
+  // Partitions move: a replica hangs for longer than its lease, or leaves and joins again later.
+  const handOvers = () => {
+    if (!world.faults) return;
+    if (rng.chance(p.hang)) system.hang(rng.pick(system.names), rng.int(Math.round(1.2 * p.leaseMs), p.hangMs));
+    if (rng.chance(p.leave)) system.leave(rng.pick(system.names), rng.int(0, 2 * p.leaseMs));
+    world.after(rng.int(100, 400), handOvers);
+  };
+  if (p.hang + p.leave > 0) world.after(0, handOvers);
   const operator = () => {
     const n = system.transport.redriveAll();
     if (n > 0) world.note(`operator redrove ${n} dead letters`);
@@ -192,27 +210,35 @@ export async function simulate(seed: number): Promise<SeedResult> {
     world.after(rng.int(0, p.arrivals), () => {
       world.note('upgrade: the orders restart with checkout version 2');
       system.reconfigure(configOf(2));
-      system.crash('orders', 'for the upgrade');
+      system.crashAll('orders', 'for the upgrade');
     });
   }
   world.after(p.faultsFor, () => {
     world.faults = false;
     world.note('faults stop');
     system.restartAll();
+    // Once every replica is up and awake, every partition has a holder again within a few leases.
+    if (broker) {
+      const within = p.hangMs + 5 * p.leaseMs + 100;
+      world.after(within, () => {
+        const unowned = broker.unowned();
+        if (unowned.length > 0) invariants.fail(`partitions ${unowned.slice(0, 5).join(', ')} have no live holder ${within} ms after the faults stopped`);
+      });
+    }
   });
 
   const quiet = () => {
     if (world.faults || clientsDone < p.orders || invariants.activeSagas > 0 || !system.transport.idle) return false;
     for (const store of system.stores.values()) for (const m of store.outbox.values()) if ((m.deliverAt ?? 0) <= world.now) return false;
-    return system.names.every((n) => system.isUp(n));
+    return system.names.every((n) => system.isUp(n)) && (broker?.unowned().length ?? 0) === 0;
   };
   // Every saga must end within this long once the faults stop: the longest backoff twice over, and the waits of the clients.
-  const bound = 2 * (p.stepTimeoutMs + 30_000) + 4 * p.stepTimeoutMs + p.checkoutWaitMs + 20 * p.maxDelay + p.reservationTtlMs + 10_000;
+  const bound = 2 * (p.stepTimeoutMs + 30_000) + 4 * p.stepTimeoutMs + p.checkoutWaitMs + 20 * p.maxDelay + p.reservationTtlMs + 10_000 + p.hangMs + 5 * p.leaseMs;
   const ended = await world.run(start + p.faultsFor + bound, () => invariants.violations.length > 0 || quiet(), () => undefined);
   if (invariants.violations.length === 0) {
     await finalChecks({ system, invariants, answers, quiescent: ended === 'stopped', bound, clientsDone, clients: p.orders });
   }
-  return { seed, params: p, violations: invariants.violations, checkouts, steps: world.steps, virtualMs: world.now - start, trace: world.trace };
+  return { seed, params: p, violations: invariants.violations, checkouts, lateCommits: broker?.lateCommits ?? 0, steps: world.steps, virtualMs: world.now - start, trace: world.trace };
 }
 
 export { describe };

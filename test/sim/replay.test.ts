@@ -5,12 +5,14 @@ import { simulate } from '../../src/sim/run.ts';
 
 describe('simulator: determinism', () => {
   it('the same seed gives the same trace, results and virtual time twice', async () => {
-    for (const seed of [7, 1185, 424242]) {
+    // 32: partitioned, with hand-overs whose old holders commit late (the overlap).
+    for (const seed of [7, 1185, 424242, 32]) {
       const [a, b] = [await simulate(seed), await simulate(seed)];
       assert.equal(a.trace.hash, b.trace.hash, `seed ${seed}`);
       assert.deepEqual(a.trace.recent, b.trace.recent);
-      assert.deepEqual([a.steps, a.checkouts, a.virtualMs, a.violations], [b.steps, b.checkouts, b.virtualMs, b.violations]);
+      assert.deepEqual([a.steps, a.checkouts, a.lateCommits, a.virtualMs, a.violations], [b.steps, b.checkouts, b.lateCommits, b.virtualMs, b.violations]);
       assert.ok(a.trace.lines > 100, `seed ${seed} traced only ${a.trace.lines} lines`);
+      if (seed === 32) assert.ok(a.lateCommits > 0, 'seed 32 no longer commits late after a hand-over');
     }
   });
 
