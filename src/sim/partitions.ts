@@ -4,8 +4,8 @@ import type { Incarnation } from './store.ts';
 type Lease = { readonly owner: Incarnation; until: number; readonly epoch: number };
 
 /**
- * Who reads each partition of one consumer, kept as src/adapters/redis/leases.ts keeps it on
- * Redis: each live replica is a member until its last heartbeat is `ttl` old, computes its share
+ * Who reads each partition of one consumer, kept as src/adapters/broker/leases.ts keeps it on
+ * every bus: each live replica is a member until its last heartbeat is `ttl` old, computes its share
  * from the members (the real rendezvous `shareOf`), gives back what left its share, takes a
  * partition of its share once its lease is free or expired (a new epoch), and renews its own.
  * A replica that dies or hangs keeps its leases until they expire; nobody reads those

@@ -11,7 +11,8 @@ import {
 import { autoclaimScript, claimOwnScript, deadLetterScript, handBackScript, redriveScript, takeOverScript, trimScript } from './busScripts.ts';
 import { partitionOf } from '../broker/partitions.ts';
 import { checkDurability } from './durability.ts';
-import { partitionLeases, type PartitionLeases } from './leases.ts';
+import { partitionLeases, type PartitionLeases } from '../broker/leases.ts';
+import { redisLeases } from './leases.ts';
 import { Slots } from './slots.ts';
 
 export type RedisBusOptions = BrokerBusOptions & Readonly<{
@@ -418,7 +419,7 @@ export async function redisBus(options: RedisBusOptions): Promise<Bus> {
       await declareGroups(consumer, types);
       const reader = commands.duplicate();
       reader.on('error', (err: Error) => log.warn({ err, consumer, namespace: ns }, 'redis: reader connection error'));
-      const leases = partitions > 0 ? partitionLeases({ redis: commands, prefix: names.leases(consumer), me, count: partitions, ttlMs: leaseMs, log }) : undefined;
+      const leases = partitions > 0 ? partitionLeases({ backend: redisLeases(commands, names.leases(consumer)), about: { bus: 'redis', consumer, namespace: ns }, me, count: partitions, ttlMs: leaseMs, log }) : undefined;
       const sub: Subscription = {
         consumer, types: [...types], streams: [], handler, reader, leases, takingOver: new Set(), slots: new Slots(prefetch),
         held: new Set(), cursors: new Map(), recover: true,
