@@ -31,6 +31,8 @@ const { values: args } = parseArgs({
     replicas: { type: 'string', default: '1,2' },
     /** Partition counts to measure this checkout with (ORDERLY_PARTITIONS); default what the environment says. */
     partitions: { type: 'string' },
+    /** Document cache sizes to measure this checkout with (ORDERLY_CACHE_DOCS, 0: none); default what the environment says. */
+    cache: { type: 'string' },
     baseline: { type: 'string', multiple: true, default: [] },
     seconds: { type: 'string', default: '20' },
     connections: { type: 'string', default: '64' },
@@ -42,7 +44,7 @@ const connections = Number(args.connections);
 const n = Number(args.n);
 const log = (line: string) => process.stderr.write(`${line}\n`);
 
-type Subject = Readonly<{ label: string; cwd: string; replicas: number; partitions?: number }>;
+type Subject = Readonly<{ label: string; cwd: string; replicas: number; partitions?: number | undefined; cacheDocs?: number | undefined }>;
 type Row = Readonly<{
   label: string; load: LoadResult; cpuMsByKind: Record<string, number>; rssMbByKind: Record<string, number>; serverCpuMs: number;
   /** Redis commands per checkout by command, when the store or the bus is Redis. */
@@ -115,13 +117,13 @@ async function pgTransactions(url: string): Promise<number> {
 }
 const pgUrl = args.store.startsWith('postgres') ? args.store : undefined;
 
-async function measure({ label, cwd, replicas, partitions }: Subject): Promise<Row> {
+async function measure({ label, cwd, replicas, partitions, cacheDocs }: Subject): Promise<Row> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const namespace = `bench${randomBytes(4).toString('hex')}`;
   log(`${label}: starting the cluster on ${url} (namespace ${namespace})`);
   const cluster = spawn(process.execPath, ['src/cli.ts', 'cluster', '--store', args.store, '--bus', args.bus, '--replicas', String(replicas), '--port', String(port), '--namespace', namespace], {
-    cwd, env: { ...process.env, LOG_LEVEL: 'warn', LOG_FORMAT: 'json', ...(partitions === undefined ? {} : { ORDERLY_PARTITIONS: String(partitions) }) }, stdio: ['ignore', 'ignore', 'inherit'],
+    cwd, env: { ...process.env, LOG_LEVEL: 'warn', LOG_FORMAT: 'json', ...(partitions === undefined ? {} : { ORDERLY_PARTITIONS: String(partitions) }), ...(cacheDocs === undefined ? {} : { ORDERLY_CACHE_DOCS: String(cacheDocs) }) }, stdio: ['ignore', 'ignore', 'inherit'],
   });
   const client = new CourseClient(url, connections);
   try {
@@ -174,11 +176,13 @@ const name = (dir: string) => {
 const counts = args.replicas.split(',').map(Number);
 const replicasLabel = (replicas: number) => `${replicas} replica${replicas > 1 ? 's' : ''}`;
 const partitionCounts = args.partitions?.split(',').map(Number) ?? [undefined];
+const cacheSizes = args.cache?.split(',').map(Number) ?? [undefined];
 const subjects: Subject[] = [
   ...args.baseline.flatMap((dir) => counts.map((replicas) => ({ label: `${name(dir)}, ${replicasLabel(replicas)}`, cwd: resolve(dir), replicas }))),
-  ...partitionCounts.flatMap((partitions) => counts.map((replicas) => ({
-    label: `this${partitions === undefined ? '' : `, ${partitions} partitions`}, ${replicasLabel(replicas)}`, cwd: process.cwd(), replicas, partitions,
-  }))),
+  ...partitionCounts.flatMap((partitions) => cacheSizes.flatMap((cacheDocs) => counts.map((replicas) => ({
+    label: `this${partitions === undefined ? '' : `, ${partitions} partitions`}${cacheDocs === undefined ? '' : `, cache ${cacheDocs}`}, ${replicasLabel(replicas)}`,
+    cwd: process.cwd(), replicas, partitions, cacheDocs,
+  })))),
 ];
 const rows: Row[] = [];
 for (const subject of subjects) rows.push(await measure(subject));

@@ -40,6 +40,12 @@ export type Config = Readonly<{
   /** Most messages committed per transaction. */
   maxBatch: number;
   /**
+   * ORDERLY_CACHE_DOCS: documents each service process keeps in memory between transactions on
+   * PostgreSQL and Redis (src/adapters/storeKit.ts `DocCache`: a transaction whose every document
+   * is kept commits without reading them; the commit's version checks catch a stale copy); 0: none.
+   */
+  cacheDocs: number;
+  /**
    * The secret the synchronous style's saga calls carry between processes: without it, anyone
    * who reaches a participant could release stock or void a payment of a running checkout.
    */
@@ -98,6 +104,7 @@ export function loadConfig(env: Env = process.env): Config {
     checkoutWaitMs: int(env, 'ORDERLY_CHECKOUT_WAIT_MS', 60_000, 1, 3_600_000),
     sagaStepTimeoutMs: int(env, 'ORDERLY_SAGA_STEP_TIMEOUT_MS', 10_000, 10, 3_600_000),
     maxBatch: int(env, 'ORDERLY_MAX_BATCH', 256, 1, 100_000),
+    cacheDocs: int(env, 'ORDERLY_CACHE_DOCS', 20_000, 0, 10_000_000),
     internalToken: token(env, 'ORDERLY_INTERNAL_TOKEN'),
     adminToken: token(env, 'ORDERLY_ADMIN_TOKEN'),
     apiTokens: tokens(env, 'ORDERLY_API_TOKEN'),

@@ -13,13 +13,14 @@ import { openSqlStore } from './sql/store.ts';
  * A service's store from a URL: postgres://… (each service owns a schema named after it) or
  * redis://… (each service owns the keys under `<namespace>:<service>:`).
  */
-export async function connectStore(url: string, service: string, namespace: string, busUrl: string, log: Logger, partitions: number): Promise<Readonly<{ store: Store; close(): Promise<void> }>> {
+/** `cacheDocs`: documents kept in memory between transactions (`DocCache`). */
+export async function connectStore(url: string, service: string, namespace: string, busUrl: string, log: Logger, partitions: number, cacheDocs = 0): Promise<Readonly<{ store: Store; close(): Promise<void> }>> {
   const scheme = schemeOf(url);
   switch (scheme) {
     case 'postgres':
     case 'postgresql': {
       const client = await openPostgres(url, { max: 8 });
-      const store = await openSqlStore(client, service);
+      const store = await openSqlStore(client, service, { cacheDocs });
       return { store, close: async () => { await store.close(); await client.close(); } };
     }
     case 'redis':
@@ -28,7 +29,7 @@ export async function connectStore(url: string, service: string, namespace: stri
       await redis.connect();
       // With the bus on the same Redis, commits append their messages to the streams themselves.
       const streams = busUrl === url ? redisNames(namespace, partitions).streamOf : undefined;
-      const store = await openRedisStore(redis, service, { prefix: `${namespace}:${service}:`, log, ...(streams ? { streams } : {}) });
+      const store = await openRedisStore(redis, service, { prefix: `${namespace}:${service}:`, log, cacheDocs, ...(streams ? { streams } : {}) });
       return { store, close: async () => { await store.close(); redis.disconnect(); } };
     }
     default:

@@ -52,3 +52,87 @@ export function deliveredBatcher(drop: (ids: string[]) => Promise<void>, ms = 20
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
+
+/**
+ * A store's copy of the documents its own transactions read and wrote, with their versions, so
+ * that a transaction whose every document is here commits without reading them first: one
+ * round trip instead of two. It needs no lease or lock to be right, because the commit checks
+ * every version it was given as it always does: a copy another writer made stale fails that
+ * check, the transaction is run again on what the store reads then, and the copy is dropped.
+ * What makes it pay is one writer per document: a partition's owner for its orders, or the one
+ * replica of a service. Documents that still lose races (an item every order takes, with two
+ * replicas) are not kept again for a while, so a contended document costs no more than before.
+ *
+ * It trusts that a document's version never comes back while it exists; the SQL stores number a
+ * document deleted and written again from 1 (Orderly's deciders delete none), so a store forgets
+ * what it deletes itself. The inbox is not kept: a cached transaction assumes its messages are
+ * new, and the commit's inbox check sends a duplicate back to be read and skipped.
+ */
+export class DocCache<V> {
+  readonly #max: number;
+  /** Key → version and JSON, least recently used first. */
+  readonly #entries = new Map<string, Readonly<{ version: V; json: string }>>();
+  /** Keys that lost a race lately, and until when they are not kept. */
+  readonly #contended = new Map<string, number>();
+
+  /** `max` documents at most (0: keeps none). */
+  constructor(max: number) {
+    this.#max = max;
+  }
+
+  /** Every key's document and version, or undefined unless every one is kept. */
+  lookup(keys: readonly string[]): Readonly<{ docs: Map<string, unknown>; versions: Map<string, V> }> | undefined {
+    if (this.#max === 0 || keys.length === 0) return undefined;
+    const docs = new Map<string, unknown>();
+    const versions = new Map<string, V>();
+    for (const key of keys) {
+      const entry = this.#entries.get(key);
+      if (entry === undefined) return undefined;
+      // A fresh object for every transaction: a decision can never change the kept copy.
+      docs.set(key, JSON.parse(entry.json));
+      versions.set(key, entry.version);
+    }
+    for (const key of keys) {
+      const entry = this.#entries.get(key)!;
+      this.#entries.delete(key);
+      this.#entries.set(key, entry);
+    }
+    return { docs, versions };
+  }
+
+  /** Keeps `key` at `version` (its JSON), unless it lost a race lately. */
+  remember(key: string, version: V, json: string, now = Date.now()): void {
+    if (this.#max === 0) return;
+    const until = this.#contended.get(key);
+    if (until !== undefined) {
+      if (now < until) return;
+      this.#contended.delete(key);
+    }
+    this.#entries.delete(key);
+    this.#entries.set(key, { version, json });
+    for (const oldest of this.#entries.keys()) {
+      if (this.#entries.size <= this.#max) break;
+      this.#entries.delete(oldest);
+    }
+  }
+
+  forget(keys: Iterable<string>): void {
+    for (const key of keys) this.#entries.delete(key);
+  }
+
+  /** `keys` lost a race: dropped, and not kept again for `ms`. */
+  contended(keys: Iterable<string>, now = Date.now(), ms = CONTENDED_MS): void {
+    for (const key of keys) {
+      this.#entries.delete(key);
+      this.#contended.delete(key);
+      this.#contended.set(key, now + ms);
+    }
+    for (const [key, until] of this.#contended) {
+      if (this.#contended.size <= this.#max && until > now) break;
+      this.#contended.delete(key);
+    }
+  }
+}
+
+/** How long a document that lost a race is read afresh each time instead of kept. */
+const CONTENDED_MS = 30_000;

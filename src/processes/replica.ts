@@ -29,7 +29,7 @@ export async function startServiceProcess(options: ServiceProcessOptions, config
   if (busUrl === undefined && token === undefined) {
     throw new ConfigError('SAGA_STYLE=synchronous needs ORDERLY_INTERNAL_TOKEN, a secret shared by the order service and the participants so that nobody else can call their saga steps (for example: openssl rand -hex 16). npm run cluster makes one for you.');
   }
-  const { store, close: closeStore } = await connectStore(options.storeUrl, service, options.namespace, busUrl ?? '', log, config.partitions);
+  const { store, close: closeStore } = await connectStore(options.storeUrl, service, options.namespace, busUrl ?? '', log, config.partitions, config.cacheDocs);
   const calls = busUrl === undefined ? httpCall(options.gatewayUrl, token!) : undefined;
   const bus = calls ? callingBus(calledCommands(config), calls, parkCalls(store, log)) : await connectBus(busUrl!, options.namespace, replica, log, config.partitions);
   await declareTopology(bus, config);

@@ -197,6 +197,20 @@ function storeConformance(backend: StoreBackend): void {
       assert.equal(await a.transact(['x'], ['m1'], (snapshot) => commit({ result: snapshot.seen.has('m1') })), true);
     });
 
+    void test('a document a replica keeps (ORDERLY_CACHE_DOCS) and another replica changed is read afresh, even by a transaction that writes nothing; a message the other consumed is skipped', async () => {
+      const service = randomName('s');
+      const [a, b] = [await open(service), await open(service, true)];
+      await a.transact(['y', 'z'], [], () => commit({ writes: new Map([['y', 1], ['z', 1]]) }));
+      await b.transact(['y'], [], (snapshot) => commit({ writes: new Map([['y', (snapshot.docs.get('y') as number) + 1]]) }));
+      assert.equal(await a.transact(['y'], [], (snapshot) => commit({ result: snapshot.docs.get('y') })), 2, 'a saw b\'s write');
+      await b.transact([], [], () => commit({ consumed: ['m2'] }));
+      const outcome = await a.transact(['z'], ['m2'], (snapshot) => snapshot.seen.has('m2')
+        ? commit({ result: 'skipped' })
+        : commit({ writes: new Map([['z', 100]]), consumed: ['m2'], result: 'applied' }));
+      assert.equal(outcome, 'skipped');
+      assert.equal(await counter(a, 'z'), 1);
+    });
+
     void test('a commit lands only while the documents it read and did not write are unchanged (no write skew)', async () => {
       const service = randomName('s');
       const replicas = [await open(service), await open(service, true)];

@@ -17,6 +17,9 @@ import { envelope, randomName } from './helpers.ts';
 const POSTGRES = process.env.ORDERLY_TEST_POSTGRES ?? 'postgres://postgres@127.0.0.1:5432';
 const REDIS = process.env.ORDERLY_TEST_REDIS ?? 'redis://127.0.0.1:6379';
 
+/** The stores on PostgreSQL and Redis keep documents between transactions as a service does (ORDERLY_CACHE_DOCS), so every case runs against what a cache could make stale. */
+const CACHE_DOCS = 1_000;
+
 export type DeadLetter = Readonly<{ consumer: string; error: string; envelope: unknown }>;
 
 /** One database for a whole run; each test works in its own service (schema, key prefix) of it. */
@@ -48,7 +51,7 @@ type SqlConnections = Readonly<{
 
 function sqlDatabase(c: SqlConnections): Database {
   return {
-    store: async (service, replica) => openSqlStore(await (replica ? c.replica() : c.client()), service),
+    store: async (service, replica) => openSqlStore(await (replica ? c.replica() : c.client()), service, { cacheDocs: CACHE_DOCS }),
     restart: c.restart,
     async deadLetters(service) {
       const { rows } = await (await c.client()).query<DeadLetter>(`select consumer, error, envelope from ${service}.dead_letters`);
@@ -171,7 +174,7 @@ export const redisBackend: StoreBackend = {
       for (const client of closing) await client.quit();
     };
     return {
-      store: (service, replica) => openRedisStore(replica ? connect() : first(), service, { prefix: prefix(service) }),
+      store: (service, replica) => openRedisStore(replica ? connect() : first(), service, { prefix: prefix(service), cacheDocs: CACHE_DOCS }),
       restart: closeAll,
       async deadLetters(service) {
         return (await first().hvals(storeKeys(prefix(service)).dead)).map((entry) => {

@@ -17,7 +17,7 @@ import type { Redis } from 'ioredis';
 import type { Envelope } from '../../core/message.ts';
 import type { Commit, KeptLetter, Snapshot, Store } from '../../ports/store.ts';
 import { batchesBy } from '../broker/delivery.ts';
-import { deliveredBatcher, untilCommitted, type Attempt } from '../storeKit.ts';
+import { DocCache, deliveredBatcher, untilCommitted, type Attempt } from '../storeKit.ts';
 import type { Logger } from '../../ports/log.ts';
 import { checkDurability } from './durability.ts';
 import { commitScript, COMMIT_KEYS, outboxScript, pruneScript, scanScript, snapshotScript, storeKeys } from './storeScripts.ts';
@@ -32,6 +32,8 @@ export type RedisStoreOptions = Readonly<{
    * no relay is needed.
    */
   streams?: (message: Envelope) => string;
+  /** Documents kept in memory between transactions (`DocCache`); 0 keeps none. */
+  cacheDocs?: number;
 }>;
 
 /** A store on Redis, with what is wrong with the server's durability (empty when nothing). */
@@ -65,6 +67,8 @@ export async function openRedisStore(redis: Redis, service: string, options: Red
     check(await redis.multi().call('HDEL', [k.outbox, ...ids]).call('ZREM', [k.order, ...ids]).exec());
   });
 
+  const cache = new DocCache<string>(options.cacheDocs ?? 0);
+
   /** The documents with their versions and the consumed ids, as of one moment. */
   async function snapshot(keys: readonly string[], messageIds: readonly string[]) {
     const docs = new Map<string, unknown>();
@@ -79,6 +83,7 @@ export async function openRedisStore(redis: Redis, service: string, options: Red
       if (value != null && version != null) {
         docs.set(key, JSON.parse(value));
         versions.set(key, version);
+        cache.remember(key, version, value);
       }
     });
     messageIds.forEach((id, i) => {
@@ -87,8 +92,10 @@ export async function openRedisStore(redis: Redis, service: string, options: Red
     return { docs, versions, seen };
   }
 
-  async function attempt<T>(keys: readonly string[], messageIds: readonly string[], decide: (snapshot: Snapshot) => Commit<T>): Promise<Attempt<T>> {
-    const { docs, versions, seen } = await snapshot(keys, messageIds);
+  async function attempt<T>(keys: readonly string[], messageIds: readonly string[], decide: (snapshot: Snapshot) => Commit<T>, useCache: boolean): Promise<Attempt<T>> {
+    // Every document kept: no read. Its messages are taken as new; the commit's inbox check says otherwise.
+    const kept = useCache ? cache.lookup(keys) : undefined;
+    const { docs, versions, seen } = kept === undefined ? await snapshot(keys, messageIds) : { ...kept, seen: new Set<string>() };
     const commit = decide({ docs, seen });
     const args: (string | number)[] = [];
     // Pushed one by one: a batch_init commits 100,000 documents, and spreading their 200,000
@@ -98,15 +105,26 @@ export async function openRedisStore(redis: Redis, service: string, options: Red
       for (const item of items) for (const value of item) args.push(value);
     };
     list([...new Set(keys)].map((key) => [key, versions.get(key) ?? '0']));
-    list([...commit.writes].map(([key, doc]) => [key, doc === null ? '' : json(doc, `document ${key}`)]));
+    const writes = [...commit.writes].map(([key, doc]) => [key, doc === null ? '' : json(doc, `document ${key}`)] as const);
+    list(writes);
     list(commit.consumed.map((id) => [id]));
     const streams = options.streams;
     const direct = streams ? commit.outbox.filter((m) => m.deliverAt === undefined) : [];
     list(commit.outbox.filter((m) => !direct.includes(m)).map((m) => [m.id, json(m, `message ${m.id}`)]));
     list(commit.cancel.map((id) => [id]));
     list([...batchesBy(direct, streams!)].map(([stream, batch]) => [stream, json(batch, `messages ${batch[0]!.id}…`)]));
-    const committed = (await commitScript.run(redis, commitKeys, args)) === 1;
-    return committed ? { committed: true, result: commit.result } : { committed: false };
+    // Nothing to write and read just now: nothing to check. Read from the cache: the script checks the versions.
+    if (kept === undefined && commit.writes.size + commit.consumed.length + commit.outbox.length + commit.cancel.length === 0) return { committed: true, result: commit.result };
+    const version = Number(await commitScript.run(redis, commitKeys, args));
+    if (version === 0) {
+      cache.contended(keys);
+      return { committed: false };
+    }
+    for (const [key, text] of writes) {
+      if (text === '') cache.forget([key]);
+      else cache.remember(key, String(version), text);
+    }
+    return { committed: true, result: commit.result };
   }
 
   return {
@@ -114,7 +132,14 @@ export async function openRedisStore(redis: Redis, service: string, options: Red
     warnings,
     sendsOnCommit: options.streams !== undefined,
 
-    transact: (keys, messageIds, decide) => untilCommitted(service, () => attempt(keys, messageIds, decide)),
+    transact: (keys, messageIds, decide) => {
+      let first = true;
+      return untilCommitted(service, () => {
+        const cached = first;
+        first = false;
+        return attempt(keys, messageIds, decide, cached);
+      });
+    },
 
     async read(keys) {
       if (keys.length === 0) return new Map();

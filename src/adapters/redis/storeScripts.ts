@@ -52,7 +52,8 @@ export const COMMIT_KEYS = ['docs', 'versions', 'index', 'inbox', 'outbox', 'ord
  * (key, version, '0' when missing), the writes (key, JSON, '' to delete), the consumed ids,
  * the outbox (id, envelope JSON), the cancelled ids, and the messages sent straight to the
  * bus (stream, JSON array of its envelopes), when the bus is Redis Streams on this server.
- * Returns 1 when committed, 0 on a conflict (nothing written).
+ * Returns 0 on a conflict (nothing written); when committed, the version of the documents it
+ * wrote (the commit's number; 1 when it wrote nothing at all).
  */
 export const commitScript = script(`#!lua
 local docs, versions, index, inbox, outbox, order, seq = unpack(KEYS)
@@ -65,7 +66,7 @@ local function list(width)
   return out
 end
 local reads, writes, consumed, outgoing, cancel, streamed = list(2), list(2), list(1), list(2), list(1), list(2)
-if #writes + #consumed + #outgoing + #cancel + #streamed == 0 then return 1 end
+if #reads + #writes + #consumed + #outgoing + #cancel + #streamed == 0 then return 1 end
 
 -- Every key this commit writes must have its type, or a command would fail half-way.
 local function expect(key, want)
@@ -89,6 +90,8 @@ call('ZMSCORE', inbox, consumed, function(_, score)
   if score then fresh = false end
 end)
 if not fresh then return 0 end
+-- Only reads to check (from a cache): they are fresh, and nothing is written.
+if #writes + #consumed + #outgoing + #cancel + #streamed == 0 then return 1 end
 
 -- Numbers first .. last are this commit's: its documents' version is the first, its outbox
 -- messages take the following ones, in order.
@@ -128,7 +131,7 @@ end
 call('HDEL', outbox, cancel)
 call('ZREM', order, cancel)
 for k = 1, #streamed, 2 do redis.call('XADD', streamed[k], '*', 'batch', streamed[k + 1]) end
-return 1
+return version
 `);
 
 /**

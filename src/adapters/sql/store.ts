@@ -1,6 +1,6 @@
 import type { Envelope } from '../../core/message.ts';
 import type { Commit, Snapshot, Store } from '../../ports/store.ts';
-import { deliveredBatcher, untilCommitted } from '../storeKit.ts';
+import { DocCache, deliveredBatcher, untilCommitted } from '../storeKit.ts';
 import type { SqlClient } from './client.ts';
 import { migrate } from './migrations.ts';
 
@@ -14,24 +14,30 @@ export type { SqlClient };
  * documents it only read until it ends) and fails as a whole if any changed, so no update is
  * ever lost, whatever runs at once; the store then runs it again on fresh data.
  */
-export async function openSqlStore(client: SqlClient, service: string): Promise<Store> {
+export type SqlStoreOptions = Readonly<{
+  /** Documents kept in memory between transactions (`DocCache`); 0 keeps none. */
+  cacheDocs?: number;
+}>;
+
+export async function openSqlStore(client: SqlClient, service: string, options: SqlStoreOptions = {}): Promise<Store> {
   if (!/^[a-z][a-z0-9_]*$/.test(service)) throw new Error(`Bad service name for a schema: ${service}`);
   const s = service;
   await migrate(client, s);
   const delivered = deliveredBatcher(async (ids) => {
     await client.query(`delete from ${s}.outbox where id = any($1::text[])`, [ids]);
   });
+  const cache = new DocCache<number>(options.cacheDocs ?? 0);
 
-  async function attempt<T>(keys: readonly string[], messageIds: readonly string[], decide: (snapshot: Snapshot) => Commit<T>): Promise<T> {
-    // One round trip: the documents and which messages were consumed already (nothing locked).
+  /** What the store holds of `keys` now, and which of `messageIds` were consumed, in one round trip (nothing locked). */
+  async function read(keys: readonly string[], messageIds: readonly string[]) {
     // A part with nothing to look up is left out: PostgreSQL may plan `= any('{}')` as a scan of the whole table.
     const parts: string[] = [];
     const params: (readonly string[])[] = [];
-    if (keys.length > 0) parts.push(`select key, version, doc from ${s}.docs where key = any($${params.push(keys)}::text[])`);
-    if (messageIds.length > 0) parts.push(`select id as key, null::int as version, null::jsonb as doc from ${s}.inbox where id = any($${params.push(messageIds)}::text[])`);
+    if (keys.length > 0) parts.push(`select key, version, doc::text as doc from ${s}.docs where key = any($${params.push(keys)}::text[])`);
+    if (messageIds.length > 0) parts.push(`select id as key, null::int as version, null::text as doc from ${s}.inbox where id = any($${params.push(messageIds)}::text[])`);
     const { rows } = parts.length === 0
       ? { rows: [] }
-      : await client.query<{ key: string; version: number | null; doc: unknown }>(parts.join(' union all '), params);
+      : await client.query<{ key: string; version: number | null; doc: string | null }>(parts.join(' union all '), params);
     const versions = new Map<string, number>();
     const docs = new Map<string, unknown>();
     const seen = new Set<string>();
@@ -39,12 +45,22 @@ export async function openSqlStore(client: SqlClient, service: string): Promise<
       if (row.version === null) seen.add(row.key);
       else {
         versions.set(row.key, row.version);
-        docs.set(row.key, row.doc);
+        docs.set(row.key, JSON.parse(row.doc!));
+        cache.remember(row.key, row.version, row.doc!);
       }
     }
+    return { docs, versions, seen };
+  }
+
+  async function attempt<T>(keys: readonly string[], messageIds: readonly string[], decide: (snapshot: Snapshot) => Commit<T>, useCache: boolean): Promise<T> {
+    // Every document kept: no read. Its messages are taken as new; the commit's inbox check says otherwise.
+    const kept = useCache ? cache.lookup(keys) : undefined;
+    const { docs, versions, seen } = kept === undefined ? await read(keys, messageIds) : { ...kept, seen: new Set<string>() };
     const commit = decide({ docs, seen });
-    // A second round trip commits it, checking what was read, as one statement.
-    await write(client, s, commit, versions, new Set(keys));
+    // A second round trip (the only one when cached) commits it, checking what was read, as one statement.
+    const written = await write(client, s, commit, versions, new Set(keys), kept !== undefined);
+    for (const { key, version, json } of written.kept) cache.remember(key, version, json);
+    cache.forget(written.unknown);
     return commit.result;
   }
 
@@ -52,14 +68,20 @@ export async function openSqlStore(client: SqlClient, service: string): Promise<
     service,
     sendsOnCommit: false,
 
-    transact: <T>(keys: readonly string[], messageIds: readonly string[], decide: (snapshot: Snapshot) => Commit<T>) => untilCommitted<T>(service, async () => {
-      try {
-        return { committed: true, result: await attempt(keys, messageIds, decide) };
-      } catch (error) {
-        if (isSerializationFailure(error)) return { committed: false };
-        throw error;
-      }
-    }),
+    transact: <T>(keys: readonly string[], messageIds: readonly string[], decide: (snapshot: Snapshot) => Commit<T>) => {
+      let first = true;
+      return untilCommitted<T>(service, async () => {
+        try {
+          return { committed: true, result: await attempt(keys, messageIds, decide, first) };
+        } catch (error) {
+          if (!isSerializationFailure(error)) throw error;
+          cache.contended(keys);
+          return { committed: false };
+        } finally {
+          first = false;
+        }
+      });
+    },
 
     async read(keys) {
       const { rows } = await client.query<{ key: string; doc: unknown }>(`select key, doc from ${s}.docs where key = any($1::text[])`, [keys]);
@@ -124,11 +146,12 @@ export async function openSqlStore(client: SqlClient, service: string): Promise<
  * missing and not written is checked to be missing still as the statement starts (no row to
  * lock: an insert committing while the statement runs goes unseen, as under any row locking).
  */
-async function write<T>(client: SqlClient, s: string, commit: Commit<T>, versions: ReadonlyMap<string, number>, read: ReadonlySet<string>): Promise<void> {
-  if (commit.writes.size + commit.consumed.length + commit.outbox.length + commit.cancel.length === 0) return;
-  const updates: { key: string; version: number; doc: unknown }[] = [];
-  const inserts: { key: string; doc: unknown }[] = [];
-  const upserts: { key: string; doc: unknown }[] = [];
+async function write<T>(client: SqlClient, s: string, commit: Commit<T>, versions: ReadonlyMap<string, number>, read: ReadonlySet<string>, cached: boolean): Promise<Written> {
+  // Nothing to write: nothing to check either, unless the versions came from the cache rather than a read.
+  if (commit.writes.size + commit.consumed.length + commit.outbox.length + commit.cancel.length === 0 && !cached) return { kept: [], unknown: [] };
+  const updates: { key: string; version: number; json: string }[] = [];
+  const inserts: { key: string; json: string }[] = [];
+  const upserts: { key: string; json: string }[] = [];
   const deletes: { key: string; version: number }[] = [];
   const blindDeletes: string[] = [];
   for (const [key, doc] of commit.writes) {
@@ -136,9 +159,9 @@ async function write<T>(client: SqlClient, s: string, commit: Commit<T>, version
     if (doc === null) {
       if (version !== undefined) deletes.push({ key, version });
       else if (!read.has(key)) blindDeletes.push(key);
-    } else if (version !== undefined) updates.push({ key, version, doc });
-    else if (read.has(key)) inserts.push({ key, doc });
-    else upserts.push({ key, doc });
+    } else if (version !== undefined) updates.push({ key, version, json: json(doc, key) });
+    else if (read.has(key)) inserts.push({ key, json: json(doc, key) });
+    else upserts.push({ key, json: json(doc, key) });
   }
   const unchanged = [...versions].filter(([key]) => !commit.writes.has(key)).map(([key, version]) => ({ key, version }));
   const stillMissing = [...read].filter((key) => !versions.has(key) && !commit.writes.has(key));
@@ -169,15 +192,15 @@ async function write<T>(client: SqlClient, s: string, commit: Commit<T>, version
   }
   if (updates.length > 0) {
     part('upd', `update ${s}.docs d set doc = x.doc, version = x.version + 1
-      from jsonb_to_recordset(${$(JSON.stringify(updates))}::jsonb) as x(key text, version int, doc jsonb)
+      from jsonb_to_recordset(${$(records(updates))}::jsonb) as x(key text, version int, doc jsonb)
       where d.key = x.key and d.version = x.version`, updates.length);
   }
   if (inserts.length > 0) {
-    part('ins', `insert into ${s}.docs (key, version, doc) select key, 1, doc from jsonb_to_recordset(${$(JSON.stringify(inserts))}::jsonb) as x(key text, doc jsonb)
+    part('ins', `insert into ${s}.docs (key, version, doc) select key, 1, doc from jsonb_to_recordset(${$(records(inserts))}::jsonb) as x(key text, doc jsonb)
       on conflict (key) do nothing`, inserts.length);
   }
   if (upserts.length > 0) {
-    part('ups', `insert into ${s}.docs (key, version, doc) select key, 1, doc from jsonb_to_recordset(${$(JSON.stringify(upserts))}::jsonb) as x(key text, doc jsonb)
+    part('ups', `insert into ${s}.docs (key, version, doc) select key, 1, doc from jsonb_to_recordset(${$(records(upserts))}::jsonb) as x(key text, doc jsonb)
       on conflict (key) do update set doc = excluded.doc, version = ${s}.docs.version + 1`);
   }
   if (deletes.length > 0) {
@@ -197,6 +220,25 @@ async function write<T>(client: SqlClient, s: string, commit: Commit<T>, version
      select ${s}.unless_changed(${checks.join(' and ') || 'true'})`,
     params,
   );
+  // What the documents are now: an update's version is one more, an insert's 1; an upsert's is not known here.
+  return {
+    kept: [...updates.map(({ key, version, json }) => ({ key, version: version + 1, json })), ...inserts.map(({ key, json }) => ({ key, version: 1, json }))],
+    unknown: [...upserts.map((u) => u.key), ...deletes.map((d) => d.key), ...blindDeletes],
+  };
+}
+
+/** What a commit left in the store: documents whose version it knows, and keys it does not. */
+type Written = Readonly<{ kept: readonly Readonly<{ key: string; version: number; json: string }>[]; unknown: readonly string[] }>;
+
+function json(doc: unknown, key: string): string {
+  const text = JSON.stringify(doc) as string | undefined;
+  if (text === undefined) throw new TypeError(`Store: document ${key} has no JSON form`);
+  return text;
+}
+
+/** A JSON array of records whose `json` is already a document's JSON, as `doc`. */
+function records(items: readonly Readonly<{ key: string; version?: number; json: string }>[]): string {
+  return `[${items.map(({ key, version, json }) => `{"key":${JSON.stringify(key)},${version === undefined ? '' : `"version":${version},`}"doc":${json}}`).join(',')}]`;
 }
 
 /** PostgreSQL's serialization failure and deadlock codes: retrying the transaction is right. */
