@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
 import { partitionOf } from '../../src/adapters/broker/partitions.ts';
+import { natsBus } from '../../src/adapters/nats/bus.ts';
 import { redisBus } from '../../src/adapters/redis/bus.ts';
 import type { Envelope } from '../../src/core/message.ts';
 import type { Bus } from '../../src/ports/bus.ts';
@@ -27,12 +28,19 @@ type PartitionedBus = Readonly<{
 }>;
 
 const REDIS = { host: '127.0.0.1', port: 6379 };
+const NATS = { host: '127.0.0.1', port: 4222 };
 const buses: PartitionedBus[] = [
   {
     name: 'Redis Streams',
     broker: REDIS,
     open: (namespace, replica, via) => redisBus({ url: `redis://${via.host}:${via.port}`, namespace, consumerName: replica, partitions: PARTITIONS, leaseMs: LEASE_MS, claimIdleMs: 5_000, maintenanceMs: 100, backoffMs: [20], maxDeliveries: 3, log }),
     cleanup: (namespace) => cleanBroker(`redis://${REDIS.host}:${REDIS.port}`, namespace),
+  },
+  {
+    name: 'NATS JetStream',
+    broker: NATS,
+    open: (namespace, replica, via) => natsBus({ servers: `${via.host}:${via.port}`, namespace, replica, partitions: PARTITIONS, leaseMs: LEASE_MS, backoffMs: [20], maxDeliveries: 3, log }),
+    cleanup: (namespace) => cleanBroker(`nats://${NATS.host}:${NATS.port}`, namespace),
   },
 ];
 

@@ -66,7 +66,7 @@ export async function cleanBroker(busUrl: string, namespace: string): Promise<vo
     const nc = await natsConnect({ servers: busUrl.replace('nats://', '') });
     const jsm = await jetstreamManager(nc);
     const names = natsNames(namespace);
-    for (const stream of [names.stream, names.deadStream]) await jsm.streams.delete(stream).catch(() => false);
+    for (const stream of [names.stream, names.deadStream, names.leaseStream]) await jsm.streams.delete(stream).catch(() => false);
     await nc.close();
   }
 }
