@@ -73,7 +73,7 @@ export type Config = Readonly<{
   maxEventStreams: number;
   /**
    * ORDERLY_PARTITIONS: how many partitions each service's messages are split into, each read by
-   * one replica at a time (Redis Streams; docs/scaling.md); 0 (the default): none, replicas
+   * one replica at a time (Redis Streams, NATS JetStream; docs/scaling.md); 0 (the default): none, replicas
    * compete for messages, which measured faster so far. The same for every process of a
    * deployment; changing it needs the streams drained first.
    */

@@ -40,7 +40,7 @@ export async function connectStore(url: string, service: string, namespace: stri
 /**
  * A bus from a URL: amqp://… (RabbitMQ), nats://… (NATS JetStream) or redis://… (Redis Streams).
  * `partitions`: how many partitions each consumer's messages are split into, each read by one
- * replica at a time (Redis Streams only, so far: docs/scaling.md).
+ * replica at a time (Redis Streams and NATS JetStream so far: docs/scaling.md).
  */
 export async function connectBus(url: string, namespace: string, replica: string, log: Logger, partitions: number): Promise<Bus> {
   const scheme = schemeOf(url);
@@ -49,7 +49,7 @@ export async function connectBus(url: string, namespace: string, replica: string
     case 'amqps':
       return rabbitBus({ url, namespace, log });
     case 'nats':
-      return natsBus({ servers: url, namespace, log });
+      return natsBus({ servers: url, namespace, log, replica, partitions });
     case 'redis':
     case 'rediss':
       return redisBus({ url, namespace, log, consumerName: replica, partitions });

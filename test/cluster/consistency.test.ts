@@ -22,6 +22,8 @@ const profiles: readonly (readonly [SagaStyle, 'PostgreSQL' | 'Redis', string, s
   ['orchestration', 'Redis', 'Redis Streams', SHARED.redis, { replicas: 1, partitions: 8 }],
   ['orchestration', 'Redis', 'Redis Streams', SHARED.redis, { replicas: 3, partitions: 8 }],
   ['choreography', 'Redis', 'Redis Streams', SHARED.redis, { replicas: 2, partitions: 8 }],
+  ['orchestration', 'PostgreSQL', 'NATS JetStream', SHARED.nats, { replicas: 2, partitions: 8 }],
+  ['choreography', 'PostgreSQL', 'NATS JetStream', SHARED.nats, { replicas: 2, partitions: 8 }],
   ['synchronous', 'PostgreSQL', 'no bus (HTTP calls)', undefined],
   ['synchronous', 'Redis', 'no bus (HTTP calls)', undefined],
 ];
