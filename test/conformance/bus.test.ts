@@ -348,5 +348,6 @@ function busConformance(backend: BusBackend): void {
 busConformance(inProcessBackend());
 busConformance(rabbitBackend());
 busConformance(natsBackend());
+busConformance(natsBackend(4));
 busConformance(redisBackend());
 busConformance(redisBackend(4));

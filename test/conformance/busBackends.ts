@@ -105,19 +105,23 @@ export function rabbitBackend(): BusBackend {
   };
 }
 
-export function natsBackend(): BusBackend {
+/** NATS JetStream; with `partitions`, each consumer's messages partitioned among its replicas (docs/scaling.md). */
+export function natsBackend(partitions = 0): BusBackend {
   let admin: Promise<{ nc: NatsConnection; jsm: JetStreamManager }> | undefined;
   const manager = async () => {
     admin ??= natsConnect({ servers: `${NATS.host}:${NATS.port}` }).then(async (nc) => ({ nc, jsm: await jetstreamManager(nc) }));
     return (await admin).jsm;
   };
   return {
-    name: 'NATS JetStream',
+    name: partitions > 0 ? `NATS JetStream, ${partitions} partitions` : 'NATS JetStream',
     broker: NATS,
-    open: (namespace, retry, via = NATS) => natsBus({ servers: `nats://${via.host}:${via.port}`, namespace, prefetch: 4, ...retry, log }),
+    open: (namespace, retry, via = NATS) => natsBus({ servers: `nats://${via.host}:${via.port}`, namespace, prefetch: 4, ...(partitions > 0 ? { partitions, leaseMs: 600 } : {}), ...retry, log }),
     async waiting(namespace, consumer, type) {
-      const names = natsNames(namespace);
-      return (await (await manager()).consumers.info(names.stream, names.durable(consumer, type))).num_pending;
+      const names = natsNames(namespace, partitions);
+      const durables = partitions > 0 ? Array.from({ length: partitions }, (_, p) => names.durable(consumer, type, p)) : [names.durable(consumer, type)];
+      let waiting = 0;
+      for (const durable of durables) waiting += (await (await manager()).consumers.info(names.stream, durable)).num_pending;
+      return waiting;
     },
     async deadLetters(namespace, consumer) {
       const jsm = await manager();
@@ -134,7 +138,7 @@ export function natsBackend(): BusBackend {
       const jsm = await manager();
       const names = natsNames(namespace);
       // Deleting a stream deletes its consumers.
-      for (const stream of [names.stream, names.deadStream]) await jsm.streams.delete(stream).catch(() => false);
+      for (const stream of [names.stream, names.deadStream, names.leaseStream]) await jsm.streams.delete(stream).catch(() => false);
     },
     async close() {
       await (await admin)?.nc.close();
