@@ -2,11 +2,12 @@ import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
 import { partitionOf } from '../../src/adapters/broker/partitions.ts';
 import { natsBus } from '../../src/adapters/nats/bus.ts';
+import { rabbitBus } from '../../src/adapters/rabbitmq/bus.ts';
 import { redisBus } from '../../src/adapters/redis/bus.ts';
 import type { Envelope } from '../../src/core/message.ts';
 import type { Bus } from '../../src/ports/bus.ts';
 import { createLogger } from '../../src/runtime/log.ts';
-import { cleanBroker } from '../support/cluster.ts';
+import { cleanBroker, cleanRabbit } from '../support/cluster.ts';
 import { envelope, eventually, randomName, sleep } from './helpers.ts';
 import { startProxy } from './proxy.ts';
 
@@ -28,6 +29,7 @@ type PartitionedBus = Readonly<{
 }>;
 
 const REDIS = { host: '127.0.0.1', port: 6379 };
+const RABBIT = { host: '127.0.0.1', port: 5672 };
 const NATS = { host: '127.0.0.1', port: 4222 };
 const buses: PartitionedBus[] = [
   {
@@ -35,6 +37,12 @@ const buses: PartitionedBus[] = [
     broker: REDIS,
     open: (namespace, replica, via) => redisBus({ url: `redis://${via.host}:${via.port}`, namespace, consumerName: replica, partitions: PARTITIONS, leaseMs: LEASE_MS, claimIdleMs: 5_000, maintenanceMs: 100, backoffMs: [20], maxDeliveries: 3, log }),
     cleanup: (namespace) => cleanBroker(`redis://${REDIS.host}:${REDIS.port}`, namespace),
+  },
+  {
+    name: 'RabbitMQ',
+    broker: RABBIT,
+    open: (namespace, replica, via) => rabbitBus({ url: `amqp://guest:guest@${via.host}:${via.port}`, namespace, replica, partitions: PARTITIONS, leaseMs: LEASE_MS, backoffMs: [20], maxDeliveries: 3, log }),
+    cleanup: (namespace) => cleanRabbit(namespace, ['worker'], [20], PARTITIONS),
   },
   {
     name: 'NATS JetStream',

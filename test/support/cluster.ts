@@ -10,7 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { defaultRetry } from '../../src/adapters/broker/delivery.ts';
 import { natsNames } from '../../src/adapters/nats/bus.ts';
-import { rabbitQueues } from '../../src/adapters/rabbitmq/bus.ts';
+import { rabbitExchanges, rabbitQueues } from '../../src/adapters/rabbitmq/bus.ts';
 import { SERVICES } from '../../src/wiring/serviceWiring.ts';
 import { createServer } from 'node:net';
 import { stop } from './child.ts';
@@ -43,16 +43,9 @@ export async function freshDatabase(serverUrl: string) {
 }
 
 /** Deletes what a namespace left on a broker (queues and exchange, or streams). */
-export async function cleanBroker(busUrl: string, namespace: string): Promise<void> {
+export async function cleanBroker(busUrl: string, namespace: string, partitions = 0): Promise<void> {
   if (busUrl.startsWith('amqp')) {
-    const connection = await amqpConnect(busUrl);
-    const channel = await connection.createChannel();
-    for (const service of SERVICES) {
-      const queues = rabbitQueues(namespace, service, defaultRetry.backoffMs);
-      for (const queue of [queues.main, queues.dead, ...queues.delays.values()]) await channel.deleteQueue(queue);
-    }
-    await channel.deleteExchange(namespace);
-    await connection.close();
+    await cleanRabbit(namespace, SERVICES, defaultRetry.backoffMs, partitions, busUrl);
   } else if (busUrl.startsWith('redis')) {
     const redis = new Redis(busUrl);
     let cursor = '0';
@@ -69,6 +62,20 @@ export async function cleanBroker(busUrl: string, namespace: string): Promise<vo
     for (const stream of [names.stream, names.deadStream, names.leaseStream]) await jsm.streams.delete(stream).catch(() => false);
     await nc.close();
   }
+}
+
+/** Deletes the queues of `consumers` in a namespace on RabbitMQ (partitioned: every partition's) and its exchanges. */
+export async function cleanRabbit(namespace: string, consumers: readonly string[], backoffMs: readonly number[], partitions = 0, url: string = SHARED.rabbitmq): Promise<void> {
+  const connection = await amqpConnect(url);
+  const channel = await connection.createChannel();
+  for (const consumer of consumers) {
+    const queues = rabbitQueues(namespace, consumer, backoffMs, partitions);
+    const work = partitions > 0 ? queues.partitions : [queues.main];
+    for (const queue of [...work, queues.dead, ...queues.delays.values()]) await channel.deleteQueue(queue);
+  }
+  const exchanges = rabbitExchanges(namespace);
+  for (const exchange of partitions > 0 ? [exchanges.main, exchanges.delay, exchanges.members] : [exchanges.main]) await channel.deleteExchange(exchange);
+  await connection.close();
 }
 
 export type Cluster = Readonly<{ url: string; process: ChildProcess; stop(): Promise<void>; logTail(): string }>;
