@@ -42,7 +42,8 @@ export type Config = Readonly<{
   /**
    * ORDERLY_CACHE_DOCS: documents each service process keeps in memory between transactions on
    * PostgreSQL and Redis (src/adapters/storeKit.ts `DocCache`: a transaction whose every document
-   * is kept commits without reading them; the commit's version checks catch a stale copy); 0: none.
+   * is kept commits without reading them; the commit's version checks catch a stale copy); 0 (the
+   * default): none, since measured side by side it saved reads but no CPU yet (docs/scaling.md).
    */
   cacheDocs: number;
   /**
@@ -73,9 +74,9 @@ export type Config = Readonly<{
   maxEventStreams: number;
   /**
    * ORDERLY_PARTITIONS: how many partitions each service's messages are split into, each read by
-   * one replica at a time (Redis Streams, NATS JetStream; docs/scaling.md); 0 (the default): none, replicas
+   * one replica at a time (Redis Streams, NATS JetStream, RabbitMQ; docs/scaling.md); 0 (the default): none, replicas
    * compete for messages, which measured faster so far. The same for every process of a
-   * deployment; changing it needs the streams drained first.
+   * deployment; changing it needs the streams (or queues) drained first.
    */
   partitions: number;
   /** A checkout not paid for within this long is cancelled and its stock released (0: never). */
@@ -104,7 +105,7 @@ export function loadConfig(env: Env = process.env): Config {
     checkoutWaitMs: int(env, 'ORDERLY_CHECKOUT_WAIT_MS', 60_000, 1, 3_600_000),
     sagaStepTimeoutMs: int(env, 'ORDERLY_SAGA_STEP_TIMEOUT_MS', 10_000, 10, 3_600_000),
     maxBatch: int(env, 'ORDERLY_MAX_BATCH', 256, 1, 100_000),
-    cacheDocs: int(env, 'ORDERLY_CACHE_DOCS', 20_000, 0, 10_000_000),
+    cacheDocs: int(env, 'ORDERLY_CACHE_DOCS', 0, 0, 10_000_000),
     internalToken: token(env, 'ORDERLY_INTERNAL_TOKEN'),
     adminToken: token(env, 'ORDERLY_ADMIN_TOKEN'),
     apiTokens: tokens(env, 'ORDERLY_API_TOKEN'),
