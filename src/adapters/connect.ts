@@ -40,14 +40,14 @@ export async function connectStore(url: string, service: string, namespace: stri
 /**
  * A bus from a URL: amqp://… (RabbitMQ), nats://… (NATS JetStream) or redis://… (Redis Streams).
  * `partitions`: how many partitions each consumer's messages are split into, each read by one
- * replica at a time (Redis Streams and NATS JetStream so far: docs/scaling.md).
+ * replica at a time (Redis Streams, NATS JetStream and RabbitMQ: docs/scaling.md).
  */
 export async function connectBus(url: string, namespace: string, replica: string, log: Logger, partitions: number): Promise<Bus> {
   const scheme = schemeOf(url);
   switch (scheme) {
     case 'amqp':
     case 'amqps':
-      return rabbitBus({ url, namespace, log });
+      return rabbitBus({ url, namespace, log, replica, partitions });
     case 'nats':
       return natsBus({ servers: url, namespace, log, replica, partitions });
     case 'redis':

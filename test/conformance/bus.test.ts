@@ -347,6 +347,7 @@ function busConformance(backend: BusBackend): void {
 
 busConformance(inProcessBackend());
 busConformance(rabbitBackend());
+busConformance(rabbitBackend(4));
 busConformance(natsBackend());
 busConformance(natsBackend(4));
 busConformance(redisBackend());

@@ -5,7 +5,7 @@ import { Redis } from 'ioredis';
 import { decodeBatch, type RetryPolicy } from '../../src/adapters/broker/delivery.ts';
 import { inProcessBus } from '../../src/adapters/inproc/bus.ts';
 import { natsBus, natsNames } from '../../src/adapters/nats/bus.ts';
-import { rabbitBus, rabbitQueues } from '../../src/adapters/rabbitmq/bus.ts';
+import { rabbitBus, rabbitExchanges, rabbitQueues } from '../../src/adapters/rabbitmq/bus.ts';
 import { BATCH, redisBus, redisNames } from '../../src/adapters/redis/bus.ts';
 import type { Bus } from '../../src/ports/bus.ts';
 import { deadLetterId, type DeadLetter as StoredLetter } from '../../src/ports/deadLetters.ts';
@@ -64,7 +64,8 @@ export function inProcessBackend(): BusBackend {
   };
 }
 
-export function rabbitBackend(): BusBackend {
+/** RabbitMQ; with `partitions`, each consumer's messages partitioned among its replicas (docs/scaling.md). */
+export function rabbitBackend(partitions = 0): BusBackend {
   let admin: Promise<ChannelModel> | undefined;
   const connection = () => (admin ??= amqpConnect(`amqp://guest:guest@${RABBIT.host}:${RABBIT.port}`));
   // A channel per inspection: a failed one (404) is closed by the broker and must not be reused.
@@ -78,10 +79,15 @@ export function rabbitBackend(): BusBackend {
     }
   }
   return {
-    name: 'RabbitMQ',
+    name: partitions > 0 ? `RabbitMQ, ${partitions} partitions` : 'RabbitMQ',
     broker: RABBIT,
-    open: (namespace, retry, via = RABBIT) => rabbitBus({ url: `amqp://guest:guest@${via.host}:${via.port}`, namespace, prefetch: 4, ...retry, log }),
-    waiting: (namespace, consumer) => inspect(async (ch) => (await ch.checkQueue(rabbitQueues(namespace, consumer, []).main)).messageCount),
+    open: (namespace, retry, via = RABBIT) => rabbitBus({ url: `amqp://guest:guest@${via.host}:${via.port}`, namespace, prefetch: 4, ...(partitions > 0 ? { partitions, leaseMs: 600 } : {}), ...retry, log }),
+    waiting: (namespace, consumer) => inspect(async (ch) => {
+      const queues = rabbitQueues(namespace, consumer, [], partitions);
+      let waiting = 0;
+      for (const queue of partitions > 0 ? queues.partitions : [queues.main]) waiting += (await ch.checkQueue(queue)).messageCount;
+      return waiting;
+    }),
     deadLetters: (namespace, consumer) =>
       inspect(async (ch) => {
         const found: DeadLetter[] = [];
@@ -94,10 +100,11 @@ export function rabbitBackend(): BusBackend {
     cleanup: (namespace, consumers, retry) =>
       inspect(async (ch) => {
         for (const consumer of consumers) {
-          const queues = rabbitQueues(namespace, consumer, retry.backoffMs);
-          for (const queue of [queues.main, queues.dead, ...queues.delays.values()]) await ch.deleteQueue(queue);
+          const queues = rabbitQueues(namespace, consumer, retry.backoffMs, partitions);
+          for (const queue of [...(partitions > 0 ? queues.partitions : [queues.main]), queues.dead, ...queues.delays.values()]) await ch.deleteQueue(queue);
         }
-        await ch.deleteExchange(namespace);
+        const exchanges = rabbitExchanges(namespace);
+        for (const exchange of partitions > 0 ? [exchanges.main, exchanges.delay, exchanges.members] : [exchanges.main]) await ch.deleteExchange(exchange);
       }),
     async close() {
       await (await admin)?.close();
