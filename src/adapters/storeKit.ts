@@ -8,10 +8,11 @@ export type Attempt<T> = Readonly<{ committed: true; result: T } | { committed: 
 /**
  * Runs a store transaction until it commits: an attempt that lost a race with another writer
  * says so and is run again on fresh data, after a short random pause; after 50 the store gives up.
+ * `attempt` is told which try it is (1 first: the only one that may use a `DocCache`).
  */
-export async function untilCommitted<T>(service: string, attempt: () => Promise<Attempt<T>>): Promise<T> {
+export async function untilCommitted<T>(service: string, attempt: (n: number) => Promise<Attempt<T>>): Promise<T> {
   for (let n = 1; ; n++) {
-    const outcome = await attempt();
+    const outcome = await attempt(n);
     if (outcome.committed) return outcome.result;
     if (n >= MAX_ATTEMPTS) throw new ConflictError(service, n);
     metrics.conflicts.inc({ service });
@@ -91,9 +92,7 @@ export class DocCache<V> {
       // A fresh object for every transaction: a decision can never change the kept copy.
       docs.set(key, JSON.parse(entry.json));
       versions.set(key, entry.version);
-    }
-    for (const key of keys) {
-      const entry = this.#entries.get(key)!;
+      // Most recently used now.
       this.#entries.delete(key);
       this.#entries.set(key, entry);
     }

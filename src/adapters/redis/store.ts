@@ -132,14 +132,7 @@ export async function openRedisStore(redis: Redis, service: string, options: Red
     warnings,
     sendsOnCommit: options.streams !== undefined,
 
-    transact: (keys, messageIds, decide) => {
-      let first = true;
-      return untilCommitted(service, () => {
-        const cached = first;
-        first = false;
-        return attempt(keys, messageIds, decide, cached);
-      });
-    },
+    transact: (keys, messageIds, decide) => untilCommitted(service, (n) => attempt(keys, messageIds, decide, n === 1)),
 
     async read(keys) {
       if (keys.length === 0) return new Map();

@@ -29,7 +29,7 @@ export async function openSqlStore(client: SqlClient, service: string, options: 
   const cache = new DocCache<number>(options.cacheDocs ?? 0);
 
   /** What the store holds of `keys` now, and which of `messageIds` were consumed, in one round trip (nothing locked). */
-  async function read(keys: readonly string[], messageIds: readonly string[]) {
+  async function snapshot(keys: readonly string[], messageIds: readonly string[]) {
     // A part with nothing to look up is left out: PostgreSQL may plan `= any('{}')` as a scan of the whole table.
     const parts: string[] = [];
     const params: (readonly string[])[] = [];
@@ -55,7 +55,7 @@ export async function openSqlStore(client: SqlClient, service: string, options: 
   async function attempt<T>(keys: readonly string[], messageIds: readonly string[], decide: (snapshot: Snapshot) => Commit<T>, useCache: boolean): Promise<T> {
     // Every document kept: no read. Its messages are taken as new; the commit's inbox check says otherwise.
     const kept = useCache ? cache.lookup(keys) : undefined;
-    const { docs, versions, seen } = kept === undefined ? await read(keys, messageIds) : { ...kept, seen: new Set<string>() };
+    const { docs, versions, seen } = kept === undefined ? await snapshot(keys, messageIds) : { ...kept, seen: new Set<string>() };
     const commit = decide({ docs, seen });
     // A second round trip (the only one when cached) commits it, checking what was read, as one statement.
     const written = await write(client, s, commit, versions, new Set(keys), kept !== undefined);
@@ -68,20 +68,15 @@ export async function openSqlStore(client: SqlClient, service: string, options: 
     service,
     sendsOnCommit: false,
 
-    transact: <T>(keys: readonly string[], messageIds: readonly string[], decide: (snapshot: Snapshot) => Commit<T>) => {
-      let first = true;
-      return untilCommitted<T>(service, async () => {
-        try {
-          return { committed: true, result: await attempt(keys, messageIds, decide, first) };
-        } catch (error) {
-          if (!isSerializationFailure(error)) throw error;
-          cache.contended(keys);
-          return { committed: false };
-        } finally {
-          first = false;
-        }
-      });
-    },
+    transact: <T>(keys: readonly string[], messageIds: readonly string[], decide: (snapshot: Snapshot) => Commit<T>) => untilCommitted<T>(service, async (n) => {
+      try {
+        return { committed: true, result: await attempt(keys, messageIds, decide, n === 1) };
+      } catch (error) {
+        if (!isSerializationFailure(error)) throw error;
+        cache.contended(keys);
+        return { committed: false };
+      }
+    }),
 
     async read(keys) {
       const { rows } = await client.query<{ key: string; doc: unknown }>(`select key, doc from ${s}.docs where key = any($1::text[])`, [keys]);
