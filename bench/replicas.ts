@@ -21,7 +21,7 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import { CourseClient } from '../src/tools/client.ts';
 import { freePort, stop } from '../test/support/child.ts';
-import { cleanBroker } from '../test/support/cluster.ts';
+import { cleanBroker, freshDatabase } from '../test/support/cluster.ts';
 import { batchInit, checkoutLoad, type LoadResult } from './load.ts';
 
 const { values: args } = parseArgs({
@@ -49,7 +49,7 @@ type Row = Readonly<{
   label: string; load: LoadResult; cpuMsByKind: Record<string, number>; rssMbByKind: Record<string, number>; serverCpuMs: number;
   /** Redis commands per checkout by command, when the store or the bus is Redis. */
   redisCalls: Record<string, number>;
-  /** PostgreSQL transactions (committed and rolled back, every database of the server) per checkout, when the store is PostgreSQL. */
+  /** PostgreSQL transactions (committed and rolled back) in the subject's database per checkout, when the store is PostgreSQL. */
   pgTransactions: number | undefined;
 }>;
 
@@ -104,25 +104,28 @@ async function redisCalls(url: string): Promise<Record<string, number>> {
   }
 }
 const redisUrl = [args.store, args.bus].find((url) => url.startsWith('redis'));
-/** Transactions the PostgreSQL server at `url` has ended so far, in every database. */
+/** Transactions the database at `url` has ended so far. */
 async function pgTransactions(url: string): Promise<number> {
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   try {
-    const { rows } = await client.query<{ n: string }>('select sum(xact_commit + xact_rollback) as n from pg_stat_database');
+    const { rows } = await client.query<{ n: string }>('select xact_commit + xact_rollback as n from pg_stat_database where datname = current_database()');
     return Number(rows[0]!.n);
   } finally {
     await client.end();
   }
 }
-const pgUrl = args.store.startsWith('postgres') ? args.store : undefined;
+/** The PostgreSQL server of a PostgreSQL store: each subject gets a database of its own there. */
+const pgServer = args.store.startsWith('postgres') ? (({ protocol, username, host }) => `${protocol}//${username ? `${username}@` : ''}${host}`)(new URL(args.store)) : undefined;
 
 async function measure({ label, cwd, replicas, partitions, cacheDocs }: Subject): Promise<Row> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const namespace = `bench${randomBytes(4).toString('hex')}`;
-  log(`${label}: starting the cluster on ${url} (namespace ${namespace})`);
-  const cluster = spawn(process.execPath, ['src/cli.ts', 'cluster', '--store', args.store, '--bus', args.bus, '--replicas', String(replicas), '--port', String(port), '--namespace', namespace], {
+  const database = pgServer ? await freshDatabase(pgServer) : undefined;
+  const store = database?.url ?? args.store;
+  log(`${label}: starting the cluster on ${url} (namespace ${namespace}${database ? `, database ${database.url}` : ''})`);
+  const cluster = spawn(process.execPath, ['src/cli.ts', 'cluster', '--store', store, '--bus', args.bus, '--replicas', String(replicas), '--port', String(port), '--namespace', namespace], {
     cwd, env: { ...process.env, LOG_LEVEL: 'warn', LOG_FORMAT: 'json', ...(partitions === undefined ? {} : { ORDERLY_PARTITIONS: String(partitions) }), ...(cacheDocs === undefined ? {} : { ORDERLY_CACHE_DOCS: String(cacheDocs) }) }, stdio: ['ignore', 'ignore', 'inherit'],
   });
   const client = new CourseClient(url, connections);
@@ -141,7 +144,7 @@ async function measure({ label, cwd, replicas, partitions, cacheDocs }: Subject)
     const serverBefore = serverPids.reduce((sum, pid) => sum + cpuOf(pid), 0);
     const rss = new Map<string, number>();
     const callsBefore = redisUrl ? await redisCalls(redisUrl) : {};
-    const transactionsBefore = pgUrl ? await pgTransactions(pgUrl) : 0;
+    const transactionsBefore = database ? await pgTransactions(database.url) : 0;
     const load = await checkoutLoad(client, {
       seconds, connections, n, progressMs: 5000,
       onProgress: (elapsed, done) => {
@@ -153,7 +156,7 @@ async function measure({ label, cwd, replicas, partitions, cacheDocs }: Subject)
     for (const [pid, kind] of kinds) cpuMsByKind[kind] = (cpuMsByKind[kind] ?? 0) + (cpuOf(pid) - (before.get(pid) ?? 0)) / load.checkouts;
     const callsAfter = redisUrl ? await redisCalls(redisUrl) : {};
     // pg_stat_database is updated when a backend reports, at most every half second or so.
-    const transactions = pgUrl ? ((await sleep(1000).then(() => pgTransactions(pgUrl))) - transactionsBefore) / load.checkouts : undefined;
+    const transactions = database ? ((await sleep(1000).then(() => pgTransactions(database.url))) - transactionsBefore) / load.checkouts : undefined;
     const calls = Object.fromEntries(Object.entries(callsAfter).map(([command, count]) => [command, (count - (callsBefore[command] ?? 0)) / load.checkouts]));
     const serverCpuMs = (serverPids.reduce((sum, pid) => sum + cpuOf(pid), 0) - serverBefore) / load.checkouts;
     log(`${label}: ${load.perSecond} checkouts/s, ${load.machineCpu?.msPerCheckout ?? '?'} ms of machine CPU each`);
@@ -161,8 +164,11 @@ async function measure({ label, cwd, replicas, partitions, cacheDocs }: Subject)
   } finally {
     await client.close().catch(() => undefined);
     await stop(cluster, 'SIGTERM').catch(() => stop(cluster, 'SIGKILL'));
-    // What the namespace left on the broker and on a Redis store (a PostgreSQL store keeps its schemas).
-    for (const url of new Set([args.store, args.bus])) await cleanBroker(url, namespace).catch((err: unknown) => log(`could not clean ${namespace} up: ${String(err)}`));
+    // What the namespace left on the broker and on a Redis store, and the subject's database.
+    for (const url of new Set([store, args.bus])) {
+      if (url !== database?.url) await cleanBroker(url, namespace, partitions).catch((err: unknown) => log(`could not clean ${namespace} up: ${String(err)}`));
+    }
+    await database?.drop();
   }
 }
 
@@ -196,8 +202,9 @@ line('checkouts/s', (r) => r.load.perSecond);
 line('latency p50 / p99', (r) => `${r.load.p50ms} / ${r.load.p99ms} ms`);
 line('machine CPU per checkout', (r) => (r.load.machineCpu ? `${r.load.machineCpu.msPerCheckout} ms (${r.load.machineCpu.busyPercent}% busy)` : '–'));
 line('store and broker servers', (r) => `${r.serverCpuMs.toFixed(2)} ms`);
+line('Orderly processes', (r) => `${Object.values(r.cpuMsByKind).reduce((sum, ms) => sum + ms, 0).toFixed(2)} ms`);
 for (const kind of kinds) line(`${kind} (all replicas)`, (r) => `${(r.cpuMsByKind[kind] ?? 0).toFixed(2)} ms, ≤ ${r.rssMbByKind[kind] ?? '–'} MB each`);
-if (pgUrl) line('PostgreSQL transactions per checkout', (r) => r.pgTransactions?.toFixed(2) ?? '–');
+if (pgServer) line('PostgreSQL transactions per checkout', (r) => r.pgTransactions?.toFixed(2) ?? '–');
 const commands = Object.entries(Object.fromEntries(rows.flatMap((r) => Object.entries(r.redisCalls))))
   .filter(([command]) => rows.some((r) => (r.redisCalls[command] ?? 0) >= 0.05)).map(([command]) => command).sort();
 for (const command of commands) line(`Redis ${command} per checkout`, (r) => (r.redisCalls[command] ?? 0).toFixed(2));

@@ -75,20 +75,33 @@ export class DocCache<V> {
   readonly #entries = new Map<string, Readonly<{ version: V; json: string }>>();
   /** Keys that lost a race lately, and until when they are not kept. */
   readonly #contended = new Map<string, number>();
+  /** Kinds of key guessed missing and found lately, and until when they are not guessed. */
+  readonly #found = new Map<string, number>();
 
   /** `max` documents at most (0: keeps none). */
   constructor(max: number) {
     this.#max = max;
   }
 
-  /** Every key's document and version, or undefined unless every one is kept. */
-  lookup(keys: readonly string[]): Readonly<{ docs: Map<string, unknown>; versions: Map<string, V> }> | undefined {
+  /**
+   * Every key's document and version, or undefined when one can only be read. A key not kept
+   * is guessed missing (a transaction's unread documents are mostly new ones: a saga, a
+   * reservation, an idempotency key), unless it lost a race lately or a guess of its kind (the
+   * key up to its first `:`, as in `order:42`) proved wrong lately: then the transaction reads.
+   * The commit checks that a guessed key is still missing; a wrong guess costs that attempt.
+   */
+  lookup(keys: readonly string[], now = Date.now()): Kept<V> | undefined {
     if (this.#max === 0 || keys.length === 0) return undefined;
     const docs = new Map<string, unknown>();
     const versions = new Map<string, V>();
+    const guessed: string[] = [];
     for (const key of keys) {
       const entry = this.#entries.get(key);
-      if (entry === undefined) return undefined;
+      if (entry === undefined) {
+        if ((this.#contended.get(key) ?? 0) > now || (this.#found.get(kindOf(key)) ?? 0) > now) return undefined;
+        guessed.push(key);
+        continue;
+      }
       // A fresh object for every transaction: a decision can never change the kept copy.
       docs.set(key, JSON.parse(entry.json));
       versions.set(key, entry.version);
@@ -96,7 +109,18 @@ export class DocCache<V> {
       this.#entries.delete(key);
       this.#entries.set(key, entry);
     }
-    return { docs, versions };
+    return { docs, versions, guessed };
+  }
+
+  /**
+   * A commit made from `kept` failed, and `fresh` is what the store read for its retry: the kept
+   * documents whose version changed meanwhile lost a race, and are not kept again for a while; a
+   * key guessed missing and found there was no race (this store had not read it yet), but keys
+   * of its kind are read rather than guessed for a while.
+   */
+  settle(kept: Kept<V>, fresh: ReadonlyMap<string, V>, now = Date.now()): void {
+    this.contended([...kept.versions].filter(([key, version]) => fresh.get(key) !== version).map(([key]) => key), now);
+    for (const key of kept.guessed) if (fresh.has(key)) this.#found.set(kindOf(key), now + CONTENDED_MS);
   }
 
   /** Keeps `key` at `version` (its JSON), unless it lost a race lately. */
@@ -132,6 +156,18 @@ export class DocCache<V> {
     }
   }
 }
+
+/** What a `DocCache` holds of a transaction's keys, and the keys it guessed missing. */
+export type Kept<V> = Readonly<{ docs: Map<string, unknown>; versions: Map<string, V>; guessed: readonly string[] }>;
+
+/** The kind of a document by its key: `order` of `order:42`, the whole key without a `:`. */
+function kindOf(key: string): string {
+  const colon = key.indexOf(':');
+  return colon < 0 ? key : key.slice(0, colon);
+}
+
+/** A transaction's tries so far: which one this is, and what the cache gave the last one. */
+export type Tries<V> = { n: number; cached: Kept<V> | undefined };
 
 /** How long a document that lost a race is read afresh each time instead of kept. */
 const CONTENDED_MS = 30_000;

@@ -211,6 +211,22 @@ function storeConformance(backend: StoreBackend): void {
       assert.equal(await counter(a, 'z'), 1);
     });
 
+    void test('a document another replica made is there for one that never read it (a cache guesses unread documents missing), whether it is updated, only read or deleted', async () => {
+      const service = randomName('s');
+      const [a, b] = [await open(service), await open(service, true)];
+      await a.transact(['u', 'v', 'w'], [], () => commit({ writes: new Map([['u', 1], ['v', 2], ['w', 3]]) }));
+      const add = (key: string) => b.transact([key], [], (snapshot) => {
+        const n = snapshot.docs.get(key) as number | undefined;
+        return commit({ writes: new Map([[key, (n ?? 0) + 10]]), result: n });
+      });
+      assert.equal(await add('u'), 1, 'an update sees the document');
+      assert.equal(await counter(b, 'u'), 11);
+      assert.equal(await b.transact(['v'], [], (snapshot) => commit({ result: snapshot.docs.get('v') })), 2, 'a read sees it');
+      await b.transact(['w'], [], (snapshot) => commit(snapshot.docs.has('w') ? { writes: new Map([['w', null]]) } : {}));
+      assert.equal((await a.read(['w'])).size, 0, 'a delete of what is there deletes it');
+      assert.equal(await counter(a, 'u'), 11);
+    });
+
     void test('a commit lands only while the documents it read and did not write are unchanged (no write skew)', async () => {
       const service = randomName('s');
       const replicas = [await open(service), await open(service, true)];

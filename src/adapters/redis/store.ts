@@ -17,7 +17,7 @@ import type { Redis } from 'ioredis';
 import type { Envelope } from '../../core/message.ts';
 import type { Commit, KeptLetter, Snapshot, Store } from '../../ports/store.ts';
 import { batchesBy } from '../broker/delivery.ts';
-import { DocCache, deliveredBatcher, untilCommitted, type Attempt } from '../storeKit.ts';
+import { DocCache, deliveredBatcher, untilCommitted, type Attempt, type Tries } from '../storeKit.ts';
 import type { Logger } from '../../ports/log.ts';
 import { checkDurability } from './durability.ts';
 import { commitScript, COMMIT_KEYS, outboxScript, pruneScript, scanScript, snapshotScript, storeKeys } from './storeScripts.ts';
@@ -92,10 +92,16 @@ export async function openRedisStore(redis: Redis, service: string, options: Red
     return { docs, versions, seen };
   }
 
-  async function attempt<T>(keys: readonly string[], messageIds: readonly string[], decide: (snapshot: Snapshot) => Commit<T>, useCache: boolean): Promise<Attempt<T>> {
-    // Every document kept: no read. Its messages are taken as new; the commit's inbox check says otherwise.
-    const kept = useCache ? cache.lookup(keys) : undefined;
+  /**
+   * One try of a transaction. The first may take its documents from the cache, guessing those
+   * not kept to be missing; then it has no read, takes its messages as new (the commit's inbox
+   * check says otherwise) and leaves `tries.cached` for the next try to judge what raced.
+   */
+  async function attempt<T>(keys: readonly string[], messageIds: readonly string[], decide: (snapshot: Snapshot) => Commit<T>, tries: Tries<string>): Promise<Attempt<T>> {
+    const kept = tries.n === 1 ? cache.lookup(keys) : undefined;
     const { docs, versions, seen } = kept === undefined ? await snapshot(keys, messageIds) : { ...kept, seen: new Set<string>() };
+    if (kept === undefined && tries.cached !== undefined) cache.settle(tries.cached, versions);
+    tries.cached = kept;
     const commit = decide({ docs, seen });
     const args: (string | number)[] = [];
     // Pushed one by one: a batch_init commits 100,000 documents, and spreading their 200,000
@@ -117,7 +123,8 @@ export async function openRedisStore(redis: Redis, service: string, options: Red
     if (kept === undefined && commit.writes.size + commit.consumed.length + commit.outbox.length + commit.cancel.length === 0) return { committed: true, result: commit.result };
     const version = Number(await commitScript.run(redis, commitKeys, args));
     if (version === 0) {
-      cache.contended(keys);
+      // Read afresh and lost anyway: a race. From the cache: the next try's read tells (`settle`).
+      if (kept === undefined) cache.contended(keys);
       return { committed: false };
     }
     for (const [key, text] of writes) {
@@ -132,7 +139,10 @@ export async function openRedisStore(redis: Redis, service: string, options: Red
     warnings,
     sendsOnCommit: options.streams !== undefined,
 
-    transact: (keys, messageIds, decide) => untilCommitted(service, (n) => attempt(keys, messageIds, decide, n === 1)),
+    transact: (keys, messageIds, decide) => {
+      const tries: Tries<string> = { n: 0, cached: undefined };
+      return untilCommitted(service, (n) => attempt(keys, messageIds, decide, Object.assign(tries, { n })));
+    },
 
     async read(keys) {
       if (keys.length === 0) return new Map();

@@ -1,6 +1,6 @@
 import type { Envelope } from '../../core/message.ts';
 import type { Commit, Snapshot, Store } from '../../ports/store.ts';
-import { DocCache, deliveredBatcher, untilCommitted } from '../storeKit.ts';
+import { DocCache, deliveredBatcher, untilCommitted, type Tries } from '../storeKit.ts';
 import type { SqlClient } from './client.ts';
 import { migrate } from './migrations.ts';
 
@@ -52,10 +52,16 @@ export async function openSqlStore(client: SqlClient, service: string, options: 
     return { docs, versions, seen };
   }
 
-  async function attempt<T>(keys: readonly string[], messageIds: readonly string[], decide: (snapshot: Snapshot) => Commit<T>, useCache: boolean): Promise<T> {
-    // Every document kept: no read. Its messages are taken as new; the commit's inbox check says otherwise.
-    const kept = useCache ? cache.lookup(keys) : undefined;
+  /**
+   * One try of a transaction. The first may take its documents from the cache, guessing those
+   * not kept to be missing; then it has no read, takes its messages as new (the commit's inbox
+   * check says otherwise) and leaves `tried` for the next try to judge what raced.
+   */
+  async function attempt<T>(keys: readonly string[], messageIds: readonly string[], decide: (snapshot: Snapshot) => Commit<T>, tries: Tries<number>): Promise<T> {
+    const kept = tries.n === 1 ? cache.lookup(keys) : undefined;
     const { docs, versions, seen } = kept === undefined ? await snapshot(keys, messageIds) : { ...kept, seen: new Set<string>() };
+    if (kept === undefined && tries.cached !== undefined) cache.settle(tries.cached, versions);
+    tries.cached = kept;
     const commit = decide({ docs, seen });
     // A second round trip (the only one when cached) commits it, checking what was read, as one statement.
     const written = await write(client, s, commit, versions, new Set(keys), kept !== undefined);
@@ -68,15 +74,21 @@ export async function openSqlStore(client: SqlClient, service: string, options: 
     service,
     sendsOnCommit: false,
 
-    transact: <T>(keys: readonly string[], messageIds: readonly string[], decide: (snapshot: Snapshot) => Commit<T>) => untilCommitted<T>(service, async (n) => {
-      try {
-        return { committed: true, result: await attempt(keys, messageIds, decide, n === 1) };
-      } catch (error) {
-        if (!isSerializationFailure(error)) throw error;
-        cache.contended(keys);
-        return { committed: false };
-      }
-    }),
+    transact: <T>(keys: readonly string[], messageIds: readonly string[], decide: (snapshot: Snapshot) => Commit<T>) => {
+      const tries: Tries<number> = { n: 0, cached: undefined };
+      return untilCommitted<T>(service, async (n) => {
+        try {
+          return { committed: true, result: await attempt(keys, messageIds, decide, Object.assign(tries, { n })) };
+        } catch (error) {
+          // Read afresh and lost anyway: a race. From the cache: the next try's read tells (`settle`);
+          // and a decision on a wrong guess may be refused outright (a counter of a document
+          // taken to be missing is NaN, whose JSON is null), so it is made again on what is there.
+          if (tries.cached === undefined ? !isSerializationFailure(error) : !isSerializationFailure(error) && !isRefusedData(error)) throw error;
+          if (tries.cached === undefined) cache.contended(keys);
+          return { committed: false };
+        }
+      });
+    },
 
     async read(keys) {
       const { rows } = await client.query<{ key: string; doc: unknown }>(`select key, doc from ${s}.docs where key = any($1::text[])`, [keys]);
@@ -159,7 +171,8 @@ async function write<T>(client: SqlClient, s: string, commit: Commit<T>, version
     else upserts.push({ key, json: json(doc, key) });
   }
   const unchanged = [...versions].filter(([key]) => !commit.writes.has(key)).map(([key, version]) => ({ key, version }));
-  const stillMissing = [...read].filter((key) => !versions.has(key) && !commit.writes.has(key));
+  // Read missing and not written, or deleted (a delete of nothing does nothing, so the key must still be missing).
+  const stillMissing = [...read].filter((key) => !versions.has(key) && (commit.writes.get(key) ?? null) === null);
   // Keys in one order, so that two commits locking the same documents do not deadlock.
   const byKey = (a: { key: string }, b: { key: string }) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
   updates.sort(byKey);
@@ -211,7 +224,7 @@ async function write<T>(client: SqlClient, s: string, commit: Commit<T>, version
   if (commit.cancel.length > 0) part('can', `delete from ${s}.outbox where id = any(${$(commit.cancel)}::text[])`);
   if (stillMissing.length > 0) checks.push(`not exists (select 1 from ${s}.docs where key = any(${$(stillMissing)}::text[]))`);
   await client.query(
-    `with ${parts.join(',\n')}
+    `${parts.length > 0 ? `with ${parts.join(',\n')}` : ''}
      select ${s}.unless_changed(${checks.join(' and ') || 'true'})`,
     params,
   );
@@ -234,6 +247,12 @@ function json(doc: unknown, key: string): string {
 /** A JSON array of records whose `json` is already a document's JSON, as `doc`. */
 function records(items: readonly Readonly<{ key: string; version?: number; json: string }>[]): string {
   return `[${items.map(({ key, version, json }) => `{"key":${JSON.stringify(key)},${version === undefined ? '' : `"version":${version},`}"doc":${json}}`).join(',')}]`;
+}
+
+/** PostgreSQL refused the statement's data (classes 22 and 23: bad value, constraint): it changed nothing. */
+function isRefusedData(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^2[23][0-9A-Z]{3}$/.test(code);
 }
 
 /** PostgreSQL's serialization failure and deadlock codes: retrying the transaction is right. */
