@@ -14,16 +14,11 @@
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from './config.ts';
-import { sagaGraph, sagaMermaid } from './core/sagaGraph.ts';
-import { checkoutSagaOf } from './domain/order/checkoutSaga.ts';
-import { policyOf } from './http/access.ts';
-import { startGateway } from './processes/gateway.ts';
-import { runCluster } from './processes/cluster.ts';
-import { startServiceProcess } from './processes/replica.ts';
 import { createLogger } from './runtime/log.ts';
-import { startTracing } from './observability/tracing.ts';
-import { DEAD_LETTERS_USAGE, deadLettersCommand } from './tools/deadLetters.ts';
-import { isServiceName, SERVICES, servicesOf } from './wiring/serviceWiring.ts';
+import { isServiceName, SERVICES, servicesOf } from './wiring/serviceNames.ts';
+
+// Each command's modules are imported when it runs: a gateway does not load the services'
+// engine, stores and brokers, a replica not the gateway nor the cluster (docs/performance.md#memory).
 
 const STOP_DEADLINE_MS = 10_000;
 
@@ -48,6 +43,7 @@ async function main(): Promise<void> {
   });
   const [command, service] = positionals;
   if (command === 'dead-letters') {
+    const { DEAD_LETTERS_USAGE, deadLettersCommand } = await import('./tools/deadLetters.ts');
     if (flags.help) return void console.log(DEAD_LETTERS_USAGE);
     // A client of a running deployment: no configuration of its own beyond where and the token.
     process.exitCode = await deadLettersCommand({
@@ -76,6 +72,7 @@ async function main(): Promise<void> {
     case 'service': {
       if (!service || !isServiceName(service)) throw new ConfigError(`Name a service: ${SERVICES.join(', ')}.\n${USAGE}`);
       if (!servicesOf(config.sagaStyle).includes(service)) throw new ConfigError(`The ${service} service runs only with SAGA_STYLE=choreography.`);
+      const [{ startTracing }, { startServiceProcess }] = await Promise.all([import('./observability/tracing.ts'), import('./processes/replica.ts')]);
       const tracing = await startTracing({ serviceName: `orderly-${service}`, endpoint: config.otlpEndpoint, sampling: config.traceSampling });
       const running = await startServiceProcess({
         service,
@@ -92,6 +89,7 @@ async function main(): Promise<void> {
       return;
     }
     case 'gateway': {
+      const [{ startTracing }, { startGateway }, { policyOf }] = await Promise.all([import('./observability/tracing.ts'), import('./processes/gateway.ts'), import('./http/access.ts')]);
       const tracing = await startTracing({ serviceName: 'orderly-gateway', endpoint: config.otlpEndpoint, sampling: config.traceSampling });
       const list = (value: string | undefined) => (value ?? '').split(',').map((u) => u.trim()).filter(Boolean);
       const gateway = await startGateway({
@@ -107,12 +105,14 @@ async function main(): Promise<void> {
     }
     case 'graph': {
       // The checkout's definition as this deployment's style runs it, as a Mermaid flowchart.
+      const [{ sagaGraph, sagaMermaid }, { checkoutSagaOf }] = await Promise.all([import('./core/sagaGraph.ts'), import('./domain/order/checkoutSaga.ts')]);
       process.stdout.write(sagaMermaid(sagaGraph(checkoutSagaOf(config.sagaStyle, config.sagaStepTimeoutMs, config.checkoutVersion))));
       return;
     }
     case 'cluster': {
       const replicas = Number(flags.replicas ?? '2');
       if (!Number.isInteger(replicas) || replicas < 1 || replicas > 16) throw new ConfigError('--replicas must be a whole number from 1 to 16.');
+      const { runCluster } = await import('./processes/cluster.ts');
       await runCluster({
         storeUrl: need(storeUrl, '--store (or ORDERLY_STORE_URL)'),
         busUrl: config.sagaStyle === 'synchronous' ? undefined : need(busUrl, '--bus (or ORDERLY_BUS_URL)'),

@@ -1,8 +1,7 @@
 import { createServer, type AddressInfo } from 'node:net';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import type { FastifyInstance } from 'fastify';
 import { ConfigError, loadConfig, type Config } from './config.ts';
+import { givesMemoryBackAfterBulkRequests } from './http/memoryAfterBulk.ts';
 import { createLogger } from './runtime/log.ts';
 import { startTracing } from './observability/tracing.ts';
 import { startEmbedded, type Step } from './wiring/embedded.ts';
@@ -53,26 +52,6 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
-}
-
-/**
- * After a bulk request — the course's batch_init (up to a million documents in one
- * transaction), or an audit (it reads every document) — the V8 heap has grown by hundreds of
- * MB, and the V8 of Node 24 keeps the pages it frees for itself: resident memory would stay at
- * that peak for good (740 MB after a batch_init of 400,000 orders, 461 MB after the audits of a
- * 500,000-order bench). A last-resort collection a second after the last one gives them back to
- * the system (about 150 ms for 400 MB, once; the request itself takes seconds).
- */
-function givesMemoryBackAfterBulkRequests(app: FastifyInstance): void {
-  setFlagsFromString('--expose-gc');
-  const gc = runInNewContext('gc') as (options: Readonly<{ type: 'major'; execution: 'sync'; flavor: 'last-resort' }>) => void;
-  let pending: NodeJS.Timeout | undefined;
-  app.addHook('onResponse', async (request) => {
-    const url = request.routeOptions.url ?? '';
-    if (!url.includes('/batch_init/') && url !== '/admin/audit') return;
-    clearTimeout(pending);
-    pending = setTimeout(() => gc({ type: 'major', execution: 'sync', flavor: 'last-resort' }), 1000).unref();
-  });
 }
 
 /** The address the server really bound: on 0.0.0.0 or ::, every address (reached from here on loopback). */

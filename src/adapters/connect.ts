@@ -1,13 +1,10 @@
 import type { Bus } from '../ports/bus.ts';
 import type { Store } from '../ports/store.ts';
 import type { Logger } from '../ports/log.ts';
-import { Redis } from 'ioredis';
-import { natsBus } from './nats/bus.ts';
-import { openPostgres } from './postgres/client.ts';
-import { rabbitBus } from './rabbitmq/bus.ts';
-import { redisBus, redisNames } from './redis/bus.ts';
-import { openRedisStore } from './redis/store.ts';
-import { openSqlStore } from './sql/store.ts';
+
+// Each adapter, and the client library under it, is imported only when its URL is given: a
+// replica on PostgreSQL and RabbitMQ never loads ioredis or the NATS client, and the other way
+// round (docs/performance.md#memory).
 
 /**
  * A service's store from a URL: postgres://… (each service owns a schema named after it) or
@@ -19,12 +16,14 @@ export async function connectStore(url: string, service: string, namespace: stri
   switch (scheme) {
     case 'postgres':
     case 'postgresql': {
+      const [{ openPostgres }, { openSqlStore }] = await Promise.all([import('./postgres/client.ts'), import('./sql/store.ts')]);
       const client = await openPostgres(url, { max: 8 });
       const store = await openSqlStore(client, service, { cacheDocs });
       return { store, close: async () => { await store.close(); await client.close(); } };
     }
     case 'redis':
     case 'rediss': {
+      const [{ Redis }, { redisNames }, { openRedisStore }] = await Promise.all([import('ioredis'), import('./redis/bus.ts'), import('./redis/store.ts')]);
       const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: null });
       await redis.connect();
       // With the bus on the same Redis, commits append their messages to the streams themselves.
@@ -46,13 +45,19 @@ export async function connectBus(url: string, namespace: string, replica: string
   const scheme = schemeOf(url);
   switch (scheme) {
     case 'amqp':
-    case 'amqps':
+    case 'amqps': {
+      const { rabbitBus } = await import('./rabbitmq/bus.ts');
       return rabbitBus({ url, namespace, log, replica, partitions });
-    case 'nats':
+    }
+    case 'nats': {
+      const { natsBus } = await import('./nats/bus.ts');
       return natsBus({ servers: url, namespace, log, replica, partitions });
+    }
     case 'redis':
-    case 'rediss':
+    case 'rediss': {
+      const { redisBus } = await import('./redis/bus.ts');
       return redisBus({ url, namespace, log, consumerName: replica, partitions });
+    }
     default:
       throw new Error(`Unsupported bus URL ${redact(url)}: use amqp://user:pass@host:port, nats://host:port or redis://host:port`);
   }

@@ -11,7 +11,7 @@ import { endServerSpan, serverSpan, tracingOn } from '../observability/tracing.t
 import { REQUEST_ID, requestId } from '../http/requestId.ts';
 import { answerClientError, Problem, problemBody, problems, type ProblemCode } from '../http/problems.ts';
 import type { Logger } from '../ports/log.ts';
-import { SERVICES, type ServiceName } from '../wiring/serviceWiring.ts';
+import { SERVICES, type ServiceName } from '../wiring/serviceNames.ts';
 import { upstreamEvents } from './gatewayEvents.ts';
 
 /** Replica URLs of each service the deployment runs (the tracker runs only in choreography). */

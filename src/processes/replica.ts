@@ -1,13 +1,12 @@
 import { callingBus } from '../adapters/calls/bus.ts';
 import { parkCalls } from '../wiring/parkCalls.ts';
-import { httpCall } from '../adapters/calls/http.ts';
 import { connectBus, connectStore, redact } from '../adapters/connect.ts';
 import { ConfigError, type Config } from '../config.ts';
 import { policyOf } from '../http/access.ts';
 import { buildApp } from '../http/app.ts';
 import { deadLetterRoutes } from '../http/deadLetters.ts';
+import { givesMemoryBackAfterBulkRequests } from '../http/memoryAfterBulk.ts';
 import type { Logger } from '../ports/log.ts';
-import { httpLookups } from '../wiring/lookups.ts';
 import { calledCommands, declareTopology, runService, type ServiceName } from '../wiring/serviceWiring.ts';
 
 export type ServiceProcessOptions = Readonly<{
@@ -30,11 +29,13 @@ export async function startServiceProcess(options: ServiceProcessOptions, config
     throw new ConfigError('SAGA_STYLE=synchronous needs ORDERLY_INTERNAL_TOKEN, a secret shared by the order service and the participants so that nobody else can call their saga steps (for example: openssl rand -hex 16). npm run cluster makes one for you.');
   }
   const { store, close: closeStore } = await connectStore(options.storeUrl, service, options.namespace, busUrl ?? '', log, config.partitions, config.cacheDocs);
-  const calls = busUrl === undefined ? httpCall(options.gatewayUrl, token!) : undefined;
+  // The HTTP clients (undici) are loaded only by the replicas that call out: every replica in the
+  // synchronous style, the order service for its lookups.
+  const calls = busUrl === undefined ? (await import('../adapters/calls/http.ts')).httpCall(options.gatewayUrl, token!) : undefined;
   const bus = calls ? callingBus(calledCommands(config), calls, parkCalls(store, log)) : await connectBus(busUrl!, options.namespace, replica, log, config.partitions);
   await declareTopology(bus, config);
   // The lookups read the shop API: with one of its keys where it needs them.
-  const lookups = service === 'orders' ? httpLookups(options.gatewayUrl, config.apiTokens[0]) : undefined;
+  const lookups = service === 'orders' ? (await import('../wiring/lookups.ts')).httpLookups(options.gatewayUrl, config.apiTokens[0]) : undefined;
   const running = runService(service, store, bus, {
     config, log, publishChunk: 64, sweepMs: 5_000, ...(lookups ? { lookups } : {}),
   });
@@ -54,6 +55,7 @@ export async function startServiceProcess(options: ServiceProcessOptions, config
     },
     audit: () => running.audit(),
   });
+  givesMemoryBackAfterBulkRequests(app);
   await running.subscribe();
   const recovered = await running.start();
   const address = await app.listen({ host: config.host, port: config.port });

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import type { Config, SagaStyle } from '../config.ts';
+import type { Config } from '../config.ts';
 import { reacting, reactions } from '../core/choreography.ts';
 import type { ApiCommand, Decider } from '../core/decider.ts';
 import type { Message } from '../core/message.ts';
@@ -38,18 +38,9 @@ import { audits, type Audit } from '../domain/audit.ts';
 import type { Logger } from '../ports/log.ts';
 import { nodeTimers, Relay, type Timers } from '../runtime/relay.ts';
 import { ServiceRuntime } from '../runtime/serviceRuntime.ts';
+import { servicesOf, type ServiceName } from './serviceNames.ts';
 
-export const SERVICES = ['orders', 'stock', 'payment', 'fulfillment', 'notification', 'tracker'] as const;
-export type ServiceName = (typeof SERVICES)[number];
-
-export function isServiceName(name: string): name is ServiceName {
-  return (SERVICES as readonly string[]).includes(name);
-}
-
-/** The services a deployment of `style` runs: the saga tracker only observes choreographies. */
-export function servicesOf(style: SagaStyle): readonly ServiceName[] {
-  return style === 'choreography' ? SERVICES : SERVICES.filter((s) => s !== 'tracker');
-}
+export { isServiceName, SERVICES, servicesOf, type ServiceName } from './serviceNames.ts';
 
 export type RunningService = Readonly<{
   name: ServiceName;
