@@ -24,6 +24,7 @@ const profiles: readonly (readonly [SagaStyle, 'PostgreSQL' | 'Redis', string, s
   ['choreography', 'Redis', 'Redis Streams', SHARED.redis, { replicas: 2, partitions: 8 }],
   ['orchestration', 'PostgreSQL', 'NATS JetStream', SHARED.nats, { replicas: 2, partitions: 8 }],
   ['choreography', 'PostgreSQL', 'NATS JetStream', SHARED.nats, { replicas: 2, partitions: 8 }],
+  ['orchestration', 'PostgreSQL', 'RabbitMQ', SHARED.rabbitmq, { replicas: 2, partitions: 8 }],
   ['synchronous', 'PostgreSQL', 'no bus (HTTP calls)', undefined],
   ['synchronous', 'Redis', 'no bus (HTTP calls)', undefined],
 ];
@@ -53,7 +54,7 @@ for (const [style, storeName, bus, busUrl, { replicas, partitions } = { replicas
       throw error;
     } finally {
       await cluster.stop();
-      if (busUrl) await cleanBroker(busUrl, namespace);
+      if (busUrl) await cleanBroker(busUrl, namespace, partitions);
       if (storeName === 'Redis') await cleanBroker(SHARED.redis, namespace);
       await database.drop();
     }

@@ -15,17 +15,26 @@ import { startNats, startPostgres, startRabbitMq, startRedis, type ServerHandle 
 // × NATS JetStream, and × Redis (store and streams on one server, append-only file, fsync
 // always); choreography × PostgreSQL × NATS JetStream (whose per-type consumers reorder events
 // the most); synchronous × PostgreSQL (no broker). 2 replicas of each service as separate
-// processes; and Redis with partitioned consumption (8 partitions, docs/scaling.md) and 3
-// replicas, where replicas are also hung (SIGSTOP) past their partition leases and then resumed
-// (SIGCONT), so that a replica that lost its partitions finishes what it held late: the store's
-// version checks and the inbox must keep that from writing stale state. The servers are private
-// instances this test starts, so it can kill them.
+// processes. With partitioned consumption (8 partitions, docs/scaling.md) on every bus: Redis
+// with 3 replicas, PostgreSQL + RabbitMQ and PostgreSQL + NATS JetStream with 2, where replicas
+// are also hung (SIGSTOP) past their partition leases and then resumed (SIGCONT), so that a
+// replica that lost its partitions finishes what it held late: the store's version checks and
+// the inbox must keep that from writing stale state. The servers are private instances this
+// test starts, so it can kill them (a partitioned consumer must also take its leases again on a
+// restarted broker).
 const USERS = 300;
 const CREDIT = 5;
 const ITEMS = 30;
 const STOCK = 15;
 const ORDERS = 600;
-/** A replica hung this long (SIGSTOP, then SIGCONT) has lost its partition leases (6 s). */
+/**
+ * A replica hung this long (SIGSTOP, then SIGCONT) has lost its partition leases (6 s, the
+ * default every bus gets from the cluster): on Redis and NATS JetStream the lease expires on the
+ * server 6 s after its last renewal; on RabbitMQ, whose lease lives as long as the holder's
+ * connection, the broker drops the silent connection two to three AMQP heartbeats (2 s, a third
+ * of the lease) after it fell silent (measured: 4.7 s), and the others take the partitions once
+ * they have not heard it for 6 s.
+ */
 const HANG_MS = 8_000;
 
 /** The servers of one profile; no broker in the synchronous style. */
@@ -35,6 +44,8 @@ type Profile = Readonly<{
   replicas?: number;
   /** ORDERLY_PARTITIONS; and with partitions, replicas are also hung past their leases. */
   partitions?: number;
+  /** Checkouts under load; default ORDERS. */
+  orders?: number;
 }>;
 
 const redisProfile = async (more: Partial<Profile> = {}): Promise<Profile> => {
@@ -47,6 +58,8 @@ const profiles: readonly (readonly [SagaStyle, string, () => Promise<Profile>])[
   ['orchestration', 'PostgreSQL + NATS JetStream', () => withPostgres(startNats)],
   ['orchestration', 'Redis + Redis Streams', () => redisProfile()],
   ['orchestration', 'Redis + Redis Streams, 8 partitions, 3 replicas, replicas hung past their leases', () => redisProfile({ replicas: 3, partitions: 8 })],
+  ['orchestration', 'PostgreSQL + RabbitMQ, 8 partitions, 2 replicas, replicas hung past their leases', () => withPostgres(startRabbitMq, { partitions: 8, orders: 400 })],
+  ['orchestration', 'PostgreSQL + NATS JetStream, 8 partitions, 2 replicas, replicas hung past their leases', () => withPostgres(startNats, { partitions: 8, orders: 400 })],
   ['choreography', 'PostgreSQL + NATS JetStream', () => withPostgres(startNats)],
   ['synchronous', 'PostgreSQL, no broker', () => withPostgres()],
 ];
@@ -54,7 +67,7 @@ const profiles: readonly (readonly [SagaStyle, string, () => Promise<Profile>])[
 for (const [style, name, start] of profiles) {
   const outages = style === 'synchronous' ? 'the database' : 'the broker and the database';
   test(`${style}, ${name}: replicas, ${outages} killed under load; every saga ends, totals conserve`, async () => {
-    const { storeUrl, busUrl, database: postgres, broker, cleanup, replicas = 2, partitions } = await start();
+    const { storeUrl, busUrl, database: postgres, broker, cleanup, replicas = 2, partitions, orders = ORDERS } = await start();
     const namespace = randomName('crash');
     const cluster = await startCluster({
       storeUrl, ...(busUrl ? { busUrl } : {}), replicas, namespace, style, ...(partitions ? { env: { ORDERLY_PARTITIONS: String(partitions) } } : {}),
@@ -65,8 +78,8 @@ for (const [style, name, start] of profiles) {
     try {
       await client.post(`/payment/batch_init/${USERS}/${CREDIT}`);
       await client.post(`/stock/batch_init/${ITEMS}/${STOCK}/1`);
-      await client.post(`/orders/batch_init/${ORDERS}/${ITEMS}/${USERS}/1`);
-      const orderIds = Array.from({ length: ORDERS }, (_, i) => String(i));
+      await client.post(`/orders/batch_init/${orders}/${ITEMS}/${USERS}/1`);
+      const orderIds = Array.from({ length: orders }, (_, i) => String(i));
       const answers = new Map<string, number>();
       const cancelled = new Set<string>();
       const checkout = async (id: string) => {
@@ -90,16 +103,22 @@ for (const [style, name, start] of profiles) {
         await sleep(5);
       });
       const chaos = (async () => {
+        // The kills and outages go on while a replica hangs; a hung replica is not killed (it must
+        // resume late). Not hung right after the broker's outage, while replicas may still wait to
+        // reconnect (a replica with no connection holds no lease to lose).
+        const hanging: Promise<number>[] = [];
+        const stopped = new Set<number>();
         for (let round = 1; round <= 8; round++) {
           await sleep(1500);
-          killed += killReplica(namespace, style, replicas);
+          killed += killReplica(namespace, style, replicas, stopped);
           if (round === 2 && broker) await outage(broker);
           if (round === 5) await outage(postgres);
-          if (partitions && (round === 3 || round === 7)) hung += await hangReplica(namespace, style, replicas);
+          if (partitions && (round === 4 || round === 7)) hanging.push(hangReplica(namespace, style, replicas, stopped));
         }
+        for (const one of await Promise.all(hanging)) hung += one;
       })();
       await Promise.all([firing, chaos]);
-      console.log(`${style}, ${name}: killed ${killed} replicas, hung ${hung}, and ${outages}; ${answers.size} of ${ORDERS} checkouts answered`);
+      console.log(`${style}, ${name}: killed ${killed} replicas, hung ${hung}, and ${outages}; ${answers.size} of ${orders} checkouts answered`);
 
       // Once recovery has finished every saga, ask once more for the checkouts without an answer.
       await settle(client);
@@ -107,8 +126,8 @@ for (const [style, name, start] of profiles) {
       const final = await settle(client);
       console.log(`${name}: final`, JSON.stringify(final.orders.by_status));
 
-      assert.ok(final.orders.paid > 0 && final.orders.paid < ORDERS, `some checkouts succeed, some fail (${final.orders.paid} paid)`);
-      await assertExactTotals(client, cluster.url, final, { users: USERS, credit: CREDIT, items: ITEMS, stock: STOCK, orders: ORDERS }, answers,
+      assert.ok(final.orders.paid > 0 && final.orders.paid < orders, `some checkouts succeed, some fail (${final.orders.paid} paid)`);
+      await assertExactTotals(client, cluster.url, final, { users: USERS, credit: CREDIT, items: ITEMS, stock: STOCK, orders }, answers,
         (id) => Number(id) % 10 === 3); // cancelled after its answer, maybe
       // A replica killed while holding a message gets it back only after the broker's ack wait
       // (30 s on NATS JetStream), once per kill, and the test kills each service's replicas more
@@ -127,7 +146,7 @@ for (const [style, name, start] of profiles) {
   });
 }
 
-async function withPostgres(startBroker?: () => Promise<ServerHandle>): Promise<Profile> {
+async function withPostgres(startBroker?: () => Promise<ServerHandle>, more: Partial<Profile> = {}): Promise<Profile> {
   const postgres = await startPostgres();
   const broker = await startBroker?.();
   const database = await freshDatabase(postgres.url.replace(/\/postgres$/, ''));
@@ -139,35 +158,47 @@ async function withPostgres(startBroker?: () => Promise<ServerHandle>): Promise<
       await broker?.cleanup();
       await postgres.cleanup();
     },
+    ...more,
   };
 }
 
-/** The pids of one random service replica of this cluster; none while it is being restarted. */
-function randomReplica(namespace: string, style: SagaStyle, replicas: number): number[] {
+/** The pids of one random service replica of this cluster that runs and is not among the `stopped`; none if five picks found none. */
+function randomReplica(namespace: string, style: SagaStyle, replicas: number, stopped: ReadonlySet<number>): number[] {
   const services = servicesOf(style);
-  const service = services[Math.floor(Math.random() * services.length)]!;
-  const replica = `${service}-${1 + Math.floor(Math.random() * replicas)}`;
-  try {
-    return execFileSync('pgrep', ['-f', '--', `--replica ${replica} --namespace ${namespace}`], { encoding: 'utf8' })
-      .split('\n').filter(Boolean).map(Number);
-  } catch {
-    return [];
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const service = services[Math.floor(Math.random() * services.length)]!;
+    const replica = `${service}-${1 + Math.floor(Math.random() * replicas)}`;
+    let pids: number[] = [];
+    try {
+      pids = execFileSync('pgrep', ['-f', '--', `--replica ${replica} --namespace ${namespace}`], { encoding: 'utf8' })
+        .split('\n').filter(Boolean).map(Number);
+    } catch {
+      // none: that replica is being started again
+    }
+    if (pids.length > 0 && !pids.some((pid) => stopped.has(pid))) return pids;
   }
+  return [];
 }
 
-/** SIGKILLs one random service replica of this cluster (the cluster starts it again). */
-function killReplica(namespace: string, style: SagaStyle, replicas: number): number {
-  const pids = randomReplica(namespace, style, replicas);
+/** SIGKILLs one random service replica of this cluster, not a hung one (the cluster starts it again). */
+function killReplica(namespace: string, style: SagaStyle, replicas: number, stopped: ReadonlySet<number>): number {
+  const pids = randomReplica(namespace, style, replicas, stopped);
   for (const pid of pids) process.kill(pid, 'SIGKILL');
   return pids.length > 0 ? 1 : 0;
 }
 
 /** Hangs one random service replica (SIGSTOP) past its partition leases, then lets it go on (SIGCONT). */
-async function hangReplica(namespace: string, style: SagaStyle, replicas: number): Promise<number> {
-  const pids = randomReplica(namespace, style, replicas);
-  for (const pid of pids) process.kill(pid, 'SIGSTOP');
+async function hangReplica(namespace: string, style: SagaStyle, replicas: number, stopped: Set<number>): Promise<number> {
+  const pids = randomReplica(namespace, style, replicas, stopped);
+  for (const pid of pids) {
+    stopped.add(pid);
+    process.kill(pid, 'SIGSTOP');
+  }
   await sleep(HANG_MS);
-  for (const pid of pids) process.kill(pid, 'SIGCONT');
+  for (const pid of pids) {
+    process.kill(pid, 'SIGCONT');
+    stopped.delete(pid);
+  }
   return pids.length > 0 ? 1 : 0;
 }
 
