@@ -169,5 +169,23 @@ function kindOf(key: string): string {
 /** A transaction's tries so far: which one this is, and what the cache gave the last one. */
 export type Tries<V> = { n: number; cached: Kept<V> | undefined };
 
+type Read<V> = Readonly<{ docs: Map<string, unknown>; versions: Map<string, V>; seen: Set<string> }>;
+
+/**
+ * What try `tries.n` of a transaction decides on: the first takes its documents from the cache
+ * when it can (then there is no read, and its messages are taken as new: the commit's inbox
+ * check says otherwise); any other reads, and a read after a try from the cache settles what
+ * that try was given (`DocCache.settle`). `cached` says whether the cache answered.
+ */
+export async function trySnapshot<V>(cache: DocCache<V>, keys: readonly string[], tries: Tries<V>, read: () => Promise<Read<V>>): Promise<Read<V> & { cached: boolean }> {
+  const kept = tries.n === 1 ? cache.lookup(keys) : undefined;
+  const last = tries.cached;
+  tries.cached = kept;
+  if (kept !== undefined) return { ...kept, seen: new Set<string>(), cached: true };
+  const fresh = await read();
+  if (last !== undefined) cache.settle(last, fresh.versions);
+  return { ...fresh, cached: false };
+}
+
 /** How long a document that lost a race is read afresh each time instead of kept. */
 const CONTENDED_MS = 30_000;

@@ -17,7 +17,7 @@ import type { Redis } from 'ioredis';
 import type { Envelope } from '../../core/message.ts';
 import type { Commit, KeptLetter, Snapshot, Store } from '../../ports/store.ts';
 import { batchesBy } from '../broker/delivery.ts';
-import { DocCache, deliveredBatcher, untilCommitted, type Attempt, type Tries } from '../storeKit.ts';
+import { DocCache, deliveredBatcher, trySnapshot, untilCommitted, type Attempt, type Tries } from '../storeKit.ts';
 import type { Logger } from '../../ports/log.ts';
 import { checkDurability } from './durability.ts';
 import { commitScript, COMMIT_KEYS, outboxScript, pruneScript, scanScript, snapshotScript, storeKeys } from './storeScripts.ts';
@@ -92,16 +92,9 @@ export async function openRedisStore(redis: Redis, service: string, options: Red
     return { docs, versions, seen };
   }
 
-  /**
-   * One try of a transaction. The first may take its documents from the cache, guessing those
-   * not kept to be missing; then it has no read, takes its messages as new (the commit's inbox
-   * check says otherwise) and leaves `tries.cached` for the next try to judge what raced.
-   */
+  /** One try of a transaction (`trySnapshot`: the first may take its documents from the cache). */
   async function attempt<T>(keys: readonly string[], messageIds: readonly string[], decide: (snapshot: Snapshot) => Commit<T>, tries: Tries<string>): Promise<Attempt<T>> {
-    const kept = tries.n === 1 ? cache.lookup(keys) : undefined;
-    const { docs, versions, seen } = kept === undefined ? await snapshot(keys, messageIds) : { ...kept, seen: new Set<string>() };
-    if (kept === undefined && tries.cached !== undefined) cache.settle(tries.cached, versions);
-    tries.cached = kept;
+    const { docs, versions, seen, cached } = await trySnapshot(cache, keys, tries, () => snapshot(keys, messageIds));
     const commit = decide({ docs, seen });
     const args: (string | number)[] = [];
     // Pushed one by one: a batch_init commits 100,000 documents, and spreading their 200,000
@@ -120,11 +113,11 @@ export async function openRedisStore(redis: Redis, service: string, options: Red
     list(commit.cancel.map((id) => [id]));
     list([...batchesBy(direct, streams!)].map(([stream, batch]) => [stream, json(batch, `messages ${batch[0]!.id}…`)]));
     // Nothing to write and read just now: nothing to check. Read from the cache: the script checks the versions.
-    if (kept === undefined && commit.writes.size + commit.consumed.length + commit.outbox.length + commit.cancel.length === 0) return { committed: true, result: commit.result };
+    if (!cached && commit.writes.size + commit.consumed.length + commit.outbox.length + commit.cancel.length === 0) return { committed: true, result: commit.result };
     const version = Number(await commitScript.run(redis, commitKeys, args));
     if (version === 0) {
       // Read afresh and lost anyway: a race. From the cache: the next try's read tells (`settle`).
-      if (kept === undefined) cache.contended(keys);
+      if (!cached) cache.contended(keys);
       return { committed: false };
     }
     for (const [key, text] of writes) {

@@ -1,6 +1,6 @@
 import type { Envelope } from '../../core/message.ts';
 import type { Commit, Snapshot, Store } from '../../ports/store.ts';
-import { DocCache, deliveredBatcher, untilCommitted, type Tries } from '../storeKit.ts';
+import { DocCache, deliveredBatcher, trySnapshot, untilCommitted, type Tries } from '../storeKit.ts';
 import type { SqlClient } from './client.ts';
 import { migrate } from './migrations.ts';
 
@@ -52,19 +52,12 @@ export async function openSqlStore(client: SqlClient, service: string, options: 
     return { docs, versions, seen };
   }
 
-  /**
-   * One try of a transaction. The first may take its documents from the cache, guessing those
-   * not kept to be missing; then it has no read, takes its messages as new (the commit's inbox
-   * check says otherwise) and leaves `tried` for the next try to judge what raced.
-   */
+  /** One try of a transaction (`trySnapshot`: the first may take its documents from the cache). */
   async function attempt<T>(keys: readonly string[], messageIds: readonly string[], decide: (snapshot: Snapshot) => Commit<T>, tries: Tries<number>): Promise<T> {
-    const kept = tries.n === 1 ? cache.lookup(keys) : undefined;
-    const { docs, versions, seen } = kept === undefined ? await snapshot(keys, messageIds) : { ...kept, seen: new Set<string>() };
-    if (kept === undefined && tries.cached !== undefined) cache.settle(tries.cached, versions);
-    tries.cached = kept;
+    const { docs, versions, seen, cached } = await trySnapshot(cache, keys, tries, () => snapshot(keys, messageIds));
     const commit = decide({ docs, seen });
     // A second round trip (the only one when cached) commits it, checking what was read, as one statement.
-    const written = await write(client, s, commit, versions, new Set(keys), kept !== undefined);
+    const written = await write(client, s, commit, versions, new Set(keys), cached);
     for (const { key, version, json } of written.kept) cache.remember(key, version, json);
     cache.forget(written.unknown);
     return commit.result;
