@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { eventually } from '../conformance/helpers.ts';
 import { openBrowser, SHOTS } from './browser.ts';
 import { createItem, createOrder, createUser, startTestSystem } from './helpers.ts';
 
@@ -37,7 +37,7 @@ await test('the saga list filters by status and leads to a saga', async () => {
   await page.selectOption('select[name="status"]', 'failed');
   await page.click('form.filters button[type="submit"]');
   // Polled from here: a waitForFunction polls in the page, where the console's CSP forbids the eval it needs.
-  await waitUntil(async () => (await page.locator('#saga-list tr').count()) === 2, 'the list shows a header and the failed saga');
+  await eventually('the list shows a header and the failed saga', async () => (await page.locator('#saga-list tr').count()) === 2);
   assert.match(await page.locator('#saga-list').textContent() ?? '', new RegExp(declined));
   await page.screenshot({ path: `${SHOTS}/console-sagas-failed.png`, fullPage: true });
   await page.locator('#saga-list a').first().click();
@@ -86,11 +86,3 @@ await test('the console is served offline: every file from this server, no error
 
 await browser.close();
 await sys.close();
-
-/** Resolves once `done` says so, or fails after 10 s saying what it waited for. */
-async function waitUntil(done: () => Promise<boolean>, what: string): Promise<void> {
-  for (const deadline = Date.now() + 10_000; !(await done());) {
-    if (Date.now() > deadline) assert.fail(`waited 10 s for ${what}`);
-    await sleep(50);
-  }
-}
