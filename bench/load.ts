@@ -4,6 +4,7 @@
  * connections for a set time, and the audit that says whether money and stock were conserved.
  */
 import { readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Audit } from '../src/domain/audit.ts';
 import type { CourseClient } from '../src/tools/client.ts';
 import { settled as settledWithin } from '../src/tools/lifecycle.ts';
@@ -52,7 +53,7 @@ export type LoadResult = Readonly<{
  */
 export async function checkoutLoad(
   client: CourseClient,
-  options: Readonly<{ seconds: number; connections: number; n: number; progressMs?: number; onProgress?: (elapsedS: number, checkouts: number) => void }>,
+  options: Readonly<{ seconds: number; connections: number; n: number; rate?: number | undefined; progressMs?: number; onProgress?: (elapsedS: number, checkouts: number) => void }>,
 ): Promise<LoadResult> {
   const before = await settled(client);
   const run = await drive(options, async (orderId) => (await client.call('POST', `/orders/checkout/${orderId}`)).status);
@@ -63,9 +64,11 @@ export async function checkoutLoad(
 /**
  * Runs `request(0)`, `request(1)`… (each once) over `connections` for `seconds` (or until `n`),
  * timing each and counting its status; `onProgress` hears every `progressMs` how many ended.
+ * With a `rate`, request i starts no sooner than i / rate seconds in (an open load, as long as
+ * the connections suffice): the cost of a checkout at a load every subject can carry.
  */
 async function drive(
-  options: Readonly<{ seconds: number; connections: number; n: number; progressMs?: number; onProgress?: (elapsedS: number, done: number) => void }>,
+  options: Readonly<{ seconds: number; connections: number; n: number; rate?: number | undefined; progressMs?: number; onProgress?: (elapsedS: number, done: number) => void }>,
   request: (i: number) => Promise<number>,
 ) {
   const latencies: number[] = [];
@@ -79,6 +82,9 @@ async function drive(
   await Promise.all(Array.from({ length: options.connections }, async () => {
     while (performance.now() < deadline && next < options.n) {
       const i = next++;
+      const due = options.rate === undefined ? 0 : t + (i * 1000) / options.rate;
+      if (due >= deadline) break;
+      if (due > performance.now()) await sleep(due - performance.now());
       const start = performance.now();
       try {
         const status = await request(i);

@@ -7,6 +7,7 @@
  *
  *   npm run bench:replicas -- --store redis://127.0.0.1:6379 --bus redis://127.0.0.1:6379 --replicas 1,2,3
  *   npm run bench:replicas -- --replicas 1,2 --baseline ../orderly-before   (an earlier version, checked out and installed there)
+ *   npm run bench:replicas -- --replicas 1,2,3 --rate 30   (30 checkouts started a second: what a checkout costs at a load every subject carries)
  *
  * Linux only (/proc). The store and broker servers are this machine's; their CPU is read from
  * /proc for the processes named redis-server, postgres or beam.smp.
@@ -20,8 +21,8 @@ import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { CourseClient } from '../src/tools/client.ts';
-import { freePort, stop } from '../test/support/child.ts';
-import { cleanBroker, freshDatabase } from '../test/support/cluster.ts';
+import { stop } from '../test/support/child.ts';
+import { cleanBroker, freeBlock, freshDatabase } from '../test/support/cluster.ts';
 import { batchInit, checkoutLoad, type LoadResult } from './load.ts';
 
 const { values: args } = parseArgs({
@@ -36,11 +37,14 @@ const { values: args } = parseArgs({
     baseline: { type: 'string', multiple: true, default: [] },
     seconds: { type: 'string', default: '20' },
     connections: { type: 'string', default: '64' },
+    /** Checkouts started per second (an open load over the connections); default as many as the connections keep going. */
+    rate: { type: 'string' },
     n: { type: 'string', default: '30000' },
   },
 });
 const seconds = Number(args.seconds);
 const connections = Number(args.connections);
+const rate = args.rate === undefined ? undefined : Number(args.rate);
 const n = Number(args.n);
 const log = (line: string) => process.stderr.write(`${line}\n`);
 
@@ -119,7 +123,8 @@ async function pgTransactions(url: string): Promise<number> {
 const pgServer = args.store.startsWith('postgres') ? (({ protocol, username, host }) => `${protocol}//${username ? `${username}@` : ''}${host}`)(new URL(args.store)) : undefined;
 
 async function measure({ label, cwd, replicas, partitions, cacheDocs }: Subject): Promise<Row> {
-  const port = await freePort();
+  // The cluster's processes take the ports after the gateway's: a block outside the ephemeral range, which outgoing connections may hold.
+  const port = await freeBlock(1 + 6 * replicas);
   const url = `http://127.0.0.1:${port}`;
   const namespace = `bench${randomBytes(4).toString('hex')}`;
   const database = pgServer ? await freshDatabase(pgServer) : undefined;
@@ -146,7 +151,7 @@ async function measure({ label, cwd, replicas, partitions, cacheDocs }: Subject)
     const callsBefore = redisUrl ? await redisCalls(redisUrl) : {};
     const transactionsBefore = database ? await pgTransactions(database.url) : 0;
     const load = await checkoutLoad(client, {
-      seconds, connections, n, progressMs: 5000,
+      seconds, connections, n, rate, progressMs: 5000,
       onProgress: (elapsed, done) => {
         for (const [pid, kind] of kinds) rss.set(kind, Math.max(rss.get(kind) ?? 0, rssMbOf(pid)));
         log(`  ${elapsed.toFixed(0)} s: ${done} checkouts`);
@@ -195,7 +200,7 @@ for (const subject of subjects) rows.push(await measure(subject));
 
 const kinds = [...new Set(rows.flatMap((r) => Object.keys(r.cpuMsByKind)))].sort();
 const line = (title: string, cell: (r: Row) => string | number) => console.log(`| ${title} | ${rows.map((r) => String(cell(r))).join(' | ')} |`);
-console.log(`\nstore ${args.store}, bus ${args.bus}; ${seconds} s of course checkouts at ${connections} connections, one run\n`);
+console.log(`\nstore ${args.store}, bus ${args.bus}; ${seconds} s of course checkouts at ${connections} connections${rate === undefined ? '' : `, ${rate} started per second`}, one run\n`);
 console.log(`| | ${rows.map((r) => r.label).join(' | ')} |`);
 console.log(`|---|${rows.map(() => '---:').join('|')}|`);
 line('checkouts/s', (r) => r.load.perSecond);

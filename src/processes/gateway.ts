@@ -41,6 +41,8 @@ const READY_TIMEOUT_MS = 2_000;
 const COOL_DOWN_MS = 2_000;
 /** Every replica's /healthz is asked this often and must answer within it. */
 const PROBE_MS = 1_000;
+/** How long replicas that never answered a health probe are taken to be starting, not down, in what the gateway logs. */
+const START_GRACE_MS = 30_000;
 /** Rounds over all replicas after a first one where none took the connection (100, 200, 400, 800 ms apart). */
 const RETRY_ROUNDS = 4;
 
@@ -70,7 +72,7 @@ export async function startGateway(upstreams: Upstreams, options: GatewayOptions
   // The saga API: the tracker's in choreography, the order service's otherwise.
   const sagas: ServiceName = served.includes('tracker') ? 'tracker' : 'orders';
   const replicas = Object.fromEntries(SERVICES.map((name) => [name, (upstreams[name] ?? []).map((url) => ({
-    url, pool: new Pool(url, { connections: 128, keepAliveTimeout: 30_000 }), probes: new Pool(url, { connections: 1 }), downUntil: 0, answeredAt: Date.now(),
+    url, pool: new Pool(url, { connections: 128, keepAliveTimeout: 30_000 }), probes: new Pool(url, { connections: 1 }), downUntil: 0, answeredAt: Date.now(), answered: false,
   }))])) as Record<ServiceName, Replica[]>;
   const next = Object.fromEntries(SERVICES.map((name) => [name, 0])) as Record<ServiceName, number>;
   const liveEvents = upstreamEvents(served.flatMap((service) => (upstreams[service] ?? [])), asOperator);
@@ -82,17 +84,25 @@ export async function startGateway(upstreams: Upstreams, options: GatewayOptions
    * request connections do not delay it), and one that has not answered one for two seconds
    * takes no new requests until it answers again.
    */
+  const slowStarters = new Set<Replica>();
   const probing = setInterval(() => {
     for (const list of Object.values(replicas)) {
       for (const replica of list) {
         replica.probes.request({ method: 'GET', path: '/healthz', headersTimeout: PROBE_MS, bodyTimeout: PROBE_MS, signal: AbortSignal.timeout(PROBE_MS) })
           .then(async (res) => {
             await res.body.dump();
-            if (isDown(replica)) log.info({ replica: replica.url }, 'gateway: a replica answers its health probe again');
+            if (replica.answered && isDown(replica)) log.info({ replica: replica.url }, 'gateway: a replica answers its health probe again');
             replica.answeredAt = Date.now();
+            replica.answered = true;
           })
           .catch((error: unknown) => {
-            if (!isDown(replica) && Date.now() - replica.answeredAt > PROBE_MS) log.warn({ replica: replica.url, err: error }, 'gateway: a replica does not answer its health probes; sending it nothing new meanwhile');
+            if (replica.answered) {
+              if (!isDown(replica) && Date.now() - replica.answeredAt > PROBE_MS) log.warn({ replica: replica.url, err: error }, 'gateway: a replica does not answer its health probes; sending it nothing new meanwhile');
+            } else if (Date.now() - replica.answeredAt > START_GRACE_MS && !slowStarters.has(replica)) {
+              // One that never answered is starting (the cluster starts them beside the gateway): said once, if it takes long.
+              slowStarters.add(replica);
+              log.warn({ replica: replica.url, err: error }, `gateway: a replica has not answered a health probe in the ${START_GRACE_MS / 1000} s since the gateway started; is it running at that URL?`);
+            }
           });
       }
     }
@@ -300,8 +310,10 @@ type Replica = {
   readonly url: string; readonly pool: Pool; readonly probes: Pool;
   /** Until when it is skipped after it refused a connection. */
   downUntil: number;
-  /** When it last answered a health probe. */
+  /** When it last answered a health probe (when the gateway started, until it has). */
   answeredAt: number;
+  /** Whether it has answered a health probe since the gateway started. */
+  answered: boolean;
 };
 
 /** Skipped by new requests: it refused a connection a moment ago, or has not answered its health probes for two of their periods. */

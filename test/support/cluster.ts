@@ -117,7 +117,7 @@ export async function startCluster(options: {
  * The first of `size` consecutive free ports (the cluster puts its services on the ports after
  * the gateway's), below the ephemeral range, where outgoing connections would take them.
  */
-async function freeBlock(size: number): Promise<number> {
+export async function freeBlock(size: number): Promise<number> {
   for (let attempt = 0; attempt < 50; attempt++) {
     const base = 20_000 + Math.floor(Math.random() * 10_000);
     const free = await Promise.all(Array.from({ length: size }, (_, i) => isFree(base + i)));
