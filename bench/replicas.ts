@@ -21,6 +21,7 @@ import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { CourseClient } from '../src/tools/client.ts';
+import { SERVICES } from '../src/wiring/serviceNames.ts';
 import { stop } from '../test/support/child.ts';
 import { cleanBroker, freeBlock, freshDatabase } from '../test/support/cluster.ts';
 import { batchInit, checkoutLoad, type LoadResult } from './load.ts';
@@ -124,7 +125,7 @@ const pgServer = args.store.startsWith('postgres') ? (({ protocol, username, hos
 
 async function measure({ label, cwd, replicas, partitions, cacheDocs }: Subject): Promise<Row> {
   // The cluster's processes take the ports after the gateway's: a block outside the ephemeral range, which outgoing connections may hold.
-  const port = await freeBlock(1 + 6 * replicas);
+  const port = await freeBlock(1 + SERVICES.length * replicas);
   const url = `http://127.0.0.1:${port}`;
   const namespace = `bench${randomBytes(4).toString('hex')}`;
   const database = pgServer ? await freshDatabase(pgServer) : undefined;
