@@ -1,3 +1,4 @@
+import { appendFileSync } from 'node:fs';
 import type { SagaStyle } from '../../src/config.ts';
 import { servicesOf } from '../../src/wiring/serviceWiring.ts';
 import { jetstreamManager } from '@nats-io/jetstream';
@@ -99,8 +100,11 @@ export async function startCluster(options: {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let stderr = '';
+  // DEBUG_CLUSTER_LOG=<file>: every line the cluster logs, appended there (a failure prints only the last 20 kB).
+  const keep = process.env.DEBUG_CLUSTER_LOG;
   child.stderr?.on('data', (chunk: Buffer) => {
     stderr = (stderr + chunk.toString()).slice(-20_000);
+    if (keep) appendFileSync(keep, chunk);
   });
   const url = `http://127.0.0.1:${port}`;
   for (let i = 0; i < 300; i++) {
