@@ -141,12 +141,11 @@ for (const [style, name, start, known] of profiles) {
       // passed). The assertion is the same; only the wait is longer.
       assert.deepEqual(await lifecycleTotalsProblems(client, 150_000), [], 'one shipment and one message of each kind per paid order: none lost, none doubled');
     } catch (error) {
-      // On NATS JetStream, where each message waits (or not) and the server's whole log (its repeated lookups of removed messages left out).
-      if (busUrl?.startsWith('nats:')) {
-        const state = await natsState(busUrl, namespace).catch((e: unknown) => `could not read the NATS state: ${String(e)}`);
-        console.error(`NATS state:\n${state}\nNATS log:\n${broker?.logTail(5000).split('\n').filter((l) => !l.includes('deleted message')).join('\n')}`);
-      }
-      console.error(`cluster log:\n${cluster.logTail()}\ndatabase log:\n${postgres.logTail(20)}\nbroker log:\n${broker?.logTail(20) ?? 'none'}`);
+      // On NATS JetStream also where each message waits (or not), and the server's whole log (its repeated lookups of removed messages left out).
+      const nats = busUrl?.startsWith('nats:') ? busUrl : undefined;
+      const brokerLog = nats ? broker?.logTail(5000).split('\n').filter((l) => !l.includes('deleted message')).join('\n') : broker?.logTail(20);
+      if (nats) console.error(`NATS state:\n${await natsState(nats, namespace).catch((e: unknown) => `could not read the NATS state: ${String(e)}`)}`);
+      console.error(`cluster log:\n${cluster.logTail()}\ndatabase log:\n${postgres.logTail(20)}\nbroker log:\n${brokerLog ?? 'none'}`);
       throw error;
     } finally {
       await client.close();
